@@ -1,0 +1,235 @@
+"""Checks for the config's value types. Each returns None when the value is fine, else
+a message saying what is wrong and what would be right."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from decimal import Decimal, InvalidOperation
+
+from generator.config import model
+
+Check = Callable[[str], str | None]
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_QUANTITY = re.compile(
+    r"^(?P<number>\d+(\.\d*)?|\.\d+)"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$"
+)
+# Suffixes people write that Kubernetes does not read, and what they most likely meant.
+_QUANTITY_NEAR_MISS = {
+    "KB": "'{n}Ki' or '{n}k'",
+    "MB": "'{n}Mi' or '{n}M'",
+    "GB": "'{n}Gi' or '{n}G'",
+    "TB": "'{n}Ti' or '{n}T'",
+    "KIB": "'{n}Ki'",
+    "MIB": "'{n}Mi'",
+    "GIB": "'{n}Gi'",
+    "TIB": "'{n}Ti'",
+    "MI": "'{n}Mi'",
+    "GI": "'{n}Gi'",
+    "TI": "'{n}Ti'",
+}
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_K8S_VERSION = re.compile(r"^1\.(\d+)$")
+_GIT_URL = re.compile(r"^(https://|ssh://|git@[^:/\s]+:)\S+$")
+_AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
+_AWS_SUBNET = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
+_GCP_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+_GCP_LOCATION = re.compile(r"^[a-z]+-[a-z]+\d+(-[a-z])?$")
+_IMAGE_PATH = re.compile(r"^[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$")
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+# Kubernetes versions whose strict schemas `validate` can use.
+SUPPORTED_KUBERNETES_MINORS = range(25, 38)
+
+
+def dns_label(value: str) -> str | None:
+    if len(value) > 63:
+        return f"{value!r} is longer than 63 characters"
+    if not _DNS_LABEL.match(value):
+        return (
+            f"{value!r} is not a valid DNS label "
+            "(lowercase letters, digits and '-', starting and ending with a letter or digit)"
+        )
+    return None
+
+
+def workload_name(value: str) -> str | None:
+    if len(value) > 63:
+        return f"{value!r} is longer than 63 characters"
+    if not _DNS_1035_LABEL.match(value):
+        return (
+            f"{value!r} is not a valid name (lowercase letters, digits and '-', starting "
+            "with a letter and ending with a letter or digit: it also names a Service)"
+        )
+    return None
+
+
+def quantity(value: str) -> str | None:
+    match = _QUANTITY.match(value)
+    if not match:
+        suffix = re.sub(r"^[\d.]+", "", value)
+        hint = _QUANTITY_NEAR_MISS.get(suffix.upper()) if suffix != value else None
+        number = value[: len(value) - len(suffix)]
+        if hint and re.fullmatch(r"\d+(\.\d+)?", number):
+            meant = hint.format(n=number)
+            return f"{value!r} is not a Kubernetes quantity (did you mean {meant}?)"
+        return f"{value!r} is not a Kubernetes quantity (e.g. 500m, 4, 16Gi, 10G)"
+    try:
+        if Decimal(match.group("number")) == 0:
+            return f"{value!r} must be greater than zero"
+    except InvalidOperation:  # pragma: no cover - the regex admits only decimals
+        return f"{value!r} is not a Kubernetes quantity"
+    return None
+
+
+def cidr(value: str) -> str | None:
+    if not value.strip():
+        return "a CIDR must not be empty (e.g. 10.20.0.0/16)"
+    if "/" not in value:
+        return f"{value!r} is not a CIDR: it needs a prefix length (e.g. {value}/32)"
+    address, _, prefix = value.partition("/")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return f"{value!r} is not a valid CIDR: {address!r} is not an IP address"
+    if not prefix.isdigit() or int(prefix) > ip.max_prefixlen:
+        return (
+            f"{value!r} is not a valid CIDR: the prefix length must be "
+            f"0 to {ip.max_prefixlen} (e.g. {address}/16)"
+        )
+    network = ipaddress.ip_network(value, strict=False)
+    if str(network.network_address) != str(ip):
+        return f"{value!r} has host bits set (did you mean {network}?)"
+    return None
+
+
+def image(value: str) -> str | None:
+    name, _, digest = value.partition("@")
+    if digest and not _IMAGE_DIGEST.match(digest):
+        return f"{value!r}: the digest must look like sha256:<64 hex digits>"
+    last = name.rsplit("/", 1)[-1]
+    repository, tag = name.rsplit(":", 1) if ":" in last else (name, "")
+    registry, _, path = repository.partition("/")
+    if "/" in repository and ("." in registry or ":" in registry or registry == "localhost"):
+        repository = path
+    if not _IMAGE_PATH.match(repository):
+        return f"{value!r} is not a valid image reference"
+    if tag and not _IMAGE_TAG.match(tag):
+        return f"{value!r} has an invalid tag {tag!r}"
+    if not tag and not digest:
+        return f"{value!r} is not pinned: add a tag or digest (e.g. {value}:1.0.0)"
+    if tag == "latest" and not digest:
+        return f"{value!r} uses the moving tag 'latest': pin a version or digest"
+    return None
+
+
+def absolute_path(value: str) -> str | None:
+    if not value.startswith("/"):
+        return f"{value!r} is not an absolute path (e.g. /var/ml_model)"
+    if any(part == ".." for part in value.split("/")):
+        return f"{value!r} must not contain '..'"
+    return None
+
+
+def env_name(value: str) -> str | None:
+    if not _ENV_NAME.match(value):
+        return f"{value!r} is not a valid environment variable name (letters, digits and '_')"
+    return None
+
+
+def label_key(value: str) -> str | None:
+    prefix, _, name = value.rpartition("/")
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+        return f"{value!r}: the prefix {prefix!r} is not a DNS subdomain"
+    if len(name) > 63 or not _LABEL_NAME.match(name):
+        return f"{value!r} is not a valid label key"
+    return None
+
+
+def label_value(value: str) -> str | None:
+    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+        return f"{value!r} is not a valid label value (at most 63 letters, digits, '-', '_', '.')"
+    return None
+
+
+def kubernetes_version(value: str) -> str | None:
+    match = _K8S_VERSION.match(value)
+    if not match:
+        return f'{value!r} is not a Kubernetes version (write it as a string, e.g. "1.33")'
+    if int(match.group(1)) not in SUPPORTED_KUBERNETES_MINORS:
+        first, last = SUPPORTED_KUBERNETES_MINORS[0], SUPPORTED_KUBERNETES_MINORS[-1]
+        return f"Kubernetes {value} is not supported (1.{first} to 1.{last})"
+    return None
+
+
+def git_url(value: str) -> str | None:
+    if not _GIT_URL.match(value):
+        return f"{value!r} is not a Git URL (https://…, ssh://… or git@host:path)"
+    return None
+
+
+def aws_region(value: str) -> str | None:
+    if not _AWS_REGION.match(value):
+        return f"{value!r} is not an AWS region (e.g. us-west-2)"
+    return None
+
+
+def aws_subnet_id(value: str) -> str | None:
+    if not _AWS_SUBNET.match(value):
+        return f"{value!r} is not a subnet id (subnet- and 8 or 17 hex digits)"
+    return None
+
+
+def gcp_project(value: str) -> str | None:
+    if not _GCP_PROJECT.match(value):
+        return (
+            f"{value!r} is not a Google Cloud project id "
+            "(6-30 lowercase letters, digits and '-', starting with a letter)"
+        )
+    return None
+
+
+def gcp_location(value: str) -> str | None:
+    if not _GCP_LOCATION.match(value):
+        return f"{value!r} is not a Google Cloud region or zone (e.g. us-central1, us-central1-a)"
+    return None
+
+
+def non_empty(value: str) -> str | None:
+    return "must not be empty" if not value.strip() else None
+
+
+def port(value: int) -> str | None:
+    if not 1 <= value <= 65535:
+        return f"{value} is not a port (1 to 65535)"
+    return None
+
+
+# NewType -> (the YAML kinds it accepts, its check). Quantities may be written as numbers.
+STRING_CHECKS: dict[object, Check] = {
+    model.DnsLabel: dns_label,
+    model.WorkloadName: workload_name,
+    model.Quantity: quantity,
+    model.Cidr: cidr,
+    model.Image: image,
+    model.AbsolutePath: absolute_path,
+    model.EnvName: env_name,
+    model.LabelKey: label_key,
+    model.LabelValue: label_value,
+    model.KubernetesVersion: kubernetes_version,
+    model.GitUrl: git_url,
+    model.AwsRegion: aws_region,
+    model.AwsSubnetId: aws_subnet_id,
+    model.GcpProject: gcp_project,
+    model.GcpLocation: gcp_location,
+    model.NonEmptyString: non_empty,
+}
+INTEGER_CHECKS: dict[object, Callable[[int], str | None]] = {model.Port: port}
+NUMBERS_ALLOWED_AS_STRINGS = {model.Quantity, model.LabelValue}

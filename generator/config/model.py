@@ -1,0 +1,258 @@
+"""The typed config model. The loader fills it; everything after loading trusts it.
+
+Each field's YAML key, bounds and documentation live in its metadata (see `spec`), and
+its value checks follow from its type (see `generator.config.checks`), so the loader and
+the JSON Schema are both derived from these classes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal, NewType
+
+# Value types: each is checked by the function of the same name in checks.py.
+DnsLabel = NewType("DnsLabel", str)  # RFC 1123 label: namespaces, node pools, platform name
+WorkloadName = NewType("WorkloadName", str)  # RFC 1035 label: it names a Service too
+Quantity = NewType("Quantity", str)  # Kubernetes resource quantity: 500m, 16Gi, 4
+Cidr = NewType("Cidr", str)  # IPv4 or IPv6 network, e.g. 10.20.0.0/16
+Port = NewType("Port", int)  # 1..65535
+Image = NewType("Image", str)  # container image reference, pinned by tag or digest
+AbsolutePath = NewType("AbsolutePath", str)  # absolute path inside a container
+EnvName = NewType("EnvName", str)  # environment variable name
+LabelKey = NewType("LabelKey", str)  # Kubernetes label key, optionally prefixed
+LabelValue = NewType("LabelValue", str)  # Kubernetes label value
+KubernetesVersion = NewType("KubernetesVersion", str)  # "1.33"
+GitUrl = NewType("GitUrl", str)  # https://, ssh:// or git@host:path
+AwsRegion = NewType("AwsRegion", str)  # us-west-2
+AwsSubnetId = NewType("AwsSubnetId", str)  # subnet-0123abcd
+GcpProject = NewType("GcpProject", str)  # acme-ml
+GcpLocation = NewType("GcpLocation", str)  # us-central1 or us-central1-a
+NonEmptyString = NewType("NonEmptyString", str)
+
+
+def spec(
+    key: str | None = None,
+    *,
+    doc: str,
+    minimum: int | None = None,
+    maximum: int | None = None,
+    min_items: int | None = None,
+) -> dict[str, Any]:
+    """Field metadata: the YAML key (when it is not the Python name), bounds and docs."""
+    return {"key": key, "doc": doc, "minimum": minimum, "maximum": maximum, "min_items": min_items}
+
+
+MAX_PODS_PER_WORKLOAD = 1000
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: Quantity = field(metadata=spec(doc="CPU per pod, request and limit (e.g. 4 or 500m)"))
+    memory: Quantity = field(metadata=spec(doc="memory per pod, request and limit (e.g. 16Gi)"))
+    gpu: int = field(
+        default=0, metadata=spec(doc="NVIDIA GPUs per pod (nvidia.com/gpu)", minimum=0, maximum=16)
+    )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    size: Quantity = field(metadata=spec(doc="size of the checkpoint volume (e.g. 10Gi)"))
+    mount_path: AbsolutePath = field(
+        metadata=spec("mountPath", doc="where the volume is mounted in every pod")
+    )
+
+
+@dataclass(frozen=True)
+class IngressSource:
+    pod_labels: dict[LabelKey, LabelValue] = field(
+        metadata=spec("podLabels", doc="labels of the pods allowed to connect", min_items=1)
+    )
+    namespace_labels: dict[LabelKey, LabelValue] | None = field(
+        default=None,
+        metadata=spec(
+            "namespaceLabels",
+            doc="labels of the namespaces those pods run in (default: the workload's namespace)",
+        ),
+    )
+    ports: tuple[Port, ...] = field(
+        default=(), metadata=spec(doc="TCP ports they may reach (default: all ports)")
+    )
+
+
+@dataclass(frozen=True)
+class EgressDestination:
+    cidr: Cidr = field(metadata=spec(doc="network the pods may reach, e.g. 10.20.0.0/16"))
+    ports: tuple[Port, ...] = field(
+        default=(), metadata=spec(doc="TCP ports they may reach there (default: all ports)")
+    )
+
+
+@dataclass(frozen=True)
+class Network:
+    ingress_from: tuple[IngressSource, ...] = field(
+        default=(), metadata=spec("ingressFrom", doc="pods allowed to connect to the workload")
+    )
+    egress_to: tuple[EgressDestination, ...] = field(
+        default=(), metadata=spec("egressTo", doc="networks outside the cluster the pods may reach")
+    )
+
+
+Framework = Literal["pytorch", "tensorflow"]
+
+DEFAULT_PORTS: dict[str, int] = {"pytorch": 29500, "tensorflow": 2222}
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: WorkloadName = field(metadata=spec(doc="names the Job, its Service and its base folder"))
+    namespace: DnsLabel = field(metadata=spec(doc="namespace the workload runs in"))
+    framework: Framework = field(metadata=spec(doc="pytorch (torchrun) or tensorflow (TF_CONFIG)"))
+    image: Image = field(metadata=spec(doc="training image, pinned by tag or digest"))
+    command: tuple[NonEmptyString, ...] = field(
+        metadata=spec(doc="the training program, e.g. [python, train.py]", min_items=1)
+    )
+    workers: int = field(
+        metadata=spec(doc="number of worker pods", minimum=1, maximum=MAX_PODS_PER_WORKLOAD)
+    )
+    resources: Resources = field(metadata=spec(doc="what every pod of the workload gets"))
+    port: Port | None = field(
+        default=None,
+        metadata=spec(doc="rendezvous (pytorch, default 29500) or gRPC (tensorflow, default 2222)"),
+    )
+    parameter_servers: int = field(
+        default=0,
+        metadata=spec(
+            "parameterServers",
+            doc="TensorFlow parameter-server pods",
+            minimum=0,
+            maximum=MAX_PODS_PER_WORKLOAD,
+        ),
+    )
+    checkpoint: Checkpoint | None = field(
+        default=None, metadata=spec(doc="a persistent volume for checkpoints, shared by all pods")
+    )
+    network: Network = field(
+        default_factory=Network, metadata=spec(doc="traffic allowed beyond the job's own pods")
+    )
+    env: dict[EnvName, str] = field(
+        default_factory=dict, metadata=spec(doc="extra environment variables for every pod")
+    )
+    run_as_user: int = field(
+        default=1000,
+        metadata=spec("runAsUser", doc="non-root user id the containers run as", minimum=1),
+    )
+
+    @property
+    def rendezvous_port(self) -> int:
+        return self.port if self.port is not None else DEFAULT_PORTS[self.framework]
+
+    @property
+    def pod_count(self) -> int:
+        return self.workers + self.parameter_servers
+
+
+@dataclass(frozen=True)
+class EksNodeGroup:
+    name: DnsLabel = field(metadata=spec(doc="node group name"))
+    instance_types: tuple[NonEmptyString, ...] = field(
+        metadata=spec("instanceTypes", doc="EC2 instance types, e.g. [g5.xlarge]", min_items=1)
+    )
+    min_size: int = field(metadata=spec("minSize", doc="fewest nodes", minimum=0, maximum=1000))
+    desired_size: int = field(
+        metadata=spec("desiredSize", doc="nodes to start with", minimum=0, maximum=1000)
+    )
+    max_size: int = field(metadata=spec("maxSize", doc="most nodes", minimum=1, maximum=1000))
+
+
+@dataclass(frozen=True)
+class EksCluster:
+    name: DnsLabel = field(metadata=spec(doc="cluster name"))
+    cloud: Literal["eks"] = field(metadata=spec(doc="Amazon EKS, managed through ACK"))
+    region: AwsRegion = field(metadata=spec(doc="AWS region, e.g. us-west-2"))
+    node_groups: tuple[EksNodeGroup, ...] = field(
+        metadata=spec("nodeGroups", doc="managed node groups", min_items=1)
+    )
+    version: KubernetesVersion | None = field(
+        default=None, metadata=spec(doc="Kubernetes version (default: kubernetesVersion)")
+    )
+    subnets: tuple[AwsSubnetId, ...] = field(
+        default=(), metadata=spec(doc="existing subnets in at least two availability zones")
+    )
+
+
+@dataclass(frozen=True)
+class GkeAccelerator:
+    type: NonEmptyString = field(metadata=spec(doc="GPU type, e.g. nvidia-tesla-t4 or nvidia-l4"))
+    count: int = field(metadata=spec(doc="GPUs per node", minimum=1, maximum=16))
+
+
+@dataclass(frozen=True)
+class GkeNodePool:
+    name: DnsLabel = field(metadata=spec(doc="node pool name"))
+    machine_type: NonEmptyString = field(
+        metadata=spec("machineType", doc="Compute Engine machine type, e.g. n1-standard-4")
+    )
+    node_count: int = field(
+        metadata=spec("nodeCount", doc="nodes per zone", minimum=0, maximum=1000)
+    )
+    accelerator: GkeAccelerator | None = field(
+        default=None, metadata=spec(doc="GPUs attached to each node")
+    )
+
+
+@dataclass(frozen=True)
+class GkeCluster:
+    name: DnsLabel = field(metadata=spec(doc="cluster name"))
+    cloud: Literal["gke"] = field(metadata=spec(doc="Google GKE, managed through Config Connector"))
+    project: GcpProject = field(metadata=spec(doc="Google Cloud project id"))
+    location: GcpLocation = field(metadata=spec(doc="region or zone, e.g. us-central1"))
+    node_pools: tuple[GkeNodePool, ...] = field(
+        metadata=spec("nodePools", doc="node pools", min_items=1)
+    )
+    version: KubernetesVersion | None = field(
+        default=None, metadata=spec(doc="Kubernetes version (default: kubernetesVersion)")
+    )
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    name: DnsLabel = field(metadata=spec(doc="cluster name"))
+    cloud: Literal["local"] = field(metadata=spec(doc="a kind cluster on a laptop"))
+    workers: int = field(default=1, metadata=spec(doc="kind worker nodes", minimum=0, maximum=10))
+    version: KubernetesVersion | None = field(
+        default=None, metadata=spec(doc="Kubernetes version (default: kubernetesVersion)")
+    )
+
+
+Cluster = EksCluster | GkeCluster | LocalCluster
+CLUSTER_KINDS: dict[str, type[EksCluster] | type[GkeCluster] | type[LocalCluster]] = {
+    "eks": EksCluster,
+    "gke": GkeCluster,
+    "local": LocalCluster,
+}
+
+
+@dataclass(frozen=True)
+class Repo:
+    url: GitUrl = field(metadata=spec(doc="the Git repository this tree is pushed to"))
+    revision: NonEmptyString = field(
+        default=NonEmptyString("main"), metadata=spec(doc="branch, tag or commit to sync")
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    name: DnsLabel = field(metadata=spec(doc="the platform's name: prefix for names and labels"))
+    repo: Repo = field(metadata=spec(doc="where the generated tree lives"))
+    workloads: tuple[Workload, ...] = field(metadata=spec(doc="training workloads", min_items=1))
+    clusters: tuple[Cluster, ...] = field(metadata=spec(doc="clusters of the fleet", min_items=1))
+    gitops: Literal["argocd", "flux"] = field(
+        default="argocd", metadata=spec(doc="the engine that syncs the repo")
+    )
+    kubernetes_version: KubernetesVersion = field(
+        default=KubernetesVersion("1.33"),
+        metadata=spec("kubernetesVersion", doc="default cluster version; schemas for validate"),
+    )
+
+    def cluster_version(self, cluster: Cluster) -> str:
+        return cluster.version or self.kubernetes_version

@@ -1,0 +1,46 @@
+"""The one error family. Only the CLI catches these, prints them and picks the exit code.
+
+Exit codes: 0 ok, 1 drift or validation failure, 2 invalid config or usage,
+3 refused to overwrite a file a person edited.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class MlgitopsError(Exception):
+    """Base of every error the CLI reports without a traceback."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One located problem in a config file."""
+
+    file: str
+    line: int  # 1-based
+    column: int  # 1-based
+    path: str  # dotted field path, e.g. workloads[1].network.egressTo[0].cidr
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}: " if self.path else ""
+        return f"{self.file}:{self.line}:{self.column}: {where}{self.message}"
+
+
+class ConfigError(MlgitopsError):
+    """The config is invalid; carries every problem found, in file order."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = sorted(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(MlgitopsError):
+    """The command line asks for something impossible (missing file, bad folder)."""
+
+    exit_code = 2

@@ -1,0 +1,11 @@
+"""Pure rendering: config in, kustomize units of plain objects out. No I/O of any kind."""
+
+from __future__ import annotations
+
+from generator.config import model
+from generator.render.objects import Unit
+from generator.render.workloads import render_namespace_units, render_workload_units
+
+
+def render(config: model.Config) -> list[Unit]:
+    return [*render_namespace_units(config), *render_workload_units(config)]

@@ -1,0 +1,197 @@
+"""The only module that touches the output tree: plan, then apply atomically.
+
+The generator owns exactly the files it wrote. It records them (path -> SHA-256 of the
+bytes it wrote) in a state file at the root of the tree, and on every run compares
+three things per path: what the config produces now, what is on disk, and what it
+wrote last time. From that:
+
+- same bytes on disk as now produced: unchanged, not touched (mtime kept);
+- on disk as we last wrote it, new bytes differ: update;
+- not on disk: create;
+- on disk but not as we last wrote it (a person edited it, or wrote it without us):
+  conflict, and nothing at all is written unless `force`;
+- written by us before, no longer produced: deleted if unedited, else kept and
+  forgotten (it is the person's now);
+- anything else in the tree is never touched.
+
+Every file goes to a temporary file in its own folder and is renamed into place, and
+the state file is written last, so a run killed at any point leaves each file old or
+new, and the next run finishes the job.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path, PurePosixPath
+
+from generator.errors import MlgitopsError, UsageError
+
+STATE_FILE = ".mlgitops-state.json"
+STATE_VERSION = 1
+
+
+class Action(Enum):
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    UNCHANGED = "unchanged"
+    CONFLICT = "conflict"
+    FORGET = "keep"  # ours before, edited since, no longer generated: left to the person
+
+
+@dataclass(frozen=True)
+class Change:
+    path: str
+    action: Action
+    old: bytes | None
+    new: bytes | None
+
+
+class EditedFilesError(MlgitopsError):
+    """Generated files were edited by hand; nothing was written."""
+
+    exit_code = 3
+
+    def __init__(self, paths: list[str]) -> None:
+        self.paths = paths
+        listing = "\n".join(f"  {path}" for path in paths)
+        super().__init__(
+            "these generated files were changed by hand since mlgitops wrote them, so nothing "
+            f"was written:\n{listing}\nMove your changes into the config or a custom/ folder, "
+            "or run again with --force to overwrite them."
+        )
+
+
+def digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def read_state(root: Path) -> dict[str, str]:
+    path = root / STATE_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise UsageError(
+            f"{path}: unreadable state file ({error}); delete it to start over, "
+            "and every existing file will count as hand-written"
+        ) from None
+    files = raw.get("files") if isinstance(raw, dict) else None
+    if not isinstance(files, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and _is_inside(k) for k, v in files.items()
+    ):
+        raise UsageError(f"{path}: malformed state file; delete it to start over")
+    return files
+
+
+def render_state(tree: Mapping[str, bytes]) -> bytes:
+    files = {path: digest(content) for path, content in sorted(tree.items())}
+    text = json.dumps({"version": STATE_VERSION, "files": files}, indent=2, sort_keys=True)
+    return (text + "\n").encode("utf-8")
+
+
+def _is_inside(path: str) -> bool:
+    pure = PurePosixPath(path)
+    return not pure.is_absolute() and ".." not in pure.parts and path == str(pure)
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except IsADirectoryError:
+        return b""  # a folder where a file belongs: never ours, so a conflict
+
+
+def plan(root: Path, tree: Mapping[str, bytes]) -> list[Change]:
+    """Compare the tree to produce with the disk and the last run's record. Reads only."""
+    state = read_state(root)
+    changes: list[Change] = []
+    for path, new in tree.items():
+        old = _read(root / path)
+        if old is None:
+            changes.append(Change(path, Action.CREATE, None, new))
+        elif old == new:
+            changes.append(Change(path, Action.UNCHANGED, old, new))
+        elif state.get(path) == digest(old):
+            changes.append(Change(path, Action.UPDATE, old, new))
+        else:
+            changes.append(Change(path, Action.CONFLICT, old, new))
+    for path in sorted(set(state) - set(tree)):
+        old = _read(root / path)
+        if old is None:
+            continue
+        action = Action.DELETE if digest(old) == state[path] else Action.FORGET
+        changes.append(Change(path, action, old, None))
+    return sorted(changes, key=lambda change: change.path)
+
+
+def with_state(tree: Mapping[str, bytes]) -> dict[str, bytes]:
+    """The full tree as it will be on disk, state file included."""
+    return {**tree, STATE_FILE: render_state(tree)}
+
+
+def apply(root: Path, changes: Iterable[Change], tree: Mapping[str, bytes], force: bool) -> None:
+    """Carry out a plan. Refuses, writing nothing, if a person's edit would be lost."""
+    changes = list(changes)
+    conflicts = [c.path for c in changes if c.action is Action.CONFLICT]
+    if conflicts and not force:
+        raise EditedFilesError(conflicts)
+    for change in changes:
+        target = root / change.path
+        if change.action in (Action.CREATE, Action.UPDATE, Action.CONFLICT):
+            assert change.new is not None
+            _atomic_write(target, change.new)
+        elif change.action is Action.DELETE:
+            target.unlink()
+            _remove_empty_parents(target.parent, root)
+    state_path = root / STATE_FILE
+    new_state = render_state(tree)
+    if _read(state_path) != new_state:
+        _atomic_write(state_path, new_state)
+
+
+def _atomic_write(target: Path, content: bytes) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_dir():
+            raise UsageError(f"{target}: a folder stands where mlgitops writes a file")
+        temporary = target.with_name(f".{target.name}.mlgitops-tmp")
+        temporary.write_bytes(content)
+        os.replace(temporary, target)
+    except OSError as error:
+        raise UsageError(f"{target}: cannot write ({error.strerror})") from None
+
+
+def _remove_empty_parents(folder: Path, root: Path) -> None:
+    while folder != root and root in folder.parents:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+        folder = folder.parent
+
+
+def unified_diff(change: Change) -> str:
+    old = (change.old or b"").decode("utf-8", "replace").splitlines(keepends=True)
+    new = (change.new or b"").decode("utf-8", "replace").splitlines(keepends=True)
+    before = f"a/{change.path}" if change.old is not None else "/dev/null"
+    after = f"b/{change.path}" if change.new is not None else "/dev/null"
+    return "".join(difflib.unified_diff(old, new, before, after))
+
+
+def plan_state(root: Path, tree: Mapping[str, bytes]) -> Change:
+    """Whether the state file itself is current: `--check` counts it like any file."""
+    new = render_state(tree)
+    old = _read(root / STATE_FILE)
+    if old == new:
+        return Change(STATE_FILE, Action.UNCHANGED, old, new)
+    return Change(STATE_FILE, Action.CREATE if old is None else Action.UPDATE, old, new)

@@ -1,0 +1,94 @@
+"""The framework wiring, run for real: the TF_CONFIG shell prefix under /bin/sh, and
+torchrun's program forms."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import replace
+
+import pytest
+
+from generator.config.load import load_default_config
+from generator.render import frameworks
+
+
+def tf_config_of_every_pod(workers: int, parameter_servers: int) -> list[dict[str, object]]:
+    workload = replace(
+        load_default_config().workloads[1], workers=workers, parameter_servers=parameter_servers
+    )
+    launch = frameworks.launch(workload)
+    env = {e["name"]: e["value"] for e in launch.env}
+    configs = []
+    for index in range(workload.pod_count):
+        run = subprocess.run(
+            [*launch.command, "sh", "-c", 'printf %s "$TF_CONFIG"'],
+            env={**env, "JOB_COMPLETION_INDEX": str(index)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        configs.append(json.loads(run.stdout))
+    return configs
+
+
+def test_tf_config_names_every_task_and_this_pods_role() -> None:
+    configs = tf_config_of_every_pod(workers=2, parameter_servers=1)
+    cluster = {
+        "worker": ["bert-finetune-0.bert-finetune:2222", "bert-finetune-1.bert-finetune:2222"],
+        "ps": ["bert-finetune-2.bert-finetune:2222"],
+    }
+    assert configs == [
+        {"cluster": cluster, "task": {"type": "worker", "index": 0}},
+        {"cluster": cluster, "task": {"type": "worker", "index": 1}},
+        {"cluster": cluster, "task": {"type": "ps", "index": 0}},
+    ]
+
+
+def test_tf_config_without_parameter_servers_has_only_workers() -> None:
+    configs = tf_config_of_every_pod(workers=3, parameter_servers=0)
+    assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(3)]
+    assert all(set(c["cluster"]) == {"worker"} for c in configs)  # type: ignore[call-overload]
+
+
+def test_tf_prefix_runs_the_program_with_its_arguments() -> None:
+    launch = frameworks.launch(load_default_config().workloads[1])
+    run = subprocess.run(
+        [*launch.command, "printf", "%s|", "a b", "$HOME"],
+        env={"JOB_COMPLETION_INDEX": "0", "TF_CLUSTER": "{}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stdout == "a b|$HOME|"
+
+
+@pytest.mark.parametrize(
+    ("command", "program"),
+    [
+        (("python", "train.py", "--lr", "0.1"), ["train.py", "--lr", "0.1"]),
+        (("/usr/bin/python3", "train.py"), ["train.py"]),
+        (("python", "-m", "pkg.train", "-v"), ["-m", "pkg.train", "-v"]),
+        (("python", "-u", "train.py"), ["--no-python", "python", "-u", "train.py"]),
+        (("./train.sh", "fast"), ["--no-python", "./train.sh", "fast"]),
+    ],
+)
+def test_torchrun_runs_scripts_modules_and_other_programs(
+    command: tuple[str, ...], program: list[str]
+) -> None:
+    workload = replace(load_default_config().workloads[0], command=command)
+    args = frameworks.launch(workload).args
+    assert args[:5] == [
+        "--nnodes=3",
+        "--nproc-per-node=1",
+        "--node-rank=$(JOB_COMPLETION_INDEX)",
+        "--master-addr=resnet-ddp-0.resnet-ddp",
+        "--master-port=29500",
+    ]
+    assert args[5:] == program
+
+
+def test_torchrun_starts_one_process_per_gpu() -> None:
+    workload = load_default_config().workloads[0]
+    gpus = replace(workload, resources=replace(workload.resources, gpu=4))
+    assert "--nproc-per-node=4" in frameworks.launch(gpus).args
