@@ -6,7 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from generator.config import model
 
@@ -16,7 +16,7 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _QUANTITY = re.compile(
-    r"^(?P<number>\d+(\.\d*)?|\.\d+)"
+    r"^(?P<sign>[+-]?)(?P<number>\d+(\.\d*)?|\.\d+)"
     r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$"
 )
 # Suffixes people write that Kubernetes does not read, and what they most likely meant.
@@ -81,24 +81,22 @@ def quantity(value: str) -> str | None:
             meant = hint.format(n=number)
             return f"{value!r} is not a Kubernetes quantity (did you mean {meant}?)"
         return f"{value!r} is not a Kubernetes quantity (e.g. 500m, 4, 16Gi, 10G)"
-    try:
-        if Decimal(match.group("number")) == 0:
-            return f"{value!r} must be greater than zero"
-    except InvalidOperation:  # pragma: no cover - the regex admits only decimals
-        return f"{value!r} is not a Kubernetes quantity"
+    if match.group("sign") == "-" or Decimal(match.group("number")) == 0:
+        return f"{value!r} must be greater than zero"
     return None
 
 
 def cidr(value: str) -> str | None:
     if not value.strip():
         return "a CIDR must not be empty (e.g. 10.20.0.0/16)"
-    if "/" not in value:
-        return f"{value!r} is not a CIDR: it needs a prefix length (e.g. {value}/32)"
-    address, _, prefix = value.partition("/")
+    address, slash, prefix = value.partition("/")
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return f"{value!r} is not a valid CIDR: {address!r} is not an IP address"
+    if not slash:
+        single = "32" if ip.version == 4 else "128"
+        return f"{value!r} is not a CIDR: it needs a prefix length (e.g. {value}/{single})"
     if not prefix.isdigit() or int(prefix) > ip.max_prefixlen:
         return (
             f"{value!r} is not a valid CIDR: the prefix length must be "

@@ -64,15 +64,13 @@ def load_config_bytes(data: bytes, file: str) -> model.Config:
 
 def load_config_text(text: str, file: str) -> model.Config:
     document = _parse_yaml(text, file)
-    reader = _Reader(file)
+    reader = _Reader(file, text)
     config = reader.read_document(document)
-    if reader.problems or isinstance(config, _Invalid):
-        raise ConfigError(reader.problems)
-    problems = [
+    problems = reader.problems + [
         Problem(file, *reader.position(path), path, message)
-        for path, message in rules.cross_field_problems(config)
+        for path, message in rules.cross_field_problems(reader.loaded_parts())
     ]
-    if problems:
+    if problems or isinstance(config, _Invalid):
         raise ConfigError(problems)
     return config
 
@@ -86,6 +84,11 @@ def _parse_yaml(text: str, file: str) -> Any:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         message = error.problem or error.context or "invalid YAML"
+        if "'\\t'" in message:
+            message += " (indent with spaces, not tabs)"
+        context = error.context_mark
+        if error.problem and error.context and context and context is not mark:
+            message += f" ({error.context} at {context.line + 1}:{context.column + 1})"
         raise ConfigError([Problem(file, line, column, "", f"invalid YAML: {message}")]) from None
 
 
@@ -117,10 +120,38 @@ def join_path(parent: str, key: str) -> str:
 
 
 class _Reader:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, text: str) -> None:
         self.file = file
+        self.lines = text.splitlines()
         self.problems: list[Problem] = []
         self.positions: dict[str, Position] = {"": (1, 1)}
+        self.loaded: dict[str, Any] = {}  # path -> value that loaded cleanly
+
+    def loaded_parts(self) -> rules.Loaded:
+        """Whatever loaded cleanly, so cross-field rules run despite other problems."""
+        config = self.loaded.get("")
+        if isinstance(config, model.Config):
+            return rules.Loaded.of(config)
+        version = self.loaded.get("kubernetesVersion")
+        return rules.Loaded(
+            workloads=self._loaded_items("workloads", model.Workload),
+            clusters=self._loaded_items("clusters", tuple(model.CLUSTER_KINDS.values())),
+            kubernetes_version=version if isinstance(version, str) else None,
+        )
+
+    def _loaded_items(self, path: str, kind: type | tuple[type, ...]) -> list[tuple[int, Any]]:
+        items = []
+        for key, value in self.loaded.items():
+            index = key.removeprefix(f"{path}[").removesuffix("]")
+            if key.startswith(f"{path}[") and index.isdigit() and isinstance(value, kind):
+                items.append((int(index), value))
+        return sorted(items, key=lambda item: item[0])
+
+    def source_text(self, path: str) -> str:
+        """The scalar as written at `path`, for messages that must quote it exactly."""
+        line, column = self.position(path)
+        text = self.lines[line - 1][column - 1 :] if line <= len(self.lines) else ""
+        return text.split("#", 1)[0].split(",", 1)[0].strip().rstrip("}]").strip()
 
     def position(self, path: str) -> Position:
         """Where `path` was written, or its nearest written ancestor."""
@@ -180,10 +211,12 @@ class _Reader:
         return self.read_dataclass(node, kinds[cloud], path)
 
     def record_children(self, node: CommentedMap | CommentedSeq, path: str) -> None:
+        """Remember where each child was written: its value; its key when the value is null
+        (ruamel places a missing value at the next token); the mapping itself for keys
+        that came in through a merge (`<<: *anchor`)."""
         if isinstance(node, CommentedMap):
             for key in node:
-                line, column = node.lc.value(key)
-                self.positions[join_path(path, str(key))] = (line + 1, column + 1)
+                self.positions[join_path(path, str(key))] = _child_position(node, key)
         else:
             for index in range(len(node)):
                 line, column = node.lc.item(index)
@@ -200,7 +233,7 @@ class _Reader:
         missing = {key for key, f in fields.items() if key not in node and _is_required(f)}
         for key in node:
             if not isinstance(key, str) or key not in fields:
-                line, column = node.lc.key(key)
+                line, column = _key_position(node, key)
                 self.positions[join_path(path, str(key))] = (line + 1, column + 1)
                 guess = _closest(str(key), fields)
                 self.fail(join_path(path, str(key)), _unknown_key_message(key, guess, fields))
@@ -219,7 +252,12 @@ class _Reader:
             else:
                 ok = self.check_bounds(value, field, field_path) and ok
                 values[field.name] = value
-        return cls(**values) if ok else INVALID
+                self.loaded[field_path] = value
+        if not ok:
+            return INVALID
+        instance = cls(**values)
+        self.loaded[path] = instance
+        return instance
 
     def check_bounds(self, value: Any, field: dataclasses.Field[Any], path: str) -> bool:
         low, high = field.metadata.get("minimum"), field.metadata.get("maximum")
@@ -253,14 +291,14 @@ class _Reader:
         for key, item in node.items():
             item_path = join_path(path, str(key))
             if not isinstance(key, str):
-                line, column = node.lc.key(key)
+                line, column = _key_position(node, key)
                 self.positions[item_path] = (line + 1, column + 1)
                 self.fail(item_path, f"keys must be strings, got {_yaml_kind(key)}")
                 ok = False
                 continue
             key_error = checks.STRING_CHECKS[key_hint](key)
             if key_error:
-                line, column = node.lc.key(key)
+                line, column = _key_position(node, key)
                 self.positions[item_path] = (line + 1, column + 1)
                 self.fail(item_path, key_error)
                 ok = False
@@ -278,6 +316,10 @@ class _Reader:
     def read_scalar(self, node: Any, hint: Any, path: str) -> Any:
         base = getattr(hint, "__supertype__", hint)
         if base is int:
+            if isinstance(node, str) and node.strip().isdigit():
+                return self.fail(
+                    path, f"expected an integer, got a string (drop the quotes: {node.strip()})"
+                )
             if isinstance(node, bool) or not isinstance(node, int):
                 return self.fail(path, f"expected an integer, got {_yaml_kind(node)}")
             number = int(node)
@@ -300,16 +342,33 @@ class _Reader:
         if numeric and hint in checks.NUMBERS_ALLOWED_AS_STRINGS:
             return str(node)
         if hint is model.KubernetesVersion and isinstance(node, float):
+            written = self.source_text(path)
             return self.fail(
                 path,
-                f'write the version as a string: "{node}" (a bare {node} '
-                "is a number, and 1.30 would read as 1.3)",
+                f'write the version as a quoted string: "{written}" '
+                f"(YAML reads an unquoted {written} as a number"
+                + (f": {node})" if str(node) != written else ")"),
             )
         if numeric:
             return self.fail(
                 path, f'expected a string, got {_yaml_kind(node)} (quote it: "{node}")'
             )
         return self.fail(path, f"expected a string, got {_yaml_kind(node)}")
+
+
+def _child_position(node: CommentedMap, key: Any) -> Position:
+    where = node.lc.data.get(key)
+    if where is None:
+        return (node.lc.line + 1, node.lc.col + 1)
+    if node[key] is None:
+        return (where[0] + 1, where[1] + 1)
+    return (where[2] + 1, where[3] + 1)
+
+
+def _key_position(node: CommentedMap, key: Any) -> Position:
+    """0-based, like ruamel's own positions; merged keys fall back to the mapping."""
+    where = node.lc.data.get(key)
+    return (where[0], where[1]) if where is not None else (node.lc.line, node.lc.col)
 
 
 def _is_required(field: dataclasses.Field[Any]) -> bool:

@@ -4,6 +4,7 @@ turns the path into the file position where that field was written."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from generator.config import model
 
@@ -18,20 +19,38 @@ MAX_HOSTNAME = 63
 Found = tuple[str, str]
 
 
-def cross_field_problems(config: model.Config) -> list[Found]:
+@dataclass(frozen=True)
+class Loaded:
+    """The parts of a config that loaded cleanly, each with its index in the file, so the
+    rules can run even when other parts have problems of their own."""
+
+    workloads: list[tuple[int, model.Workload]]
+    clusters: list[tuple[int, model.Cluster]]
+    kubernetes_version: str | None
+
+    @classmethod
+    def of(cls, config: model.Config) -> Loaded:
+        return cls(
+            list(enumerate(config.workloads)),
+            list(enumerate(config.clusters)),
+            config.kubernetes_version,
+        )
+
+
+def cross_field_problems(loaded: Loaded) -> list[Found]:
     return [
-        *_duplicates((w.name for w in config.workloads), "workloads", "workload"),
-        *_duplicates((c.name for c in config.clusters), "clusters", "cluster"),
-        *(p for i, w in enumerate(config.workloads) for p in _workload(w, f"workloads[{i}]")),
-        *(p for i, c in enumerate(config.clusters) for p in _cluster(c, f"clusters[{i}]")),
+        *_duplicates(((i, w.name) for i, w in loaded.workloads), "workloads", "workload"),
+        *_duplicates(((i, c.name) for i, c in loaded.clusters), "clusters", "cluster"),
+        *(p for i, w in loaded.workloads for p in _workload(w, f"workloads[{i}]")),
+        *(p for i, c in loaded.clusters for p in _cluster(c, f"clusters[{i}]")),
     ]
 
 
 def _duplicates(
-    names: Iterable[str], path: str, what: str, suffix: str = ".name"
+    names: Iterable[tuple[int, str]], path: str, what: str, suffix: str = ".name"
 ) -> Iterator[Found]:
     seen: dict[str, int] = {}
-    for index, name in enumerate(names):
+    for index, name in names:
         if name in seen:
             yield (
                 f"{path}[{index}]{suffix}",
@@ -81,7 +100,7 @@ def _duplicates_ports(ports: tuple[int, ...], path: str) -> Iterator[Found]:
 def _cluster(cluster: model.Cluster, path: str) -> Iterator[Found]:
     if isinstance(cluster, model.EksCluster):
         yield from _duplicates(
-            (g.name for g in cluster.node_groups), f"{path}.nodeGroups", "node group"
+            enumerate(g.name for g in cluster.node_groups), f"{path}.nodeGroups", "node group"
         )
         for i, group in enumerate(cluster.node_groups):
             if not group.min_size <= group.desired_size <= group.max_size:
@@ -92,8 +111,8 @@ def _cluster(cluster: model.Cluster, path: str) -> Iterator[Found]:
                 )
         if len(cluster.subnets) == 1:
             yield f"{path}.subnets", "EKS needs subnets in at least two availability zones"
-        yield from _duplicates(cluster.subnets, f"{path}.subnets", "subnet", suffix="")
+        yield from _duplicates(enumerate(cluster.subnets), f"{path}.subnets", "subnet", suffix="")
     elif isinstance(cluster, model.GkeCluster):
         yield from _duplicates(
-            (p.name for p in cluster.node_pools), f"{path}.nodePools", "node pool"
+            enumerate(p.name for p in cluster.node_pools), f"{path}.nodePools", "node pool"
         )
