@@ -478,7 +478,8 @@ CASES = [
     pytest.param(
         _edit(('version: "1.33"', "version: 1.33")),
         [
-            'mlgitops.yaml:32:14: clusters[0].version: write the version as a quoted string: "1.33" '
+            "mlgitops.yaml:32:14: clusters[0].version: "
+            'write the version as a quoted string: "1.33" '
             "(YAML reads an unquoted 1.33 as a number)"
         ],
         id="cluster-version-bare-float",
