@@ -76,10 +76,12 @@ def generate(
     from generator import write
     from generator.layout import layout
     from generator.render import render
+    from generator.render.entrypoints import warnings
 
     config = _load(config_path)
-    tree = layout(render(config))
-    changes = write.plan(out_dir, tree)
+    rendered = layout(render(config))
+    tree = rendered.files
+    changes = write.plan(out_dir, tree, rendered.seeds)
     state_change = write.plan_state(out_dir, tree)
     if check:
         _report_check(out_dir, [*changes, state_change])
@@ -89,6 +91,8 @@ def generate(
         return
     write.apply(out_dir, changes, tree, force)
     _summarise(out_dir, changes, force)
+    for warning in warnings(config):
+        click.echo(f"mlgitops: warning: {warning}", err=True)
 
 
 def _load(config_path: Path | None) -> Config:

@@ -34,12 +34,14 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def ordered(obj: dict[str, Any]) -> dict[str, Any]:
+def ordered(obj: Any) -> Any:
+    if not isinstance(obj, dict):
+        return obj
     first = {key: obj[key] for key in FIRST_KEYS if key in obj}
     return {**first, **{key: value for key, value in obj.items() if key not in first}}
 
 
-def dump_documents(objects: Iterable[dict[str, Any]], header: str = "") -> bytes:
+def dump_documents(objects: Iterable[Any], header: str = "") -> bytes:
     """Serialise objects as one multi-document YAML file."""
     text = yaml.dump_all(
         (ordered(obj) for obj in objects),
@@ -53,5 +55,5 @@ def dump_documents(objects: Iterable[dict[str, Any]], header: str = "") -> bytes
     return (header + text.replace("\n...\n", "\n")).encode("utf-8")
 
 
-def dump_document(obj: dict[str, Any], header: str = "") -> bytes:
+def dump_document(obj: Any, header: str = "") -> bytes:
     return dump_documents([obj], header)

@@ -111,10 +111,19 @@ def _read(path: Path) -> bytes | None:
         return b""  # a folder where a file belongs: never ours, so a conflict
 
 
-def plan(root: Path, tree: Mapping[str, bytes]) -> list[Change]:
-    """Compare the tree to produce with the disk and the last run's record. Reads only."""
+def plan(
+    root: Path, tree: Mapping[str, bytes], seeds: Mapping[str, bytes] | None = None
+) -> list[Change]:
+    """Compare the tree to produce with the disk and the last run's record. Reads only.
+
+    Seeds (starter files for people's own changes) are created when missing and never
+    compared, updated or deleted after that."""
     state = read_state(root)
-    changes: list[Change] = []
+    changes: list[Change] = [
+        Change(path, Action.CREATE, None, content)
+        for path, content in (seeds or {}).items()
+        if path not in tree and not (root / path).exists()
+    ]
     for path, new in tree.items():
         old = _read(root / path)
         if old is None:

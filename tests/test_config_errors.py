@@ -64,7 +64,7 @@ clusters:
     project: acme-ml
     location: us-central1
     nodePools:
-      - {name: pool, machineType: n1-standard-4, nodeCount: 1}
+      - {name: pool, machineType: n1-standard-4, nodeCount: 1, accelerator: {type: nvidia-tesla-t4, count: 1}}
   - name: laptop
     cloud: local
 """
@@ -131,8 +131,8 @@ CASES = [
         _edit(("    port: 29500", "    colour: blue")),
         [
             "mlgitops.yaml:12:5: workloads[0].colour: unknown field 'colour' (allowed: "
-            "checkpoint, command, env, framework, image, name, namespace, network, "
-            "parameterServers, port, resources, runAsUser, workers)"
+            "checkpoint, clusters, command, env, framework, image, name, namespace, network, "
+            "overrides, parameterServers, port, resources, runAsUser, workers)"
         ],
         id="unknown-key-no-near-match",
     ),

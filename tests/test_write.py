@@ -85,9 +85,11 @@ def test_files_no_longer_generated_are_deleted_with_their_empty_folders(tmp_path
     result = run(out, config=without_bert(tmp_path))
 
     assert result.exit_code == 0, result.output
-    assert "0 created, 0 changed, 9 deleted, 8 unchanged" in result.stderr
+    assert "0 created, 3 changed, 14 deleted, 28 unchanged" in result.stderr
     assert not (out / "base" / "bert-finetune").exists()
     assert not (out / "base" / "namespaces" / "ml-workloads").exists()
+    assert not (out / "overlays" / "local" / "workloads" / "bert-finetune").exists()
+    assert not (out / "clusters" / "local" / "workloads" / "namespaces" / "ml-workloads").exists()
     assert (out / "notes.md").read_text() == "my notes\n"
     assert (out / "base" / "resnet-ddp" / "README.md").read_text() == "mine\n"
     state = json.loads((out / write.STATE_FILE).read_text())
@@ -163,7 +165,7 @@ def test_a_run_killed_halfway_is_finished_by_the_next(tmp_path: Path) -> None:
     run(out)
     moved = tmp_path / "port.yaml"  # a new port changes the Job and the Service
     moved.write_text(SEEDS.read_text().replace("port: 29500", "port: 29400"))
-    tree = layout(render(load_config_file(moved)))
+    tree = layout(render(load_config_file(moved))).files
     changes = write.plan(out, tree)
     updates = [c for c in changes if c.action is write.Action.UPDATE]
     assert len(updates) == 2
@@ -172,7 +174,7 @@ def test_a_run_killed_halfway_is_finished_by_the_next(tmp_path: Path) -> None:
     result = run(out, config=moved)
 
     assert result.exit_code == 0, result.stderr
-    assert "0 created, 1 changed, 0 deleted, 16 unchanged" in result.stderr
+    assert "0 created, 1 changed, 0 deleted, 44 unchanged" in result.stderr
     assert run(out, "--check", config=moved).exit_code == 0
 
 

@@ -44,6 +44,13 @@ _GCP_LOCATION = re.compile(r"^[a-z]+-[a-z]+\d+(-[a-z])?$")
 _IMAGE_PATH = re.compile(r"^[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$")
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_REGISTRY = re.compile(
+    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$"
+)
+_EFS_ID = re.compile(r"^fs-([0-9a-f]{8}|[0-9a-f]{17})$")
+_IAM_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+$")
+_GCP_ROLE = re.compile(r"^(roles/[a-zA-Z0-9_.]+|projects/[a-z][-a-z0-9]+/roles/[a-zA-Z0-9_.]+)$")
+_GCP_SERVICE_ACCOUNT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 
 # Kubernetes versions whose strict schemas `validate` can use.
 SUPPORTED_KUBERNETES_MINORS = range(25, 38)
@@ -200,6 +207,47 @@ def gcp_location(value: str) -> str | None:
     return None
 
 
+def image_registry(value: str) -> str | None:
+    if "://" in value:
+        return f"{value!r}: give the registry without a scheme (e.g. {value.split('://', 1)[1]})"
+    if not _REGISTRY.match(value):
+        return (
+            f"{value!r} is not an image registry "
+            "(e.g. 123456789012.dkr.ecr.us-west-2.amazonaws.com/ml or localhost:5001)"
+        )
+    return None
+
+
+def efs_file_system_id(value: str) -> str | None:
+    if not _EFS_ID.match(value):
+        return f"{value!r} is not an EFS file system id (fs- and 8 or 17 hex digits)"
+    return None
+
+
+def iam_policy_arn(value: str) -> str | None:
+    if not _IAM_POLICY_ARN.match(value):
+        return (
+            f"{value!r} is not an IAM policy ARN "
+            "(e.g. arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess)"
+        )
+    return None
+
+
+def gcp_role(value: str) -> str | None:
+    if not _GCP_ROLE.match(value):
+        return f"{value!r} is not a Google Cloud IAM role (e.g. roles/storage.objectViewer)"
+    return None
+
+
+def gcp_service_account_name(value: str) -> str | None:
+    if not _GCP_SERVICE_ACCOUNT.match(value):
+        return (
+            f"{value!r} is not a Google service account name "
+            "(6-30 lowercase letters, digits and '-', starting with a letter)"
+        )
+    return None
+
+
 def non_empty(value: str) -> str | None:
     return "must not be empty" if not value.strip() else None
 
@@ -228,6 +276,11 @@ STRING_CHECKS: dict[object, Check] = {
     model.GcpProject: gcp_project,
     model.GcpLocation: gcp_location,
     model.NonEmptyString: non_empty,
+    model.ImageRegistry: image_registry,
+    model.EfsFileSystemId: efs_file_system_id,
+    model.IamPolicyArn: iam_policy_arn,
+    model.GcpRole: gcp_role,
+    model.GcpServiceAccountName: gcp_service_account_name,
 }
 INTEGER_CHECKS: dict[object, Callable[[int], str | None]] = {model.Port: port}
 NUMBERS_ALLOWED_AS_STRINGS = {model.Quantity, model.LabelValue}

@@ -28,6 +28,11 @@ AwsSubnetId = NewType("AwsSubnetId", str)  # subnet-0123abcd
 GcpProject = NewType("GcpProject", str)  # acme-ml
 GcpLocation = NewType("GcpLocation", str)  # us-central1 or us-central1-a
 NonEmptyString = NewType("NonEmptyString", str)
+ImageRegistry = NewType("ImageRegistry", str)  # host[:port][/path], no scheme
+EfsFileSystemId = NewType("EfsFileSystemId", str)  # fs-0123abcd
+IamPolicyArn = NewType("IamPolicyArn", str)  # arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess
+GcpRole = NewType("GcpRole", str)  # roles/storage.objectViewer
+GcpServiceAccountName = NewType("GcpServiceAccountName", str)  # 6-30 characters
 
 
 def spec(
@@ -97,6 +102,36 @@ class Network:
     )
 
 
+@dataclass(frozen=True)
+class ResourceOverride:
+    cpu: Quantity | None = field(default=None, metadata=spec(doc="CPU per pod on this cloud"))
+    memory: Quantity | None = field(default=None, metadata=spec(doc="memory per pod on this cloud"))
+    gpu: int | None = field(
+        default=None, metadata=spec(doc="GPUs per pod on this cloud", minimum=0, maximum=16)
+    )
+
+
+@dataclass(frozen=True)
+class CloudOverride:
+    resources: ResourceOverride = field(
+        default_factory=ResourceOverride, metadata=spec(doc="resources on this cloud")
+    )
+
+
+@dataclass(frozen=True)
+class WorkloadOverrides:
+    """Per-cloud differences from the workload's own values; they land in that cloud's
+    overlay. On local clusters resources default to LAPTOP_RESOURCES."""
+
+    eks: CloudOverride | None = field(default=None, metadata=spec(doc="on EKS clusters"))
+    gke: CloudOverride | None = field(default=None, metadata=spec(doc="on GKE clusters"))
+    local: CloudOverride | None = field(default=None, metadata=spec(doc="on local clusters"))
+
+    def for_cloud(self, cloud: str) -> CloudOverride | None:
+        override: CloudOverride | None = getattr(self, cloud)
+        return override
+
+
 Framework = Literal["pytorch", "tensorflow"]
 
 DEFAULT_PORTS: dict[str, int] = {"pytorch": 29500, "tensorflow": 2222}
@@ -141,6 +176,30 @@ class Workload:
         default=1000,
         metadata=spec("runAsUser", doc="non-root user id the containers run as", minimum=1),
     )
+    clusters: tuple[DnsLabel, ...] = field(
+        default=(), metadata=spec(doc="the clusters that run it (default: every cluster)")
+    )
+    overrides: WorkloadOverrides = field(
+        default_factory=WorkloadOverrides,
+        metadata=spec(doc="per-cloud differences, e.g. {eks: {resources: {gpu: 4}}}"),
+    )
+
+    def runs_on(self, cluster: str) -> bool:
+        return not self.clusters or cluster in self.clusters
+
+    def resources_on(self, cloud: str) -> Resources:
+        """The resources this workload's pods get on a cloud: its own, with that cloud's
+        overrides on top; on local clusters a laptop's unless overridden."""
+        base = LAPTOP_RESOURCES if cloud == "local" else self.resources
+        override = self.overrides.for_cloud(cloud)
+        if override is None:
+            return base
+        wanted = override.resources
+        return Resources(
+            cpu=wanted.cpu or base.cpu,
+            memory=wanted.memory or base.memory,
+            gpu=base.gpu if wanted.gpu is None else wanted.gpu,
+        )
 
     @property
     def rendezvous_port(self) -> int:
@@ -162,6 +221,16 @@ class EksNodeGroup:
         metadata=spec("desiredSize", doc="nodes to start with", minimum=0, maximum=1000)
     )
     max_size: int = field(metadata=spec("maxSize", doc="most nodes", minimum=1, maximum=1000))
+    capacity_type: Literal["ON_DEMAND", "SPOT"] = field(
+        default="ON_DEMAND", metadata=spec("capacityType", doc="ON_DEMAND or SPOT instances")
+    )
+
+
+@dataclass(frozen=True)
+class EksWorkloadIdentity:
+    policies: tuple[IamPolicyArn, ...] = field(
+        metadata=spec(doc="managed policies for the training pods' IAM role", min_items=1)
+    )
 
 
 @dataclass(frozen=True)
@@ -176,7 +245,29 @@ class EksCluster:
         default=None, metadata=spec(doc="Kubernetes version (default: kubernetesVersion)")
     )
     subnets: tuple[AwsSubnetId, ...] = field(
-        default=(), metadata=spec(doc="existing subnets in at least two availability zones")
+        default=(),
+        metadata=spec(doc="existing subnets in two or more zones (default: create a VPC)"),
+    )
+    vpc_cidr: Cidr = field(
+        default=Cidr("10.0.0.0/16"),
+        metadata=spec("vpcCidr", doc="address range of the VPC created when no subnets are given"),
+    )
+    efs_file_system_id: EfsFileSystemId | None = field(
+        default=None,
+        metadata=spec(
+            "efsFileSystemId",
+            doc="EFS file system behind the efs-sc class for ReadWriteMany checkpoints",
+        ),
+    )
+    image_registry: ImageRegistry | None = field(
+        default=None,
+        metadata=spec("imageRegistry", doc="pull every workload image from here, e.g. ECR"),
+    )
+    workload_identity: EksWorkloadIdentity | None = field(
+        default=None,
+        metadata=spec(
+            "workloadIdentity", doc="an IAM role for the training pods, through EKS Pod Identity"
+        ),
     )
 
 
@@ -184,6 +275,16 @@ class EksCluster:
 class GkeAccelerator:
     type: NonEmptyString = field(metadata=spec(doc="GPU type, e.g. nvidia-tesla-t4 or nvidia-l4"))
     count: int = field(metadata=spec(doc="GPUs per node", minimum=1, maximum=16))
+
+
+@dataclass(frozen=True)
+class GkeAutoscaling:
+    min_nodes: int = field(
+        metadata=spec("minNodes", doc="fewest nodes per zone", minimum=0, maximum=1000)
+    )
+    max_nodes: int = field(
+        metadata=spec("maxNodes", doc="most nodes per zone", minimum=1, maximum=1000)
+    )
 
 
 @dataclass(frozen=True)
@@ -197,6 +298,22 @@ class GkeNodePool:
     )
     accelerator: GkeAccelerator | None = field(
         default=None, metadata=spec(doc="GPUs attached to each node")
+    )
+    autoscaling: GkeAutoscaling | None = field(
+        default=None, metadata=spec(doc="let GKE scale the pool between these bounds")
+    )
+
+
+@dataclass(frozen=True)
+class GkeWorkloadIdentity:
+    roles: tuple[GcpRole, ...] = field(
+        metadata=spec(doc="project roles for the training pods' service account", min_items=1)
+    )
+    service_account: GcpServiceAccountName | None = field(
+        default=None,
+        metadata=spec(
+            "serviceAccount", doc="Google service account name (default: <cluster>-training)"
+        ),
     )
 
 
@@ -212,6 +329,28 @@ class GkeCluster:
     version: KubernetesVersion | None = field(
         default=None, metadata=spec(doc="Kubernetes version (default: kubernetesVersion)")
     )
+    release_channel: Literal["RAPID", "REGULAR", "STABLE"] = field(
+        default="REGULAR", metadata=spec("releaseChannel", doc="GKE release channel")
+    )
+    image_registry: ImageRegistry | None = field(
+        default=None,
+        metadata=spec(
+            "imageRegistry", doc="pull every workload image from here, e.g. Artifact Registry"
+        ),
+    )
+    workload_identity: GkeWorkloadIdentity | None = field(
+        default=None,
+        metadata=spec(
+            "workloadIdentity",
+            doc="a Google service account for the training pods, through Workload Identity",
+        ),
+    )
+
+    def training_service_account(self) -> str:
+        identity = self.workload_identity
+        if identity and identity.service_account:
+            return identity.service_account
+        return f"{self.name}-training"
 
 
 @dataclass(frozen=True)
@@ -221,6 +360,12 @@ class LocalCluster:
     workers: int = field(default=1, metadata=spec(doc="kind worker nodes", minimum=0, maximum=10))
     version: KubernetesVersion | None = field(
         default=None, metadata=spec(doc="Kubernetes version (default: kubernetesVersion)")
+    )
+    image_registry: ImageRegistry | None = field(
+        default=None,
+        metadata=spec(
+            "imageRegistry", doc="pull every workload image from here, e.g. localhost:5001"
+        ),
     )
 
 
@@ -256,3 +401,15 @@ class Config:
 
     def cluster_version(self, cluster: Cluster) -> str:
         return cluster.version or self.kubernetes_version
+
+    def workloads_on(self, cluster: Cluster) -> list[Workload]:
+        return [w for w in self.workloads if w.runs_on(cluster.name)]
+
+    def clouds(self) -> list[str]:
+        """The clouds some cluster uses, in a fixed order."""
+        used = {c.cloud for c in self.clusters}
+        return [cloud for cloud in CLUSTER_KINDS if cloud in used]
+
+
+# What a workload gets on a local cluster unless its overrides say otherwise.
+LAPTOP_RESOURCES = Resources(cpu=Quantity("1"), memory=Quantity("2Gi"), gpu=0)

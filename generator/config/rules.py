@@ -3,9 +3,11 @@ turns the path into the file position where that field was written."""
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from generator import cloud_facts
 from generator.config import model
 
 # Folder names under base/ that are not workloads.
@@ -42,7 +44,8 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *_duplicates(((i, w.name) for i, w in loaded.workloads), "workloads", "workload"),
         *_duplicates(((i, c.name) for i, c in loaded.clusters), "clusters", "cluster"),
         *(p for i, w in loaded.workloads for p in _workload(w, f"workloads[{i}]")),
-        *(p for i, c in loaded.clusters for p in _cluster(c, f"clusters[{i}]")),
+        *(p for i, c in loaded.clusters for p in _cluster(c, f"clusters[{i}]", loaded)),
+        *(p for i, w in loaded.workloads for p in _placement(w, f"workloads[{i}]", loaded)),
     ]
 
 
@@ -97,11 +100,63 @@ def _duplicates_ports(ports: tuple[int, ...], path: str) -> Iterator[Found]:
         seen.add(port)
 
 
-def _cluster(cluster: model.Cluster, path: str) -> Iterator[Found]:
+def _placement(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[Found]:
+    """The clusters a workload names exist, and those it runs on can give it GPUs."""
+    names = [c.name for _, c in loaded.clusters]
+    for i, name in enumerate(workload.clusters):
+        if name not in names:
+            guess = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+            hint = f"did you mean '{guess[0]}'?" if guess else f"clusters: {', '.join(names)}"
+            yield f"{path}.clusters[{i}]", f"no cluster named {name!r} ({hint})"
+    local = workload.overrides.local
+    if local and local.resources.gpu:
+        yield (
+            f"{path}.overrides.local.resources.gpu",
+            "local clusters have no GPUs: leave gpu out (local runs on CPU)",
+        )
+    for _, cluster in loaded.clusters:
+        wants_gpu = workload.runs_on(cluster.name) and workload.resources_on(cluster.cloud).gpu
+        if wants_gpu and not _has_gpu_nodes(cluster):
+            yield (
+                f"{path}.resources.gpu",
+                f"needs GPUs, but cluster {cluster.name!r} has no GPU "
+                f"{'node group' if cluster.cloud == 'eks' else 'node pool'} "
+                "(set the workload's clusters, or give the cluster GPU nodes)",
+            )
+
+
+def _has_gpu_nodes(cluster: model.Cluster) -> bool:
     if isinstance(cluster, model.EksCluster):
+        return any(cloud_facts.ec2_gpu(g.instance_types[0]) for g in cluster.node_groups)
+    if isinstance(cluster, model.GkeCluster):
+        return any(pool.accelerator for pool in cluster.node_pools)
+    return True  # local drops GPU requests
+
+
+def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Found]:
+    version = cluster.version or loaded.kubernetes_version
+    version_path = f"{path}.version" if cluster.version else "kubernetesVersion"
+    if isinstance(cluster, model.EksCluster):
+        if version in cloud_facts.EKS_RETIRED:
+            yield (
+                version_path,
+                f"EKS ended support for Kubernetes {version} on "
+                f"{cloud_facts.EKS_RETIRED[version]}"
+                + ("" if cluster.version else f" (cluster {cluster.name!r} uses this default)")
+                + f"; supported: {', '.join(cloud_facts.EKS_END_OF_EXTENDED_SUPPORT)}",
+            )
+        elif version and version not in cloud_facts.EKS_END_OF_EXTENDED_SUPPORT:
+            yield (
+                version_path,
+                f"EKS does not offer Kubernetes {version}; "
+                f"supported: {', '.join(cloud_facts.EKS_END_OF_EXTENDED_SUPPORT)}",
+            )
+        for i, group in enumerate(cluster.node_groups):
+            yield from _node_group(group, f"{path}.nodeGroups[{i}]")
         yield from _duplicates(
             enumerate(g.name for g in cluster.node_groups), f"{path}.nodeGroups", "node group"
         )
+    if isinstance(cluster, model.EksCluster):
         for i, group in enumerate(cluster.node_groups):
             if not group.min_size <= group.desired_size <= group.max_size:
                 yield (
@@ -116,3 +171,37 @@ def _cluster(cluster: model.Cluster, path: str) -> Iterator[Found]:
         yield from _duplicates(
             enumerate(p.name for p in cluster.node_pools), f"{path}.nodePools", "node pool"
         )
+        for i, pool in enumerate(cluster.node_pools):
+            scaling = pool.autoscaling
+            if scaling and not scaling.min_nodes <= pool.node_count <= scaling.max_nodes:
+                yield (
+                    f"{path}.nodePools[{i}].autoscaling",
+                    f"bounds must satisfy minNodes <= nodeCount <= maxNodes "
+                    f"(got {scaling.min_nodes}, {pool.node_count}, {scaling.max_nodes})",
+                )
+        identity = cluster.workload_identity
+        account = cluster.training_service_account()
+        if identity and not identity.service_account and len(account) > 30:
+            yield (
+                f"{path}.workloadIdentity",
+                f"the default service account name {account!r} is longer than 30 characters: "
+                "set workloadIdentity.serviceAccount",
+            )
+
+
+def _node_group(group: model.EksNodeGroup, path: str) -> Iterator[Found]:
+    """One AMI serves a node group, so its instance types share GPU and architecture."""
+    first = group.instance_types[0]
+    for i, other in enumerate(group.instance_types[1:], start=1):
+        if cloud_facts.ec2_gpu(other) != cloud_facts.ec2_gpu(first):
+            yield (
+                f"{path}.instanceTypes[{i}]",
+                f"{other!r} does not carry the same GPU as {first!r}: "
+                "put GPU and CPU instances in separate node groups",
+            )
+        elif cloud_facts.ec2_is_arm(other) != cloud_facts.ec2_is_arm(first):
+            yield (
+                f"{path}.instanceTypes[{i}]",
+                f"{other!r} and {first!r} differ in architecture (Arm and x86): "
+                "use separate node groups",
+            )

@@ -6,6 +6,9 @@ from generator.config import model
 
 MANAGED_BY = "mlgitops"
 NAME = "app.kubernetes.io/name"
+# Labels the per-cloud overlays select on, so one patch serves every workload.
+GPU_LABEL = "mlgitops.io/gpu"  # "true" on Jobs whose pods request GPUs
+CHECKPOINT_LABEL = "mlgitops.io/checkpoint"  # "shared" or "single" on Jobs and their claims
 
 
 def platform_labels(config: model.Config) -> dict[str, str]:

@@ -9,16 +9,35 @@ Manifest = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class Unit:
-    """One kustomization: a folder of generated objects, plus the other units it includes.
+class Patch:
+    """A kustomize patch kept in its own file: a strategic-merge document (a dict) or a
+    list of JSON 6902 operations, applied to every object the target selects."""
 
-    `folder` and `includes` are POSIX paths relative to the root of the output tree;
-    layout turns them into files and a kustomization.yaml.
+    file: str
+    target: dict[str, str]
+    body: Manifest | list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One kustomization: a folder of generated objects and patches, and the other units
+    it includes (as resources) or mixes in (as components).
+
+    `folder`, `includes` and `components` are POSIX paths relative to the root of the
+    output tree; layout turns them into files and a kustomization.yaml. A `seed` unit is
+    written once, for people to edit, and never overwritten or deleted.
     """
 
     folder: str
-    objects: list[Manifest]
+    objects: list[Manifest] = field(default_factory=list)
     includes: list[str] = field(default_factory=list)
+    components: list[str] = field(default_factory=list)
+    patches: list[Patch] = field(default_factory=list)
+    images: list[dict[str, str]] = field(default_factory=list)
+    namespace: str | None = None
+    is_component: bool = False
+    seed: bool = False
+    comment: str = ""
 
 
 def metadata(name: str, labels: dict[str, str], namespace: str | None = None) -> dict[str, Any]:

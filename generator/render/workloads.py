@@ -15,7 +15,13 @@ from typing import Any
 
 from generator.config import model
 from generator.render import frameworks
-from generator.render.labels import platform_labels, workload_labels, workload_selector
+from generator.render.labels import (
+    CHECKPOINT_LABEL,
+    GPU_LABEL,
+    platform_labels,
+    workload_labels,
+    workload_selector,
+)
 from generator.render.objects import Manifest, Unit, metadata
 
 CONTAINER_NAME = "trainer"
@@ -148,9 +154,25 @@ def render_job(config: model.Config, workload: model.Workload) -> Manifest:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata(workload.name, labels, workload.namespace),
+        "metadata": metadata(
+            workload.name, {**labels, **selection_labels(workload)}, workload.namespace
+        ),
         "spec": spec,
     }
+
+
+def selection_labels(workload: model.Workload) -> dict[str, str]:
+    """What the per-cloud overlays select on: GPUs, and a checkpoint and how it is shared."""
+    labels = {}
+    if workload.resources.gpu:
+        labels[GPU_LABEL] = "true"
+    if workload.checkpoint:
+        labels[CHECKPOINT_LABEL] = checkpoint_sharing(workload)
+    return labels
+
+
+def checkpoint_sharing(workload: model.Workload) -> str:
+    return "shared" if workload.pod_count > 1 else "single"
 
 
 def render_pod_spec(workload: model.Workload) -> dict[str, Any]:
@@ -227,7 +249,7 @@ def checkpoint_claim(workload: model.Workload) -> str:
 
 def checkpoint_access_mode(workload: model.Workload) -> str:
     """Several pods writing one volume need ReadWriteMany; a single pod can own it."""
-    return "ReadWriteMany" if workload.pod_count > 1 else "ReadWriteOnce"
+    return "ReadWriteMany" if checkpoint_sharing(workload) == "shared" else "ReadWriteOnce"
 
 
 def render_checkpoint_claim(
@@ -238,7 +260,9 @@ def render_checkpoint_claim(
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": metadata(
-            checkpoint_claim(workload), workload_labels(config, workload), workload.namespace
+            checkpoint_claim(workload),
+            {**workload_labels(config, workload), CHECKPOINT_LABEL: checkpoint_sharing(workload)},
+            workload.namespace,
         ),
         "spec": {
             "accessModes": [checkpoint_access_mode(workload)],

@@ -1,0 +1,126 @@
+"""Facts about the clouds that the config rules and the renderers share: which EC2
+instances carry which GPUs, which Kubernetes versions EKS still supports, and one table
+of per-cloud values that drives every overlay (no renderer is copied per cloud)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# EKS: standard support for 14 months after release, then 12 months of extended support
+# (EKS user guide, kubernetes-versions). End of extended support per minor version; a
+# version past it, or not yet released on EKS, cannot be created.
+EKS_END_OF_EXTENDED_SUPPORT = {
+    "1.32": "2027-03-23",
+    "1.33": "2027-07-29",
+    "1.34": "2027-12-02",
+    "1.35": "2028-03-27",
+    "1.36": "(about mid-2028)",
+    "1.37": "(about late 2028)",
+}
+EKS_RETIRED = {"1.29": "2026-03-23", "1.30": "2026-07-23", "1.31": "2026-11-26"}
+
+# EC2 instance families with NVIDIA GPUs, and the accelerator name used for the node label
+# `k8s.amazonaws.com/accelerator` (the label Cluster Autoscaler reads; EKS does not set it,
+# so the node groups generated here do).
+EKS_GPU_FAMILIES = {
+    "p3": "nvidia-tesla-v100",
+    "p3dn": "nvidia-tesla-v100",
+    "p4d": "nvidia-a100",
+    "p4de": "nvidia-a100",
+    "p5": "nvidia-h100",
+    "p5e": "nvidia-h200",
+    "p5en": "nvidia-h200",
+    "p6-b200": "nvidia-b200",
+    "g4dn": "nvidia-tesla-t4",
+    "g5": "nvidia-a10g",
+    "g5g": "nvidia-t4g",
+    "g6": "nvidia-l4",
+    "g6e": "nvidia-l40s",
+    "gr6": "nvidia-l4",
+}
+
+
+def ec2_family(instance_type: str) -> str:
+    """`g5.xlarge` -> `g5`; `p6-b200.48xlarge` -> `p6-b200`."""
+    return instance_type.split(".", 1)[0]
+
+
+def ec2_gpu(instance_type: str) -> str | None:
+    """The NVIDIA GPU an instance type carries, or None for CPU-only instances."""
+    return EKS_GPU_FAMILIES.get(ec2_family(instance_type))
+
+
+def ec2_is_arm(instance_type: str) -> bool:
+    """Graviton families carry a `g` among the letters after the generation digit
+    (m7g, c7gn, r8gd, g5g); x86 families do not (g5, m7i, p4d)."""
+    family = ec2_family(instance_type)
+    attributes = re.sub(r"^[a-z]+\d+", "", family).split("-", 1)[0]
+    return "g" in attributes
+
+
+def eks_ami_type(instance_types: tuple[str, ...]) -> str:
+    """Amazon Linux 2023, with the NVIDIA driver on GPU instances."""
+    first = instance_types[0]
+    arch = "ARM_64" if ec2_is_arm(first) else "x86_64"
+    flavour = "NVIDIA" if ec2_gpu(first) else "STANDARD"
+    return f"AL2023_{arch}_{flavour}"
+
+
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_TAINT_KEY = "nvidia.com/gpu"
+EKS_GPU_NODE_LABEL = "k8s.amazonaws.com/accelerator"
+GKE_GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    cidr: str
+    port: int
+
+
+@dataclass(frozen=True)
+class CloudProfile:
+    """What one cloud needs from the training workloads' manifests."""
+
+    cloud: str
+    single_writer_class: str  # StorageClass for a checkpoint one pod writes
+    shared_class: str  # StorageClass for a checkpoint several pods write
+    shared_access_mode: str  # the access mode shared checkpoints get on this cloud
+    gpu_node_label: str | None  # label GPU nodes carry; pods require it to exist
+    identity_endpoints: tuple[Endpoint, ...]  # what pods reach for cloud credentials
+
+
+CLOUD_PROFILES = {
+    "eks": CloudProfile(
+        cloud="eks",
+        single_writer_class="gp3",  # generated: EKS ships only gp2
+        shared_class="efs-sc",  # generated from the cluster's efsFileSystemId
+        shared_access_mode="ReadWriteMany",
+        gpu_node_label=EKS_GPU_NODE_LABEL,
+        # The EKS Pod Identity agent (EKS user guide, pod-id-how-it-works).
+        identity_endpoints=(Endpoint("169.254.170.23/32", 80), Endpoint("fd00:ec2::23/128", 80)),
+    ),
+    "gke": CloudProfile(
+        cloud="gke",
+        single_writer_class="standard-rwo",  # shipped by GKE (pd-balanced)
+        shared_class="standard-rwx",  # shipped once the Filestore CSI driver is enabled
+        shared_access_mode="ReadWriteMany",
+        gpu_node_label=GKE_GPU_NODE_LABEL,
+        # The GKE metadata server, and its Dataplane V2 endpoint (GKE Workload Identity docs).
+        identity_endpoints=(
+            Endpoint("169.254.169.254/32", 80),
+            Endpoint("169.254.169.252/32", 988),
+        ),
+    ),
+    "local": CloudProfile(
+        cloud="local",
+        single_writer_class="standard",  # kind's local-path provisioner
+        # kind has no ReadWriteMany class; a ReadWriteOnce volume is shared by pods on one
+        # node, so shared checkpoints stay ReadWriteOnce and the job's pods are co-located.
+        shared_class="standard",
+        shared_access_mode="ReadWriteOnce",
+        gpu_node_label=None,
+        identity_endpoints=(),
+    ),
+}

@@ -1,0 +1,233 @@
+"""Per-cloud overlays, all driven by one table (cloud_facts.CLOUD_PROFILES).
+
+- `overlays/<cloud>/` is a kustomize Component whose patches select objects by label,
+  so one file serves every workload: storage classes for checkpoint claims, GPU node
+  affinity and tolerations for jobs that request GPUs, co-location where a cloud has
+  no ReadWriteMany storage.
+- `overlays/<cloud>/identity/` adds the egress that cloud credentials need.
+- `overlays/<cloud>/workloads/<workload>/` exists only where a workload differs on that
+  cloud (its overrides; on local, laptop-sized resources): a JSON patch computed as the
+  difference between the Job as rendered for the cloud and the base Job.
+- `overlays/eks/storage/` holds the StorageClass EKS does not ship.
+- `overlays/<cloud>/custom/` is people's own Component, created once, never rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from generator import cloud_facts
+from generator.cloud_facts import CloudProfile
+from generator.config import model
+from generator.render import json_patch
+from generator.render.labels import CHECKPOINT_LABEL, GPU_LABEL, platform_labels
+from generator.render.objects import Manifest, Patch, Unit
+from generator.render.workloads import render_job, workload_folder
+
+CUSTOM_COMMENT = """\
+# Your own changes for {scope}. mlgitops created this Component once and never
+# changes or deletes it; every generated kustomization for {scope} includes it.
+# Add patches or resources next to this file, for example:
+#
+# patches:
+#   - path: more-memory.yaml
+#     target: {{kind: Job, name: resnet-ddp}}
+"""
+
+
+def overlay_folder(cloud: str) -> str:
+    return f"overlays/{cloud}"
+
+
+def identity_folder(cloud: str) -> str:
+    return f"overlays/{cloud}/identity"
+
+
+def custom_folder(cloud: str) -> str:
+    return f"overlays/{cloud}/custom"
+
+
+def storage_folder(cloud: str) -> str:
+    return f"overlays/{cloud}/storage"
+
+
+def workload_overlay_folder(cloud: str, workload: model.Workload) -> str:
+    return f"overlays/{cloud}/workloads/{workload.name}"
+
+
+def render_overlay_units(config: model.Config) -> list[Unit]:
+    units: list[Unit] = []
+    for cloud in config.clouds():
+        profile = cloud_facts.CLOUD_PROFILES[cloud]
+        units.append(render_cloud_component(profile))
+        units.append(custom_unit(custom_folder(cloud), f"every workload on {cloud} clusters"))
+        if any(identity_enabled(c) for c in config.clusters if c.cloud == cloud):
+            units.append(render_identity_component(config, profile))
+        if cloud == "eks":
+            units.append(Unit(storage_folder(cloud), [render_gp3_class(config)]))
+        units.extend(
+            render_workload_overlay(config, cloud, w)
+            for w in config.workloads
+            if workload_differs_on(config, cloud, w)
+        )
+    return units
+
+
+def identity_enabled(cluster: model.Cluster) -> bool:
+    return not isinstance(cluster, model.LocalCluster) and cluster.workload_identity is not None
+
+
+def custom_unit(folder: str, scope: str) -> Unit:
+    return Unit(folder, is_component=True, seed=True, comment=CUSTOM_COMMENT.format(scope=scope))
+
+
+def render_cloud_component(profile: CloudProfile) -> Unit:
+    patches = [
+        _claim_patch("checkpoint-single-writer.yaml", "single", profile.single_writer_class, None),
+        _claim_patch(
+            "checkpoint-shared.yaml", "shared", profile.shared_class, profile.shared_access_mode
+        ),
+    ]
+    if profile.gpu_node_label:
+        patches.append(_gpu_scheduling_patch(profile.gpu_node_label))
+    if profile.shared_access_mode == "ReadWriteOnce":
+        patches.append(_colocation_patch())
+    return Unit(overlay_folder(profile.cloud), patches=patches, is_component=True)
+
+
+def _claim_patch(file: str, sharing: str, storage_class: str, access_mode: str | None) -> Patch:
+    operations: list[dict[str, Any]] = [
+        {"op": "add", "path": "/spec/storageClassName", "value": storage_class}
+    ]
+    if access_mode:
+        operations.append({"op": "replace", "path": "/spec/accessModes", "value": [access_mode]})
+    target = {"kind": "PersistentVolumeClaim", "labelSelector": f"{CHECKPOINT_LABEL}={sharing}"}
+    return Patch(file, target, operations)
+
+
+def _job_patch(file: str, selector: str, pod_spec: dict[str, Any]) -> Patch:
+    """A strategic-merge patch for every Job the label selector picks."""
+    body: Manifest = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "selected-jobs"},
+        "spec": {"template": {"spec": pod_spec}},
+    }
+    return Patch(file, {"kind": "Job", "labelSelector": selector}, body)
+
+
+def _gpu_scheduling_patch(node_label: str) -> Patch:
+    """GPU pods go to nodes that carry the cloud's accelerator label, and tolerate the
+    taint that keeps other pods off them."""
+    return _job_patch(
+        "gpu-scheduling.yaml",
+        f"{GPU_LABEL}=true",
+        {
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": node_label, "operator": "Exists"}]}
+                        ]
+                    }
+                }
+            },
+            "tolerations": [
+                {"key": cloud_facts.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+            ],
+        },
+    )
+
+
+def _colocation_patch() -> Patch:
+    """Without ReadWriteMany storage, the pods that share a checkpoint run on one node: a
+    ReadWriteOnce volume can be mounted by every pod on the node that holds it."""
+    return _job_patch(
+        "checkpoint-colocation.yaml",
+        f"{CHECKPOINT_LABEL}=shared",
+        {
+            "affinity": {
+                "podAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": [
+                        {
+                            "labelSelector": {
+                                "matchLabels": {"app.kubernetes.io/component": "training"}
+                            },
+                            "matchLabelKeys": ["app.kubernetes.io/name"],
+                            "topologyKey": "kubernetes.io/hostname",
+                        }
+                    ]
+                }
+            }
+        },
+    )
+
+
+def render_identity_component(config: model.Config, profile: CloudProfile) -> Unit:
+    """Egress to where pods get cloud credentials; the namespace comes from the cluster's
+    kustomization that includes this Component."""
+    policy: Manifest = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "allow-workload-identity", "labels": platform_labels(config)},
+        "spec": {
+            "podSelector": {},
+            "policyTypes": ["Egress"],
+            "egress": [
+                {
+                    "to": [{"ipBlock": {"cidr": endpoint.cidr}}],
+                    "ports": [{"protocol": "TCP", "port": endpoint.port}],
+                }
+                for endpoint in profile.identity_endpoints
+            ],
+        },
+    }
+    return Unit(identity_folder(profile.cloud), [policy], is_component=True)
+
+
+def render_gp3_class(config: model.Config) -> Manifest:
+    """EKS ships only gp2. Checkpoints are kept when their claim is deleted (Retain): a
+    pruned claim must not take a week of training with it."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": "gp3", "labels": platform_labels(config)},
+        "provisioner": "ebs.csi.aws.com",
+        "parameters": {"type": "gp3", "encrypted": "true"},
+        "reclaimPolicy": "Retain",
+        "allowVolumeExpansion": True,
+        "volumeBindingMode": "WaitForFirstConsumer",
+    }
+
+
+def render_efs_class(config: model.Config, file_system_id: str) -> Manifest:
+    """ReadWriteMany checkpoints on EKS: an EFS access point per claim."""
+    return {
+        "apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass",
+        "metadata": {"name": "efs-sc", "labels": platform_labels(config)},
+        "provisioner": "efs.csi.aws.com",
+        "parameters": {
+            "provisioningMode": "efs-ap",
+            "fileSystemId": file_system_id,
+            "directoryPerms": "700",
+        },
+        "reclaimPolicy": "Retain",
+        "volumeBindingMode": "Immediate",
+    }
+
+
+def workload_differs_on(config: model.Config, cloud: str, workload: model.Workload) -> bool:
+    return workload.resources_on(cloud) != workload.resources
+
+
+def render_workload_overlay(config: model.Config, cloud: str, workload: model.Workload) -> Unit:
+    on_cloud = replace(workload, resources=workload.resources_on(cloud))
+    operations = json_patch.diff(render_job(config, workload), render_job(config, on_cloud))
+    patch = Patch("job.yaml", {"kind": "Job", "name": workload.name}, operations)
+    return Unit(
+        workload_overlay_folder(cloud, workload),
+        includes=[workload_folder(workload)],
+        patches=[patch],
+    )
