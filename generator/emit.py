@@ -8,6 +8,7 @@ a trailing newline, no timestamps.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,8 +27,25 @@ class _Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
         return True
 
 
+# Plain scalars that YAML 1.2 (the core schema kustomize and kubectl read with) takes for
+# something other than a string. PyYAML quotes by YAML 1.1 rules, which miss some of
+# these (`2e-5` is a float in 1.2 but a string in 1.1), so they are quoted here too:
+# otherwise kustomize would turn a training argument `2e-5` into `2e-05`.
+_YAML12_NOT_STRING = re.compile(
+    r"^(?:~|null|Null|NULL|true|True|TRUE|false|False|FALSE"
+    r"|[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+"
+    r"|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    if "\n" in value:
+        style: str | None = "|"
+    elif _YAML12_NOT_STRING.match(value):
+        style = "'"
+    else:
+        style = None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

@@ -85,7 +85,7 @@ def test_files_no_longer_generated_are_deleted_with_their_empty_folders(tmp_path
     result = run(out, config=without_bert(tmp_path))
 
     assert result.exit_code == 0, result.output
-    assert "0 created, 3 changed, 14 deleted, 28 unchanged" in result.stderr
+    assert "0 created, 3 changed, 14 deleted, 39 unchanged" in result.stderr
     assert not (out / "base" / "bert-finetune").exists()
     assert not (out / "base" / "namespaces" / "ml-workloads").exists()
     assert not (out / "overlays" / "local" / "workloads" / "bert-finetune").exists()
@@ -174,7 +174,7 @@ def test_a_run_killed_halfway_is_finished_by_the_next(tmp_path: Path) -> None:
     result = run(out, config=moved)
 
     assert result.exit_code == 0, result.stderr
-    assert "0 created, 1 changed, 0 deleted, 44 unchanged" in result.stderr
+    assert "0 created, 1 changed, 0 deleted, 55 unchanged" in result.stderr
     assert run(out, "--check", config=moved).exit_code == 0
 
 

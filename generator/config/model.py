@@ -248,6 +248,13 @@ class EksCluster:
         default=(),
         metadata=spec(doc="existing subnets in two or more zones (default: create a VPC)"),
     )
+    availability_zones: tuple[NonEmptyString, ...] = field(
+        default=(),
+        metadata=spec(
+            "availabilityZones",
+            doc="two zones for the VPC created when no subnets are given (default: <region>a, b)",
+        ),
+    )
     vpc_cidr: Cidr = field(
         default=Cidr("10.0.0.0/16"),
         metadata=spec("vpcCidr", doc="address range of the VPC created when no subnets are given"),

@@ -4,6 +4,7 @@ turns the path into the file position where that field was written."""
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -153,6 +154,7 @@ def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Foun
             )
         for i, group in enumerate(cluster.node_groups):
             yield from _node_group(group, f"{path}.nodeGroups[{i}]")
+        yield from _eks_network(cluster, path)
         yield from _duplicates(
             enumerate(g.name for g in cluster.node_groups), f"{path}.nodeGroups", "node group"
         )
@@ -187,6 +189,30 @@ def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Foun
                 f"the default service account name {account!r} is longer than 30 characters: "
                 "set workloadIdentity.serviceAccount",
             )
+
+
+def _eks_network(cluster: model.EksCluster, path: str) -> Iterator[Found]:
+    """The VPC created when no subnets are given: four subnets in two zones of the region."""
+    if cluster.subnets and cluster.availability_zones:
+        yield (
+            f"{path}.availabilityZones",
+            "availabilityZones apply only to the VPC created when no subnets are given",
+        )
+    zones = cluster.availability_zones
+    for i, zone in enumerate(zones):
+        if not (zone.startswith(cluster.region) and len(zone) == len(cluster.region) + 1):
+            yield (
+                f"{path}.availabilityZones[{i}]",
+                f"{zone!r} is not a zone of {cluster.region} (e.g. {cluster.region}a)",
+            )
+    if zones and len(set(zones)) < 2:
+        yield f"{path}.availabilityZones", "EKS needs two different availability zones"
+    network = ipaddress.ip_network(cluster.vpc_cidr)
+    if network.version != 4 or not 16 <= network.prefixlen <= 24:
+        yield (
+            f"{path}.vpcCidr",
+            f"{cluster.vpc_cidr!r}: the VPC needs an IPv4 range from /16 to /24 (e.g. 10.0.0.0/16)",
+        )
 
 
 def _node_group(group: model.EksNodeGroup, path: str) -> Iterator[Found]:

@@ -40,6 +40,15 @@ class Unit:
     comment: str = ""
 
 
+@dataclass(frozen=True)
+class Document:
+    """A file that is not part of any kustomization, such as an input to a CLI tool."""
+
+    path: str
+    objects: list[Manifest]
+    comment: str = ""
+
+
 def metadata(name: str, labels: dict[str, str], namespace: str | None = None) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name}
     if namespace is not None:

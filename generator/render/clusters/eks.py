@@ -1,0 +1,386 @@
+"""An EKS cluster as AWS Controllers for Kubernetes (ACK) resources, reconciled by the ACK
+controllers of a management cluster: IAM roles, a network when none is given, the
+cluster, its managed node groups and add-ons. Resources refer to each other by
+`*Ref` (ACK resolves them to ARNs and IDs), never by hard-coded IDs."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+from generator import cloud_facts
+from generator.config import model
+from generator.render.clusters.common import (
+    Wave,
+    infra_metadata,
+    protect_from_deletion,
+    render_infra_namespace,
+)
+from generator.render.entrypoints import namespaces_on
+from generator.render.objects import Manifest
+
+IAM = "iam.services.k8s.aws/v1alpha1"
+EC2 = "ec2.services.k8s.aws/v1alpha1"
+EKS = "eks.services.k8s.aws/v1alpha1"
+REGION_ANNOTATION = "services.k8s.aws/region"
+# ACK keeps the AWS resource when its Kubernetes object is deleted.
+DELETION_POLICY = {"services.k8s.aws/deletion-policy": "retain"}
+
+CLUSTER_POLICIES = ("AmazonEKSClusterPolicy",)
+NODE_POLICIES = (
+    "AmazonEKSWorkerNodePolicy",
+    "AmazonEKS_CNI_Policy",
+    "AmazonEC2ContainerRegistryReadOnly",
+)
+# The EBS and EFS CSI drivers run with the node role's permissions.
+EBS_CSI_POLICY = "service-role/AmazonEBSCSIDriverPolicy"
+EFS_CSI_POLICY = "service-role/AmazonEFSCSIDriverPolicy"
+
+
+def partition(region: str) -> str:
+    if region.startswith("cn-"):
+        return "aws-cn"
+    if region.startswith("us-gov-"):
+        return "aws-us-gov"
+    return "aws"
+
+
+def managed_policy(region: str, name: str) -> str:
+    return f"arn:{partition(region)}:iam::aws:policy/{name}"
+
+
+def trust_policy(principal: str, actions: tuple[str, ...] = ("sts:AssumeRole",)) -> str:
+    """An assume-role policy document, as the compact JSON string IAM stores."""
+    statement = {"Effect": "Allow", "Principal": {"Service": principal}, "Action": list(actions)}
+    if len(actions) == 1:
+        statement["Action"] = actions[0]
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
+
+
+def ec2_principal(region: str) -> str:
+    return "ec2.amazonaws.com.cn" if partition(region) == "aws-cn" else "ec2.amazonaws.com"
+
+
+def availability_zones(cluster: model.EksCluster) -> list[str]:
+    return list(cluster.availability_zones) or [f"{cluster.region}a", f"{cluster.region}b"]
+
+
+def cluster_role_name(config: model.Config, cluster: model.EksCluster) -> str:
+    return f"{config.name}-{cluster.name}-cluster"
+
+
+def render_eks_infrastructure(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
+    objects = [
+        *_iam_roles(config, cluster),
+        *([] if cluster.subnets else _network(config, cluster)),
+        _cluster(config, cluster),
+        *(_node_group(config, cluster, group) for group in cluster.node_groups),
+        *_addons(config, cluster),
+        *_pod_identity_associations(config, cluster),
+    ]
+    for obj in objects:
+        obj["metadata"].setdefault("annotations", {})[REGION_ANNOTATION] = cluster.region
+    namespace = render_infra_namespace(
+        config, cluster, {"services.k8s.aws/default-region": cluster.region}
+    )
+    return [namespace, *objects]
+
+
+def _role(
+    config: model.Config,
+    cluster: model.EksCluster,
+    suffix: str,
+    trust: str,
+    policies: list[str],
+    description: str,
+) -> Manifest:
+    name = f"{cluster.name}-{suffix}"
+    return {
+        "apiVersion": IAM,
+        "kind": "Role",
+        "metadata": infra_metadata(config, cluster, name, Wave.IAM),
+        "spec": {
+            "name": f"{config.name}-{name}",
+            "description": description,
+            "assumeRolePolicyDocument": trust,
+            "policies": policies,
+        },
+    }
+
+
+def _iam_roles(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
+    region = cluster.region
+    node_policies = [*NODE_POLICIES, EBS_CSI_POLICY]
+    if cluster.efs_file_system_id:
+        node_policies.append(EFS_CSI_POLICY)
+    roles = [
+        _role(
+            config,
+            cluster,
+            "cluster",
+            trust_policy("eks.amazonaws.com"),
+            [managed_policy(region, p) for p in CLUSTER_POLICIES],
+            f"EKS control plane of {cluster.name}",
+        ),
+        _role(
+            config,
+            cluster,
+            "node",
+            trust_policy(ec2_principal(region)),
+            [managed_policy(region, p) for p in node_policies],
+            f"nodes of {cluster.name}",
+        ),
+    ]
+    if cluster.workload_identity:
+        roles.append(
+            _role(
+                config,
+                cluster,
+                "training",
+                trust_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+                list(cluster.workload_identity.policies),
+                f"training pods on {cluster.name}, through EKS Pod Identity",
+            )
+        )
+    return roles
+
+
+def subnet_blocks(cidr: str) -> list[str]:
+    """The VPC split in four: two public subnets (NAT, load balancers) and two private
+    subnets for the nodes, one of each per availability zone."""
+    return [str(net) for net in list(ipaddress.ip_network(cidr).subnets(prefixlen_diff=2))]
+
+
+def _network(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
+    def meta(name: str) -> dict[str, Any]:
+        return infra_metadata(config, cluster, f"{cluster.name}-{name}", Wave.NETWORK)
+
+    def ref(name: str) -> dict[str, Any]:
+        return {"from": {"name": f"{cluster.name}-{name}"}}
+
+    zones = availability_zones(cluster)
+    blocks = subnet_blocks(cluster.vpc_cidr)
+    objects: list[Manifest] = [
+        {
+            "apiVersion": EC2,
+            "kind": "VPC",
+            "metadata": meta("vpc"),
+            "spec": {
+                "cidrBlocks": [cluster.vpc_cidr],
+                "enableDNSHostnames": True,
+                "enableDNSSupport": True,
+                "tags": _tags(config, cluster, "vpc"),
+            },
+        },
+        {
+            "apiVersion": EC2,
+            "kind": "InternetGateway",
+            "metadata": meta("igw"),
+            "spec": {"vpcRef": ref("vpc"), "tags": _tags(config, cluster, "igw")},
+        },
+        {
+            "apiVersion": EC2,
+            "kind": "ElasticIPAddress",
+            "metadata": meta("nat-ip"),
+            "spec": {"tags": _tags(config, cluster, "nat-ip")},
+        },
+        {
+            "apiVersion": EC2,
+            "kind": "RouteTable",
+            "metadata": meta("public"),
+            "spec": {
+                "vpcRef": ref("vpc"),
+                "routes": [{"destinationCIDRBlock": "0.0.0.0/0", "gatewayRef": ref("igw")}],
+                "tags": _tags(config, cluster, "public"),
+            },
+        },
+        {
+            "apiVersion": EC2,
+            "kind": "RouteTable",
+            "metadata": meta("private"),
+            "spec": {
+                "vpcRef": ref("vpc"),
+                "routes": [{"destinationCIDRBlock": "0.0.0.0/0", "natGatewayRef": ref("nat")}],
+                "tags": _tags(config, cluster, "private"),
+            },
+        },
+        {
+            "apiVersion": EC2,
+            "kind": "NATGateway",
+            "metadata": meta("nat"),
+            "spec": {
+                "subnetRef": ref(f"public-{zones[0]}"),
+                "allocationRef": ref("nat-ip"),
+                "tags": _tags(config, cluster, "nat"),
+            },
+        },
+    ]
+    for index, zone in enumerate(zones[:2]):
+        for tier, block, elb_role in (
+            ("public", blocks[index], "kubernetes.io/role/elb"),
+            ("private", blocks[2 + index], "kubernetes.io/role/internal-elb"),
+        ):
+            name = f"{tier}-{zone}"
+            objects.append(
+                {
+                    "apiVersion": EC2,
+                    "kind": "Subnet",
+                    "metadata": meta(name),
+                    "spec": {
+                        "vpcRef": ref("vpc"),
+                        "availabilityZone": zone,
+                        "cidrBlock": block,
+                        "mapPublicIPOnLaunch": tier == "public",
+                        "routeTableRefs": [ref(tier)],
+                        "tags": [*_tags(config, cluster, name), {"key": elb_role, "value": "1"}],
+                    },
+                }
+            )
+    return objects
+
+
+def _tags(config: model.Config, cluster: model.EksCluster, name: str) -> list[dict[str, str]]:
+    return [
+        {"key": "Name", "value": f"{cluster.name}-{name}"},
+        {"key": f"kubernetes.io/cluster/{cluster.name}", "value": "shared"},
+        {"key": "app.kubernetes.io/part-of", "value": config.name},
+    ]
+
+
+def _subnets(cluster: model.EksCluster) -> dict[str, Any]:
+    if cluster.subnets:
+        return {"subnets": list(cluster.subnets)}
+    zones = availability_zones(cluster)[:2]
+    return {"subnetRefs": [{"from": {"name": f"{cluster.name}-private-{z}"}} for z in zones]}
+
+
+def _cluster(config: model.Config, cluster: model.EksCluster) -> Manifest:
+    subnets = _subnets(cluster)
+    vpc_config: dict[str, Any] = {
+        "endpointPrivateAccess": True,
+        "endpointPublicAccess": True,
+    }
+    if "subnets" in subnets:
+        vpc_config["subnetIDs"] = subnets["subnets"]
+    else:
+        vpc_config["subnetRefs"] = subnets["subnetRefs"]
+    meta = infra_metadata(config, cluster, cluster.name, Wave.CLUSTER)
+    protect_from_deletion(config, meta, DELETION_POLICY)
+    return {
+        "apiVersion": EKS,
+        "kind": "Cluster",
+        "metadata": meta,
+        "spec": {
+            "name": cluster.name,
+            "version": config.cluster_version(cluster),
+            "roleRef": {"from": {"name": f"{cluster.name}-cluster"}},
+            "resourcesVPCConfig": vpc_config,
+            "accessConfig": {
+                "authenticationMode": "API",
+                "bootstrapClusterCreatorAdminPermissions": True,
+            },
+            "tags": {"app.kubernetes.io/part-of": config.name},
+        },
+    }
+
+
+def node_labels_and_taints(
+    group: model.EksNodeGroup,
+) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """GPU nodes carry the accelerator label the EKS overlay's affinity requires, and the
+    taint its toleration matches, so only GPU pods land on them."""
+    gpu = cloud_facts.ec2_gpu(group.instance_types[0])
+    if not gpu:
+        return {}, []
+    taint = {"key": cloud_facts.GPU_TAINT_KEY, "value": "true", "effect": "NO_SCHEDULE"}
+    return {cloud_facts.EKS_GPU_NODE_LABEL: gpu}, [taint]
+
+
+def _node_group(
+    config: model.Config, cluster: model.EksCluster, group: model.EksNodeGroup
+) -> Manifest:
+    labels, taints = node_labels_and_taints(group)
+    spec: dict[str, Any] = {
+        "name": group.name,
+        "clusterRef": {"from": {"name": cluster.name}},
+        "nodeRoleRef": {"from": {"name": f"{cluster.name}-node"}},
+        **_subnets(cluster),
+        "amiType": cloud_facts.eks_ami_type(group.instance_types),
+        "capacityType": group.capacity_type,
+        "instanceTypes": list(group.instance_types),
+        "scalingConfig": {
+            "minSize": group.min_size,
+            "desiredSize": group.desired_size,
+            "maxSize": group.max_size,
+        },
+    }
+    if labels:
+        spec["labels"] = labels
+    if taints:
+        spec["taints"] = taints
+    spec["tags"] = {"app.kubernetes.io/part-of": config.name}
+    return {
+        "apiVersion": EKS,
+        "kind": "Nodegroup",
+        "metadata": infra_metadata(config, cluster, f"{cluster.name}-{group.name}", Wave.NODES),
+        "spec": spec,
+    }
+
+
+def _addon(
+    config: model.Config, cluster: model.EksCluster, name: str, values: dict[str, Any] | None
+) -> Manifest:
+    spec: dict[str, Any] = {
+        "name": name,
+        "clusterRef": {"from": {"name": cluster.name}},
+        "resolveConflicts": "OVERWRITE",
+    }
+    if values is not None:
+        spec["configurationValues"] = json.dumps(values, separators=(",", ":"), sort_keys=True)
+    return {
+        "apiVersion": EKS,
+        "kind": "Addon",
+        "metadata": infra_metadata(config, cluster, f"{cluster.name}-{name}", Wave.ADDONS),
+        "spec": spec,
+    }
+
+
+def _addons(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
+    """The VPC CNI enforcing NetworkPolicy (the workloads' default deny depends on it), the
+    EBS CSI driver behind gp3, EFS when used, and the Pod Identity agent when used."""
+    addons = [
+        _addon(config, cluster, "vpc-cni", {"enableNetworkPolicy": "true"}),
+        _addon(config, cluster, "aws-ebs-csi-driver", None),
+    ]
+    if cluster.efs_file_system_id:
+        addons.append(_addon(config, cluster, "aws-efs-csi-driver", None))
+    if cluster.workload_identity:
+        addons.append(_addon(config, cluster, "eks-pod-identity-agent", None))
+    return addons
+
+
+def _pod_identity_associations(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
+    """Each training ServiceAccount on the cluster assumes the cluster's training role."""
+    if not cluster.workload_identity:
+        return []
+    associations = []
+    for namespace in namespaces_on(config, cluster):
+        for workload in config.workloads_on(cluster):
+            if workload.namespace != namespace:
+                continue
+            name = f"{cluster.name}-{namespace}-{workload.name}"
+            associations.append(
+                {
+                    "apiVersion": EKS,
+                    "kind": "PodIdentityAssociation",
+                    "metadata": infra_metadata(config, cluster, name, Wave.ADDONS),
+                    "spec": {
+                        "clusterRef": {"from": {"name": cluster.name}},
+                        "namespace": namespace,
+                        "serviceAccount": workload.name,
+                        "roleRef": {"from": {"name": f"{cluster.name}-training"}},
+                    },
+                }
+            )
+    return associations
