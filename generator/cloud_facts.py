@@ -19,6 +19,28 @@ EKS_END_OF_EXTENDED_SUPPORT = {
     "1.37": "(about late 2028)",
 }
 EKS_RETIRED = {"1.29": "2026-03-23", "1.30": "2026-07-23", "1.31": "2026-11-26"}
+IAM_ROLE_NAME_LIMIT = 64
+EKS_LONGEST_ROLE_SUFFIX = "training-pods"  # roles are <platform>-<cluster>-<suffix>
+
+
+def eks_version_problem(version: str) -> str | None:
+    """Why EKS cannot run a Kubernetes version, or None when it can."""
+    supported = list(EKS_END_OF_EXTENDED_SUPPORT)
+    if version in supported:
+        return None
+    if _minor(version) > _minor(supported[-1]):
+        return f"EKS does not offer Kubernetes {version} yet"
+    ended = EKS_RETIRED.get(version)
+    return f"EKS ended support for Kubernetes {version}" + (f" on {ended}" if ended else "")
+
+
+def eks_supported_versions() -> str:
+    return ", ".join(EKS_END_OF_EXTENDED_SUPPORT)
+
+
+def _minor(version: str) -> int:
+    return int(version.split(".")[1])
+
 
 # EC2 instance families with NVIDIA GPUs, and the accelerator name used for the node label
 # `k8s.amazonaws.com/accelerator` (the label Cluster Autoscaler reads; EKS does not set it,

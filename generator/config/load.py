@@ -133,10 +133,12 @@ class _Reader:
         if isinstance(config, model.Config):
             return rules.Loaded.of(config)
         version = self.loaded.get("kubernetesVersion")
+        name = self.loaded.get("name")
         return rules.Loaded(
             workloads=self._loaded_items("workloads", model.Workload),
             clusters=self._loaded_items("clusters", tuple(model.CLUSTER_KINDS.values())),
             kubernetes_version=version if isinstance(version, str) else None,
+            name=name if isinstance(name, str) else None,
         )
 
     def _loaded_items(self, path: str, kind: type | tuple[type, ...]) -> list[tuple[int, Any]]:

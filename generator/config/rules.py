@@ -30,6 +30,7 @@ class Loaded:
     workloads: list[tuple[int, model.Workload]]
     clusters: list[tuple[int, model.Cluster]]
     kubernetes_version: str | None
+    name: str | None = None
 
     @classmethod
     def of(cls, config: model.Config) -> Loaded:
@@ -37,6 +38,7 @@ class Loaded:
             list(enumerate(config.workloads)),
             list(enumerate(config.clusters)),
             config.kubernetes_version,
+            config.name,
         )
 
 
@@ -138,19 +140,17 @@ def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Foun
     version = cluster.version or loaded.kubernetes_version
     version_path = f"{path}.version" if cluster.version else "kubernetesVersion"
     if isinstance(cluster, model.EksCluster):
-        if version in cloud_facts.EKS_RETIRED:
+        problem = cloud_facts.eks_version_problem(version) if version else None
+        if problem:
+            default_note = "" if cluster.version else f" (cluster {cluster.name!r} uses it)"
+            listing = f"supported: {cloud_facts.eks_supported_versions()}"
+            yield version_path, f"{problem}{default_note}; {listing}"
+        longest_role = f"{loaded.name}-{cluster.name}-{cloud_facts.EKS_LONGEST_ROLE_SUFFIX}"
+        if loaded.name and len(longest_role) > cloud_facts.IAM_ROLE_NAME_LIMIT:
             yield (
-                version_path,
-                f"EKS ended support for Kubernetes {version} on "
-                f"{cloud_facts.EKS_RETIRED[version]}"
-                + ("" if cluster.version else f" (cluster {cluster.name!r} uses this default)")
-                + f"; supported: {', '.join(cloud_facts.EKS_END_OF_EXTENDED_SUPPORT)}",
-            )
-        elif version and version not in cloud_facts.EKS_END_OF_EXTENDED_SUPPORT:
-            yield (
-                version_path,
-                f"EKS does not offer Kubernetes {version}; "
-                f"supported: {', '.join(cloud_facts.EKS_END_OF_EXTENDED_SUPPORT)}",
+                f"{path}.name",
+                f"{cluster.name!r} is too long: IAM role names such as {longest_role!r} must "
+                f"fit in {cloud_facts.IAM_ROLE_NAME_LIMIT} characters (shorten it or name)",
             )
         for i, group in enumerate(cluster.node_groups):
             yield from _node_group(group, f"{path}.nodeGroups[{i}]")

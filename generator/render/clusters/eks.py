@@ -137,7 +137,7 @@ def _iam_roles(config: model.Config, cluster: model.EksCluster) -> list[Manifest
             _role(
                 config,
                 cluster,
-                "training",
+                cloud_facts.EKS_LONGEST_ROLE_SUFFIX,
                 trust_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
                 list(cluster.workload_identity.policies),
                 f"training pods on {cluster.name}, through EKS Pod Identity",
@@ -379,7 +379,11 @@ def _pod_identity_associations(config: model.Config, cluster: model.EksCluster) 
                         "clusterRef": {"from": {"name": cluster.name}},
                         "namespace": namespace,
                         "serviceAccount": workload.name,
-                        "roleRef": {"from": {"name": f"{cluster.name}-training"}},
+                        "roleRef": {
+                            "from": {
+                                "name": f"{cluster.name}-{cloud_facts.EKS_LONGEST_ROLE_SUFFIX}"
+                            }
+                        },
                     },
                 }
             )
