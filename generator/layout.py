@@ -30,8 +30,10 @@ class Layout:
     seeds: Tree
 
 
-def file_name(kind: str) -> str:
-    return f"{kind.lower()}.yaml"
+def file_name(obj: Manifest) -> str:
+    """One file per kind; Flux's Kustomization objects must not take kustomize's own name."""
+    name = f"{obj['kind'].lower()}.yaml"
+    return f"flux-{name}" if name == KUSTOMIZATION else name
 
 
 def layout(units: list[Unit | Document]) -> Layout:
@@ -49,7 +51,7 @@ def layout_unit(unit: Unit) -> Tree:
     header = unit.comment if unit.seed else HEADER
     by_file: dict[str, list[Manifest]] = defaultdict(list)
     for obj in unit.objects:
-        by_file[file_name(obj["kind"])].append(obj)
+        by_file[file_name(obj)].append(obj)
     files = {
         posixpath.join(unit.folder, name): dump_documents(objects, header)
         for name, objects in sorted(by_file.items())

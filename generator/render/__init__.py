@@ -5,16 +5,18 @@ from __future__ import annotations
 from generator.config import model
 from generator.render.clusters import render_cluster_units
 from generator.render.entrypoints import render_entrypoint_units
+from generator.render.gitops import render_gitops_units
 from generator.render.objects import Document, Unit
 from generator.render.overlays import render_overlay_units
 from generator.render.workloads import render_namespace_units, render_workload_units
 
 
 def render(config: model.Config) -> list[Unit | Document]:
-    return [
+    units: list[Unit | Document] = [
         *render_namespace_units(config),
         *render_workload_units(config),
         *render_overlay_units(config),
         *render_entrypoint_units(config),
         *render_cluster_units(config),
     ]
+    return [*units, *render_gitops_units(config, units)]

@@ -151,12 +151,17 @@ def render_job(config: model.Config, workload: model.Workload) -> Manifest:
         "metadata": {"labels": labels},
         "spec": render_pod_spec(workload),
     }
+    job_metadata = metadata(
+        workload.name, {**labels, **selection_labels(workload)}, workload.namespace
+    )
+    if config.gitops == "argocd":
+        # A Job's pod template is immutable: a changed spec means a new run, so Argo CD
+        # deletes and recreates it (Flux does the same through its Kustomization's force).
+        job_metadata["annotations"] = {"argocd.argoproj.io/sync-options": "Force=true,Replace=true"}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": metadata(
-            workload.name, {**labels, **selection_labels(workload)}, workload.namespace
-        ),
+        "metadata": job_metadata,
         "spec": spec,
     }
 

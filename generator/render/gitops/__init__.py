@@ -1,0 +1,152 @@
+"""GitOps wiring: what each engine syncs, where, and in which order.
+
+Two kinds of scope, each bootstrapped by one `kubectl apply -k bootstrap/<scope>`:
+
+- `fleet`: the management cluster, where the engine, ACK and Config Connector run. It
+  applies every EKS and GKE cluster's infrastructure to itself, and each cluster's
+  workloads to that cluster (registered with the engine by name, credentials kept out
+  of git).
+- `local/<cluster>`: a kind cluster that runs its own engine and syncs its own workloads.
+
+Per cluster, the sync objects live in `clusters/<cluster>/gitops/`, so adding a cluster
+adds a folder and one line in its scope. The engine-neutral description here (SyncPath)
+carries the objects each path builds, so permissions are derived from what is really
+deployed, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from generator.config import model
+from generator.render.clusters import infrastructure_folder
+from generator.render.clusters.common import infra_namespace
+from generator.render.entrypoints import (
+    cluster_namespace_folder,
+    cluster_storage_folder,
+    has_storage,
+    namespaces_on,
+)
+from generator.render.objects import Document, Manifest, Unit
+
+STORAGE_NAMESPACE = "default"  # destination of the cluster-scoped storage path
+
+
+@dataclass(frozen=True)
+class SyncPath:
+    """One path of the repo, applied as a unit to one cluster."""
+
+    name: str
+    path: str
+    cluster: model.Cluster
+    on_management: bool  # applied to the management cluster rather than the cluster itself
+    namespace: str
+    order: int  # 0 infrastructure, 1 storage, 2 workloads
+    depends_on: list[str] = field(default_factory=list)
+    objects: list[Manifest] = field(default_factory=list)
+    holds_jobs: bool = False
+
+
+@dataclass(frozen=True)
+class Scope:
+    name: str
+    folder: str
+    clusters: Sequence[model.Cluster]
+    remote: bool  # workload clusters are reached from a management cluster
+
+
+def gitops_folder(cluster: model.Cluster) -> str:
+    return f"clusters/{cluster.name}/gitops"
+
+
+def scopes(config: model.Config) -> list[Scope]:
+    cloud = [c for c in config.clusters if not isinstance(c, model.LocalCluster)]
+    found = [Scope("fleet", "bootstrap/fleet", cloud, remote=True)] if cloud else []
+    found += [
+        Scope(c.name, f"bootstrap/local/{c.name}", [c], remote=False)
+        for c in config.clusters
+        if isinstance(c, model.LocalCluster)
+    ]
+    return found
+
+
+def sync_paths(
+    config: model.Config, cluster: model.Cluster, units: dict[str, Unit]
+) -> list[SyncPath]:
+    paths: list[SyncPath] = []
+    if not isinstance(cluster, model.LocalCluster):
+        folder = infrastructure_folder(cluster)
+        paths.append(
+            SyncPath(
+                f"{cluster.name}-infrastructure",
+                folder,
+                cluster,
+                on_management=True,
+                namespace=infra_namespace(cluster),
+                order=0,
+                objects=built_objects(units, folder),
+            )
+        )
+    earlier = [p.name for p in paths]
+    if has_storage(cluster):
+        folder = cluster_storage_folder(cluster)
+        paths.append(
+            SyncPath(
+                f"{cluster.name}-storage",
+                folder,
+                cluster,
+                on_management=False,
+                namespace=STORAGE_NAMESPACE,
+                order=1,
+                depends_on=list(earlier),
+                objects=built_objects(units, folder),
+            )
+        )
+    earlier = [p.name for p in paths]
+    for namespace in namespaces_on(config, cluster):
+        folder = cluster_namespace_folder(cluster, namespace)
+        paths.append(
+            SyncPath(
+                f"{cluster.name}-workloads-{namespace}",
+                folder,
+                cluster,
+                on_management=False,
+                namespace=namespace,
+                order=2,
+                depends_on=list(earlier),
+                objects=built_objects(units, folder),
+                holds_jobs=True,
+            )
+        )
+    return paths
+
+
+def built_objects(units: dict[str, Unit], folder: str) -> list[Manifest]:
+    """The objects `kustomize build folder` yields, found by following the units'
+    includes and components (patches change fields, never kinds or namespaces)."""
+    unit = units[folder]
+    objects = list(unit.objects)
+    for included in [*unit.includes, *unit.components]:
+        objects += built_objects(units, included)
+    if unit.namespace:
+        objects = [_in_namespace(obj, unit.namespace) for obj in objects]
+    return objects
+
+
+def _in_namespace(obj: Manifest, namespace: str) -> Manifest:
+    if obj["kind"] == "Namespace" or obj["metadata"].get("namespace") == namespace:
+        return obj
+    return {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
+
+
+def render_gitops_units(config: model.Config, rendered: list[Unit | Document]) -> list[Unit]:
+    from generator.render.gitops import argocd, flux
+
+    units = {u.folder: u for u in rendered if isinstance(u, Unit)}
+    engine = argocd if config.gitops == "argocd" else flux
+    result: list[Unit] = []
+    for scope in scopes(config):
+        paths = {c.name: sync_paths(config, c, units) for c in scope.clusters}
+        result += engine.render_scope(config, scope, paths)
+    return result

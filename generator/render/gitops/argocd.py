@@ -1,0 +1,148 @@
+"""Argo CD: an AppProject with no wildcards, one Application per sync path, and a root
+app-of-apps per scope.
+
+    bootstrap/<scope>/             `kubectl apply -k` once: the project and the root app
+    bootstrap/<scope>/project/     the AppProject (the root app keeps it in sync after)
+    bootstrap/<scope>/apps/        what the root app syncs: the project and every
+                                   cluster's clusters/<cluster>/gitops/
+    clusters/<cluster>/gitops/     that cluster's Applications
+
+Plain Applications rather than an ApplicationSet: each is small, reviewable in the pull
+request that adds it, and ordered by sync waves; an ApplicationSet's generator would hide
+the per-cluster paths behind a template the reviewer cannot `kubectl kustomize`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from generator.config import model
+from generator.render.gitops import Scope, SyncPath, gitops_folder
+from generator.render.labels import platform_labels
+from generator.render.objects import Manifest, Unit, metadata
+
+API = "argoproj.io/v1alpha1"
+ARGOCD_NAMESPACE = "argocd"
+IN_CLUSTER = "https://kubernetes.default.svc"
+CLUSTER_SCOPED = {("", "Namespace"), ("storage.k8s.io", "StorageClass")}
+RETRY = {"limit": 10, "backoff": {"duration": "30s", "factor": 2, "maxDuration": "10m"}}
+
+
+def project_name(config: model.Config, scope: Scope) -> str:
+    return config.name if scope.remote else f"{config.name}-{scope.name}"
+
+
+def render_scope(
+    config: model.Config, scope: Scope, paths: dict[str, list[SyncPath]]
+) -> list[Unit]:
+    project = project_name(config, scope)
+    units = [
+        Unit(
+            gitops_folder(cluster),
+            [application(config, scope, project, path) for path in paths[cluster.name]],
+        )
+        for cluster in scope.clusters
+    ]
+    every_path = [path for cluster_paths in paths.values() for path in cluster_paths]
+    project_folder = f"{scope.folder}/project"
+    apps_folder = f"{scope.folder}/apps"
+    units.append(Unit(project_folder, [app_project(config, scope, project, every_path)]))
+    units.append(
+        Unit(apps_folder, includes=[project_folder, *(gitops_folder(c) for c in scope.clusters)])
+    )
+    units.append(
+        Unit(scope.folder, [root_application(config, project, apps_folder)], [project_folder])
+    )
+    return units
+
+
+def destination(scope: Scope, path: SyncPath) -> dict[str, str]:
+    """Cloud resources go to the management cluster itself; workloads to their cluster,
+    which Argo CD knows by name (`argocd cluster add <context> --name <cluster>`)."""
+    if path.on_management or not scope.remote:
+        return {"server": IN_CLUSTER, "namespace": path.namespace}
+    return {"name": path.cluster.name, "namespace": path.namespace}
+
+
+def _source(config: model.Config, path: str) -> dict[str, str]:
+    return {"repoURL": config.repo.url, "targetRevision": config.repo.revision, "path": path}
+
+
+def application(config: model.Config, scope: Scope, project: str, path: SyncPath) -> Manifest:
+    meta = metadata(path.name, platform_labels(config), ARGOCD_NAMESPACE)
+    meta["annotations"] = {"argocd.argoproj.io/sync-wave": str(path.order)}
+    if not path.on_management:
+        # Removing a cluster's namespace from the config removes what it ran; a cloud
+        # cluster's infrastructure is never deleted along with its Application.
+        meta["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
+    return {
+        "apiVersion": API,
+        "kind": "Application",
+        "metadata": meta,
+        "spec": {
+            "project": project,
+            "source": _source(config, path.path),
+            "destination": destination(scope, path),
+            "syncPolicy": {
+                "automated": {"prune": True, "selfHeal": True},
+                "syncOptions": ["PruneLast=true"],
+                "retry": RETRY,
+            },
+        },
+    }
+
+
+def root_application(config: model.Config, project: str, apps_folder: str) -> Manifest:
+    meta = metadata(f"{project}-root", platform_labels(config), ARGOCD_NAMESPACE)
+    return {
+        "apiVersion": API,
+        "kind": "Application",
+        "metadata": meta,
+        "spec": {
+            "project": project,
+            "source": _source(config, apps_folder),
+            "destination": {"server": IN_CLUSTER, "namespace": ARGOCD_NAMESPACE},
+            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "retry": RETRY},
+        },
+    }
+
+
+def _group(obj: Manifest) -> str:
+    api: str = obj["apiVersion"]
+    return api.rpartition("/")[0]
+
+
+def app_project(
+    config: model.Config, scope: Scope, project: str, paths: list[SyncPath]
+) -> Manifest:
+    """Only this repository; only the destinations and namespaces the paths deploy to;
+    only the kinds they contain (plus the Applications and the project itself, which
+    the root app keeps in sync in the argocd namespace)."""
+    destinations = {(IN_CLUSTER, "", ARGOCD_NAMESPACE)}
+    kinds = {(API.split("/")[0], "Application"), (API.split("/")[0], "AppProject")}
+    for path in paths:
+        target = destination(scope, path)
+        destinations.add((target.get("server", ""), target.get("name", ""), target["namespace"]))
+        kinds |= {(_group(obj), obj["kind"]) for obj in path.objects}
+    return {
+        "apiVersion": API,
+        "kind": "AppProject",
+        "metadata": metadata(project, platform_labels(config), ARGOCD_NAMESPACE),
+        "spec": {
+            "description": f"{config.name}: training platform generated by mlgitops",
+            "sourceRepos": [config.repo.url],
+            "destinations": [_destination_entry(*d) for d in sorted(destinations)],
+            "clusterResourceWhitelist": _kind_list(kinds & CLUSTER_SCOPED),
+            "namespaceResourceWhitelist": _kind_list(kinds - CLUSTER_SCOPED),
+        },
+    }
+
+
+def _destination_entry(server: str, name: str, namespace: str) -> dict[str, Any]:
+    entry = {"server": server} if server else {"name": name}
+    entry["namespace"] = namespace
+    return entry
+
+
+def _kind_list(kinds: set[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"group": group, "kind": kind} for group, kind in sorted(kinds)]

@@ -1,0 +1,113 @@
+"""Flux: a GitRepository for this repo and one Kustomization per sync path, ordered by
+dependsOn, with a root Kustomization per scope.
+
+    bootstrap/<scope>/             `kubectl apply -k` once (after `flux install`)
+    bootstrap/<scope>/source/      the GitRepository
+    bootstrap/<scope>/apps/        what the root Kustomization applies: the source and
+                                   every cluster's clusters/<cluster>/gitops/
+    clusters/<cluster>/gitops/     that cluster's Kustomizations
+
+Workload clusters of the fleet are reached through `kubeConfig.secretRef` to a Secret
+named `<cluster>-kubeconfig` in flux-system, created out of band (never committed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from generator.config import model
+from generator.render.gitops import Scope, SyncPath, gitops_folder
+from generator.render.labels import platform_labels
+from generator.render.objects import Manifest, Unit, metadata
+
+KUSTOMIZE_API = "kustomize.toolkit.fluxcd.io/v1"
+SOURCE_API = "source.toolkit.fluxcd.io/v1"
+FLUX_NAMESPACE = "flux-system"
+
+
+def source_name(config: model.Config) -> str:
+    return config.name
+
+
+def render_scope(
+    config: model.Config, scope: Scope, paths: dict[str, list[SyncPath]]
+) -> list[Unit]:
+    units = [
+        Unit(
+            gitops_folder(cluster),
+            [kustomization(config, scope, path) for path in paths[cluster.name]],
+        )
+        for cluster in scope.clusters
+    ]
+    source_folder = f"{scope.folder}/source"
+    apps_folder = f"{scope.folder}/apps"
+    units.append(Unit(source_folder, [git_repository(config)]))
+    units.append(
+        Unit(apps_folder, includes=[source_folder, *(gitops_folder(c) for c in scope.clusters)])
+    )
+    root = _kustomization_object(
+        config, f"{config.name}-{scope.name}", apps_folder, wait=True, interval="10m"
+    )
+    units.append(Unit(scope.folder, [root], [source_folder]))
+    return units
+
+
+def flux_url(url: str) -> str:
+    """Flux reads SSH remotes only as ssh:// URLs: git@host:org/repo -> ssh://git@host/org/repo."""
+    if url.startswith("git@"):
+        host, _, path = url.partition(":")
+        return f"ssh://{host}/{path}"
+    return url
+
+
+def git_repository(config: model.Config) -> Manifest:
+    spec: dict[str, Any] = {
+        "interval": "1m",
+        "url": flux_url(config.repo.url),
+        "ref": {"branch": config.repo.revision},
+    }
+    if not config.repo.url.startswith("https://"):
+        # `flux create secret git <platform>-git --url=...`: the key stays out of git.
+        spec["secretRef"] = {"name": f"{config.name}-git"}
+    return {
+        "apiVersion": SOURCE_API,
+        "kind": "GitRepository",
+        "metadata": metadata(source_name(config), platform_labels(config), FLUX_NAMESPACE),
+        "spec": spec,
+    }
+
+
+def _kustomization_object(
+    config: model.Config, name: str, path: str, *, wait: bool, interval: str
+) -> Manifest:
+    return {
+        "apiVersion": KUSTOMIZE_API,
+        "kind": "Kustomization",
+        "metadata": metadata(name, platform_labels(config), FLUX_NAMESPACE),
+        "spec": {
+            "interval": interval,
+            "retryInterval": "2m",
+            "timeout": "30m" if wait else "5m",
+            "path": f"./{path}",
+            "prune": True,
+            "wait": wait,
+            "sourceRef": {"kind": "GitRepository", "name": source_name(config)},
+        },
+    }
+
+
+def kustomization(config: model.Config, scope: Scope, path: SyncPath) -> Manifest:
+    """Infrastructure and storage wait until everything is ready before what depends on
+    them starts. Training Jobs are not waited for (they run for hours); they are
+    recreated when their immutable spec changes (`force`)."""
+    obj = _kustomization_object(
+        config, path.name, path.path, wait=not path.holds_jobs, interval="10m"
+    )
+    spec = obj["spec"]
+    if path.depends_on:
+        spec["dependsOn"] = [{"name": name} for name in path.depends_on]
+    if path.holds_jobs:
+        spec["force"] = True
+    if scope.remote and not path.on_management:
+        spec["kubeConfig"] = {"secretRef": {"name": f"{path.cluster.name}-kubeconfig"}}
+    return obj
