@@ -170,8 +170,11 @@ def warnings(config: model.Config) -> list[str]:
             ]
             if shared:
                 shared_class = cloud_facts.CLOUD_PROFILES["eks"].shared_class
+                names = ", ".join(shared[:3]) + (
+                    f" and {len(shared) - 3} more" if len(shared) > 3 else ""
+                )
                 found.append(
-                    f"cluster {cluster.name!r}: the shared checkpoints of {', '.join(shared)} "
+                    f"cluster {cluster.name!r}: the shared checkpoints of {names} "
                     f"need the {shared_class} class: set efsFileSystemId on the cluster, "
                     "or their claims stay Pending"
                 )
