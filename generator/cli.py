@@ -81,15 +81,23 @@ def generate(
     config = _load(config_path)
     rendered = layout(render(config))
     tree = rendered.files
-    changes = write.plan(out_dir, tree, rendered.seeds)
-    state_change = write.plan_state(out_dir, tree)
-    if check:
-        _report_check(out_dir, [*changes, state_change])
+    if check or dry_run or show_diff:
+        changes = write.plan(out_dir, tree, rendered.seeds)
+        if check:
+            _report_check(out_dir, [*changes, write.plan_state(out_dir, tree)])
+        else:
+            _report_plan(changes, show_diff)
         return
-    if dry_run or show_diff:
-        _report_plan(changes, show_diff)
-        return
-    write.apply(out_dir, changes, tree, force)
+    with write.locked(out_dir):
+        problem = write.state_problem(out_dir)
+        if problem:
+            click.echo(
+                f"mlgitops: warning: {problem}: every file that differs from what mlgitops "
+                "would write is treated as edited by hand",
+                err=True,
+            )
+        changes = write.plan(out_dir, tree, rendered.seeds)
+        write.apply(out_dir, changes, tree, force)
     _summarise(out_dir, changes, force)
     for warning in warnings(config):
         click.echo(f"mlgitops: warning: {warning}", err=True)

@@ -21,11 +21,14 @@ new, and the next run finishes the job.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path, PurePosixPath
@@ -34,6 +37,9 @@ from generator.errors import MlgitopsError, UsageError
 
 STATE_FILE = ".mlgitops-state.json"
 STATE_VERSION = 1
+PENDING_FILE = ".mlgitops-state.pending.json"  # what a run is about to write
+TEMPORARY_SUFFIX = ".mlgitops-tmp"
+LOCK_WAIT_SECONDS = 30.0
 
 
 class Action(Enum):
@@ -72,23 +78,60 @@ def digest(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
-def read_state(root: Path) -> dict[str, str]:
-    path = root / STATE_FILE
+def read_state(root: Path) -> dict[str, set[str]]:
+    """For each path we own, the digests it may have: what the last run wrote, and what
+    a run that was killed before it could record its work was writing. A missing or
+    damaged record counts as empty, which is safe: every existing file that differs from
+    what we would write is then a conflict, never overwritten, and nothing is deleted."""
+    owned: dict[str, set[str]] = {}
+    for name in (STATE_FILE, PENDING_FILE):
+        for path, value in _read_state(root / name)[0].items():
+            owned.setdefault(path, set()).add(value)
+    return owned
+
+
+def state_problem(root: Path) -> str | None:
+    """Why the state file could not be used, for a warning; None when it is fine."""
+    return _read_state(root / STATE_FILE)[1]
+
+
+def _read_state(path: Path) -> tuple[dict[str, str], str | None]:
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return {}
+        return {}, None
     except (OSError, ValueError) as error:
-        raise UsageError(
-            f"{path}: unreadable state file ({error}); delete it to start over, "
-            "and every existing file will count as hand-written"
-        ) from None
+        return {}, f"{path} is unreadable ({error})"
     files = raw.get("files") if isinstance(raw, dict) else None
     if not isinstance(files, dict) or not all(
         isinstance(k, str) and isinstance(v, str) and _is_inside(k) for k, v in files.items()
     ):
-        raise UsageError(f"{path}: malformed state file; delete it to start over")
-    return files
+        return {}, f"{path} is malformed"
+    return files, None
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    """One writer per tree: a second run waits for the first, then fails clearly.
+    The lock is held on the output folder itself, so no lock file is left behind."""
+    root.mkdir(parents=True, exist_ok=True)
+    handle = os.open(root, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_SECONDS
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise UsageError(
+                        f"{root}: another mlgitops generate is writing this tree; "
+                        "try again when it has finished"
+                    ) from None
+                time.sleep(0.1)
+        yield
+    finally:
+        os.close(handle)
 
 
 def render_state(tree: Mapping[str, bytes]) -> bytes:
@@ -130,7 +173,7 @@ def plan(
             changes.append(Change(path, Action.CREATE, None, new))
         elif old == new:
             changes.append(Change(path, Action.UNCHANGED, old, new))
-        elif state.get(path) == digest(old):
+        elif digest(old) in state.get(path, ()):
             changes.append(Change(path, Action.UPDATE, old, new))
         else:
             changes.append(Change(path, Action.CONFLICT, old, new))
@@ -138,7 +181,7 @@ def plan(
         old = _read(root / path)
         if old is None:
             continue
-        action = Action.DELETE if digest(old) == state[path] else Action.FORGET
+        action = Action.DELETE if digest(old) in state[path] else Action.FORGET
         changes.append(Change(path, action, old, None))
     return sorted(changes, key=lambda change: change.path)
 
@@ -154,6 +197,10 @@ def apply(root: Path, changes: Iterable[Change], tree: Mapping[str, bytes], forc
     conflicts = [c.path for c in changes if c.action is Action.CONFLICT]
     if conflicts and not force:
         raise EditedFilesError(conflicts)
+    _remove_stale_temporaries(root, changes)
+    if any(c.action not in (Action.UNCHANGED, Action.FORGET) for c in changes):
+        # Recorded before anything changes, so a run killed halfway still knows its files.
+        _atomic_write(root / PENDING_FILE, render_state(tree))
     for change in changes:
         target = root / change.path
         if change.action in (Action.CREATE, Action.UPDATE, Action.CONFLICT):
@@ -166,6 +213,7 @@ def apply(root: Path, changes: Iterable[Change], tree: Mapping[str, bytes], forc
     new_state = render_state(tree)
     if _read(state_path) != new_state:
         _atomic_write(state_path, new_state)
+    (root / PENDING_FILE).unlink(missing_ok=True)
 
 
 def _atomic_write(target: Path, content: bytes) -> None:
@@ -173,11 +221,19 @@ def _atomic_write(target: Path, content: bytes) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.is_dir():
             raise UsageError(f"{target}: a folder stands where mlgitops writes a file")
-        temporary = target.with_name(f".{target.name}.mlgitops-tmp")
+        temporary = target.with_name(f".{target.name}{TEMPORARY_SUFFIX}")
         temporary.write_bytes(content)
         os.replace(temporary, target)
     except OSError as error:
         raise UsageError(f"{target}: cannot write ({error.strerror})") from None
+
+
+def _remove_stale_temporaries(root: Path, changes: list[Change]) -> None:
+    """Temporary files a killed run left behind, in the folders this run touches."""
+    for folder in sorted({(root / c.path).parent for c in changes} | {root}):
+        if folder.is_dir():
+            for leftover in folder.glob(f".*{TEMPORARY_SUFFIX}"):
+                leftover.unlink(missing_ok=True)
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

@@ -3,18 +3,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import random
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
-from helpers import CONFIGS, SEEDS
+from helpers import CONFIGS, SEEDS, SHARED
 
 from generator import write
 from generator.cli import main
 from generator.config.load import load_config_file
 from generator.layout import layout
 from generator.render import render
+
+BENCH = SHARED / "bench"
 
 
 def run(out: Path, *args: str, config: Path = SEEDS) -> Result:
@@ -192,13 +201,31 @@ def test_a_run_killed_halfway_is_finished_by_the_next(tmp_path: Path) -> None:
     assert run(out, "--check", config=moved).exit_code == 0
 
 
-def test_a_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_damaged_state_file_loses_nothing(tmp_path: Path) -> None:
     out = tmp_path / "out"
     run(out)
+    job = out / "base" / "resnet-ddp" / "job.yaml"
+    job.write_text("edited\n")
     (out / write.STATE_FILE).write_text('{"files": {"../../etc/passwd": "x"}}')
-    result = run(out)
+
+    result = run(out, config=without_bert(tmp_path))
+
+    assert result.exit_code == 3  # the edited file is a conflict, not overwritten
+    assert "is malformed: every file that differs" in result.stderr
+    assert job.read_text() == "edited\n"
+    assert (out / "base" / "bert-finetune" / "job.yaml").exists()  # nothing deleted
+
+
+def test_a_second_writer_waits_for_the_first_and_then_gives_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "out"
+    monkeypatch.setattr(write, "LOCK_WAIT_SECONDS", 0.3)
+    with write.locked(out):
+        result = run(out)
     assert result.exit_code == 2
-    assert "malformed state file; delete it to start over" in result.stderr
+    assert "another mlgitops generate is writing this tree" in result.stderr
+    assert run(out).exit_code == 0
 
 
 @pytest.mark.parametrize("flag", ["--check", "--dry-run", "--diff"])
@@ -206,3 +233,67 @@ def test_read_only_modes_never_create_the_output_folder(tmp_path: Path, flag: st
     out = tmp_path / "out"
     run(out, flag)
     assert not out.exists()
+
+
+def _fleet_config(path: Path, workloads: int, tag: str) -> Path:
+    """A fleet-sized config from ../shared/bench/make_fleet.py, with its own image tags."""
+    spec = importlib.util.spec_from_file_location("make_fleet", BENCH / "make_fleet.py")
+    assert spec and spec.loader
+    make_fleet = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_fleet)
+    config = make_fleet.fleet(workloads, 6)
+    for workload in config["workloads"]:
+        workload["image"] = workload["image"].rsplit(":", 1)[0] + f":{tag}"
+    config["workloads"] = config["workloads"][: workloads - (tag == "2.0.0") * 5]
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _disk(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_runs_killed_at_random_moments_leave_each_file_old_or_new(tmp_path: Path) -> None:
+    """SIGKILL a real `mlgitops generate` switching between two fleets, again and again:
+    every file must be whole (one version or the other), and a last run converges."""
+    out = tmp_path / "out"
+    configs = [
+        _fleet_config(tmp_path / "a.yaml", 60, "1.0.0"),
+        _fleet_config(tmp_path / "b.yaml", 60, "2.0.0"),
+    ]
+    trees = [layout(render(load_config_file(c))) for c in configs]
+    command = [
+        sys.executable,
+        "-c",
+        "from generator.cli import main; main()",
+        "generate",
+        "--out",
+        str(out),
+        "--config",
+    ]
+    started = time.monotonic()
+    subprocess.run([*command, str(configs[0])], check=True, capture_output=True)
+    full_run = time.monotonic() - started
+    chance = random.Random(20261123)
+    killed = 0
+    for attempt in range(10):
+        target = configs[attempt % 2]
+        process = subprocess.Popen([*command, str(target)], stderr=subprocess.DEVNULL)
+        time.sleep(chance.uniform(0.25, 1.0) * full_run)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            killed += 1
+        assert process.wait() in (0, -signal.SIGKILL)
+        disk = _disk(out)
+        for path in set(trees[0].files) | set(trees[1].files):
+            versions = {tree.files.get(path) for tree in trees}
+            assert disk.get(path) in versions | ({None} if None in versions else set()) or (
+                path not in disk
+            ), path
+    assert killed >= 3, "the runs finished before they could be killed: use a larger fleet"
+    final = subprocess.run([*command, str(configs[1])], capture_output=True, text=True)
+    assert final.returncode == 0, final.stderr
+    check = subprocess.run([*command, str(configs[1]), "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+    assert not list(out.rglob(f"*{write.TEMPORARY_SUFFIX}"))
+    assert not (out / write.PENDING_FILE).exists()
