@@ -14,7 +14,10 @@ import click
 from generator import __version__
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from generator.config.model import Config
+    from generator.validate import Options
     from generator.write import Change
 
 CONFIG_NAME = "mlgitops.yaml"
@@ -167,3 +170,115 @@ def _report_check(out_dir: Path, changes: list[Change]) -> None:
         )
         sys.exit(1)
     click.echo(f"mlgitops: {out_dir} is up to date", err=True)
+
+
+@main.command()
+@click.argument(
+    "root", required=False, default=".", type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--schema-location",
+    "schema_locations",
+    multiple=True,
+    help="Schemas for custom resources: a folder laid out {group}/{kind}_{version}.json, or a "
+    "URL template with {{.Group}}, {{.ResourceKind}}, {{.ResourceAPIVersion}}. Repeatable.",
+)
+@click.option(
+    "--kubernetes-version",
+    help="Version of the built-in schemas (default: the config's kubernetesVersion).",
+)
+@click.option("--ignore-missing-schemas", is_flag=True, help="Skip kinds without a schema.")
+@click.option(
+    "--engine",
+    type=click.Choice(["builtin", "kubeconform"]),
+    default="builtin",
+    show_default=True,
+    help="Who checks schemas: mlgitops itself, or a kubeconform binary on PATH.",
+)
+@click.option(
+    "--output",
+    "output_format",
+    type=click.Choice(["text", "json", "junit"]),
+    default="text",
+    show_default=True,
+)
+@click.option(
+    "--jobs", type=click.IntRange(min=0), default=0, help="Parallel builds (0: one per core)."
+)
+def validate(
+    root: Path,
+    schema_locations: tuple[str, ...],
+    kubernetes_version: str | None,
+    ignore_missing_schemas: bool,
+    engine: str,
+    output_format: str,
+    jobs: int,
+) -> None:
+    """Build every kustomization under ROOT and check every object: strict schemas and
+    policies. Exit 0 when clean, 1 with one line per problem."""
+    from generator.validate import validate_tree
+    from generator.validate.report import FORMATS
+
+    if not root.is_dir():
+        raise click.BadParameter(f"{root} is not a folder", param_hint="ROOT")
+    options = _validate_options(
+        root, list(schema_locations), kubernetes_version, ignore_missing_schemas, jobs
+    )
+    progress = _progress_bar() if sys.stderr.isatty() else None
+    if engine == "kubeconform":
+        from generator.validate.kubeconform import validate_with_kubeconform
+
+        report = validate_with_kubeconform(root, options, progress)
+    else:
+        report = validate_tree(root, options, progress)
+    click.echo(FORMATS[output_format](report), nl=False)
+    status = "clean" if not report.problems else f"{len(report.problems)} problem(s)"
+    click.echo(
+        f"mlgitops: validated {report.builds} builds, {report.objects} objects: {status}"
+        + (f", {len(report.waivers)} waiver(s)" if report.waivers else ""),
+        err=True,
+    )
+    if report.problems:
+        sys.exit(1)
+
+
+def _validate_options(
+    root: Path,
+    locations: list[str],
+    kubernetes_version: str | None,
+    ignore_missing: bool,
+    jobs: int,
+) -> Options:
+    from generator.config.checks import kubernetes_version as check_version
+    from generator.config.load import load_config_file
+    from generator.validate import Options
+
+    if kubernetes_version and check_version(kubernetes_version):
+        raise click.BadParameter(
+            str(check_version(kubernetes_version)), param_hint="--kubernetes-version"
+        )
+    config_path = root / CONFIG_NAME
+    if not config_path.is_file():
+        return Options(locations, kubernetes_version or "1.33", {}, ignore_missing, None, jobs)
+    config = load_config_file(config_path)
+    versions = {
+        str(c.name): kubernetes_version or config.cluster_version(c) for c in config.clusters
+    }
+    return Options(
+        locations,
+        kubernetes_version or config.kubernetes_version,
+        versions,
+        ignore_missing,
+        config.repo.url,
+        jobs,
+    )
+
+
+def _progress_bar() -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        end = "\n" if done == total else ""
+        click.echo(f"\rmlgitops: building {done}/{total}", err=True, nl=False)
+        if end:
+            click.echo("", err=True)
+
+    return show

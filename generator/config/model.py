@@ -388,7 +388,8 @@ CLUSTER_KINDS: dict[str, type[EksCluster] | type[GkeCluster] | type[LocalCluster
 class Repo:
     url: GitUrl = field(metadata=spec(doc="the Git repository this tree is pushed to"))
     revision: NonEmptyString = field(
-        default=NonEmptyString("main"), metadata=spec(doc="branch, tag or commit to sync")
+        default=NonEmptyString("main"),
+        metadata=spec(doc="branch, commit SHA, or full reference such as refs/tags/v1.2.0"),
     )
 
 

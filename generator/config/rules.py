@@ -49,7 +49,42 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *(p for i, w in loaded.workloads for p in _workload(w, f"workloads[{i}]")),
         *(p for i, c in loaded.clusters for p in _cluster(c, f"clusters[{i}]", loaded)),
         *(p for i, w in loaded.workloads for p in _placement(w, f"workloads[{i}]", loaded)),
+        *_sync_names(loaded),
     ]
+
+
+# Argo CD and Flux label what they apply with the name of the Application or Kustomization
+# that applied it, and a label value holds at most 63 characters.
+MAX_SYNC_NAME = 63
+
+
+def _sync_names(loaded: Loaded) -> Iterator[Found]:
+    """Sync objects are named <cluster>-infrastructure and <cluster>-workloads-<namespace>."""
+    for i, cluster in loaded.clusters:
+        longest = f"{cluster.name}-infrastructure"
+        if len(longest) > MAX_SYNC_NAME:
+            yield (
+                f"clusters[{i}].name",
+                f"{cluster.name!r} is too long: the sync object {longest!r} must fit in "
+                f"{MAX_SYNC_NAME} characters, the label Argo CD and Flux put on what they apply",
+            )
+    reported: set[tuple[str, str]] = set()
+    for w_index, workload in loaded.workloads:
+        for _, cluster in loaded.clusters:
+            name = f"{cluster.name}-workloads-{workload.namespace}"
+            pair = (cluster.name, workload.namespace)
+            if (
+                workload.runs_on(cluster.name)
+                and len(name) > MAX_SYNC_NAME
+                and pair not in reported
+            ):
+                reported.add(pair)
+                yield (
+                    f"workloads[{w_index}].namespace",
+                    f"namespace {workload.namespace!r} on cluster {cluster.name!r} makes the sync "
+                    f"object {name!r}, longer than {MAX_SYNC_NAME} characters (the label Argo CD "
+                    "and Flux put on what they apply): shorten the namespace or cluster name",
+                )
 
 
 def _duplicates(

@@ -13,6 +13,7 @@ named `<cluster>-kubeconfig` in flux-system, created out of band (never committe
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from generator.config import model
@@ -60,11 +61,20 @@ def flux_url(url: str) -> str:
     return url
 
 
+def git_reference(revision: str) -> dict[str, str]:
+    """A commit SHA, a full reference (`refs/tags/v1.2.0`), or else a branch name."""
+    if re.fullmatch(r"[0-9a-f]{40}", revision):
+        return {"commit": revision}
+    if revision.startswith("refs/"):
+        return {"name": revision}
+    return {"branch": revision}
+
+
 def git_repository(config: model.Config) -> Manifest:
     spec: dict[str, Any] = {
         "interval": "1m",
         "url": flux_url(config.repo.url),
-        "ref": {"branch": config.repo.revision},
+        "ref": git_reference(config.repo.revision),
     }
     if not config.repo.url.startswith("https://"):
         # `flux create secret git <platform>-git --url=...`: the key stays out of git.

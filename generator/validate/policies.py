@@ -1,0 +1,248 @@
+"""Policy checks with stable rule IDs. A rule can be waived for one object with the
+annotation `mlgitops.io/waive-<RULE>: <reason>`; a waiver without a reason is itself a
+problem, and every waiver is reported."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+WAIVER_PREFIX = "mlgitops.io/waive-"
+
+Finding = tuple[str, str]  # (field path, message)
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    explanation: str
+
+
+RULES = {
+    rule.id: rule
+    for rule in (
+        Rule(
+            "MLG001",
+            "pod-security-restricted",
+            "pods must meet Pod Security 'restricted': non-root, no privilege escalation, "
+            "capabilities dropped, RuntimeDefault seccomp, no hostPath",
+        ),
+        Rule(
+            "MLG002",
+            "default-deny",
+            "every namespace that runs pods has a default-deny "
+            "NetworkPolicy for ingress and egress",
+        ),
+        Rule("MLG003", "image-pinned", "images are pinned by tag or digest, never :latest"),
+        Rule("MLG004", "resources", "every container requests and limits cpu and memory"),
+        Rule("MLG005", "no-secret-data", "no Secret with data is committed to git"),
+        Rule(
+            "MLG006",
+            "appproject-no-wildcards",
+            "an AppProject allows no '*' source repo, destination or kind",
+        ),
+        Rule("MLG007", "valid-cidr", "every NetworkPolicy ipBlock is a valid CIDR"),
+        Rule(
+            "MLG008",
+            "sync-path",
+            "every path an Application or Flux Kustomization syncs exists and builds",
+        ),
+        Rule("MLG009", "waiver-reason", "a waiver annotation must say why"),
+    )
+}
+
+POD_SPEC_PATHS: dict[str, list[list[str]]] = {
+    "Pod": [["spec"]],
+    "Job": [["spec", "template", "spec"]],
+    "CronJob": [["spec", "jobTemplate", "spec", "template", "spec"]],
+    "Deployment": [["spec", "template", "spec"]],
+    "StatefulSet": [["spec", "template", "spec"]],
+    "DaemonSet": [["spec", "template", "spec"]],
+    "ReplicaSet": [["spec", "template", "spec"]],
+    "PyTorchJob": [["spec", "pytorchReplicaSpecs", "*", "template", "spec"]],
+    "TFJob": [["spec", "tfReplicaSpecs", "*", "template", "spec"]],
+    "MPIJob": [["spec", "mpiReplicaSpecs", "*", "template", "spec"]],
+    "JobSet": [["spec", "replicatedJobs", "*", "template", "spec", "template", "spec"]],
+}
+
+
+def pod_specs(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each pod spec in an object, with its field path."""
+
+    def walk(node: Any, path: list[str], at: str) -> Iterator[tuple[str, dict[str, Any]]]:
+        if not path:
+            if isinstance(node, dict):
+                yield at, node
+            return
+        head, rest = path[0], path[1:]
+        if head == "*":
+            items = node.items() if isinstance(node, dict) else enumerate(node or [])
+            for key, value in items:
+                yield from walk(value, rest, f"{at}.{key}")
+        elif isinstance(node, dict) and head in node:
+            yield from walk(node[head], rest, f"{at}.{head}" if at else head)
+
+    for path in POD_SPEC_PATHS.get(obj.get("kind", ""), []):
+        yield from walk(obj, path, "")
+
+
+def _pod_security(obj: dict[str, Any]) -> Iterator[Finding]:
+    for at, spec in pod_specs(obj):
+        pod_context = spec.get("securityContext") or {}
+        for i, volume in enumerate(spec.get("volumes") or []):
+            if "hostPath" in volume:
+                yield f"{at}.volumes[{i}].hostPath", f"volume {volume.get('name')!r} is a hostPath"
+        for group in ("initContainers", "containers"):
+            for i, container in enumerate(spec.get(group) or []):
+                yield from _container_security(container, pod_context, f"{at}.{group}[{i}]")
+
+
+def _container_security(
+    container: dict[str, Any], pod_context: dict[str, Any], at: str
+) -> Iterator[Finding]:
+    context = container.get("securityContext") or {}
+    name = container.get("name")
+    if context.get("runAsNonRoot", pod_context.get("runAsNonRoot")) is not True:
+        yield f"{at}.securityContext.runAsNonRoot", f"container {name!r} may run as root"
+    if context.get("runAsUser", pod_context.get("runAsUser")) == 0:
+        yield f"{at}.securityContext.runAsUser", f"container {name!r} runs as user 0"
+    if context.get("allowPrivilegeEscalation") is not False:
+        yield (
+            f"{at}.securityContext.allowPrivilegeEscalation",
+            f"container {name!r} allows privilege escalation",
+        )
+    if "ALL" not in ((context.get("capabilities") or {}).get("drop") or []):
+        yield f"{at}.securityContext.capabilities.drop", f"container {name!r} keeps capabilities"
+    added = set((context.get("capabilities") or {}).get("add") or []) - {"NET_BIND_SERVICE"}
+    if added:
+        yield f"{at}.securityContext.capabilities.add", f"container {name!r} adds {sorted(added)}"
+    seccomp = (context.get("seccompProfile") or pod_context.get("seccompProfile") or {}).get("type")
+    if seccomp not in ("RuntimeDefault", "Localhost"):
+        yield (
+            f"{at}.securityContext.seccompProfile",
+            f"container {name!r} has no RuntimeDefault seccomp",
+        )
+    if context.get("privileged"):
+        yield f"{at}.securityContext.privileged", f"container {name!r} is privileged"
+
+
+def _image_pinned(obj: dict[str, Any]) -> Iterator[Finding]:
+    for at, spec in pod_specs(obj):
+        for group in ("initContainers", "containers"):
+            for i, container in enumerate(spec.get(group) or []):
+                image = str(container.get("image", ""))
+                tail = image.rsplit("/", 1)[-1]
+                if "@" not in image and (":" not in tail or tail.endswith(":latest")):
+                    yield (
+                        f"{at}.{group}[{i}].image",
+                        f"image {image!r} is not pinned to a tag or digest",
+                    )
+
+
+def _resources(obj: dict[str, Any]) -> Iterator[Finding]:
+    for at, spec in pod_specs(obj):
+        for group in ("initContainers", "containers"):
+            for i, container in enumerate(spec.get(group) or []):
+                amounts = container.get("resources") or {}
+                for kind in ("requests", "limits"):
+                    for resource in ("cpu", "memory"):
+                        if resource not in (amounts.get(kind) or {}):
+                            yield (
+                                f"{at}.{group}[{i}].resources.{kind}.{resource}",
+                                f"container {container.get('name')!r} has no {kind}.{resource}",
+                            )
+
+
+def _secret_data(obj: dict[str, Any]) -> Iterator[Finding]:
+    if obj.get("kind") == "Secret" and (obj.get("data") or obj.get("stringData")):
+        yield "data", "a Secret with data is committed to git (use External Secrets or SOPS)"
+
+
+def _appproject_wildcards(obj: dict[str, Any]) -> Iterator[Finding]:
+    if obj.get("kind") != "AppProject":
+        return
+    spec = obj.get("spec") or {}
+    for i, repo in enumerate(spec.get("sourceRepos") or []):
+        if "*" in repo:
+            yield f"spec.sourceRepos[{i}]", f"allows every source repo matching {repo!r}"
+    for i, destination in enumerate(spec.get("destinations") or []):
+        for key in ("server", "name", "namespace"):
+            if "*" in str(destination.get(key, "")):
+                yield (
+                    f"spec.destinations[{i}].{key}",
+                    f"wildcard destination {key} {destination[key]!r}",
+                )
+    for listing in ("clusterResourceWhitelist", "namespaceResourceWhitelist"):
+        for i, entry in enumerate(spec.get(listing) or []):
+            if "*" in (str(entry.get("group", "")) + str(entry.get("kind", ""))):
+                yield f"spec.{listing}[{i}]", f"wildcard kind {entry}"
+
+
+def _cidrs(obj: dict[str, Any]) -> Iterator[Finding]:
+    if obj.get("kind") != "NetworkPolicy":
+        return
+    spec = obj.get("spec") or {}
+    for direction, peers_key in (("ingress", "from"), ("egress", "to")):
+        for i, rule in enumerate(spec.get(direction) or []):
+            for j, peer in enumerate(rule.get(peers_key) or []):
+                block = peer.get("ipBlock")
+                if block is None:
+                    continue
+                at = f"spec.{direction}[{i}].{peers_key}[{j}].ipBlock"
+                for value in [block.get("cidr"), *(block.get("except") or [])]:
+                    try:
+                        ipaddress.ip_network(str(value), strict=False)
+                    except ValueError:
+                        yield at, f"{value!r} is not a valid CIDR"
+
+
+OBJECT_RULES: dict[str, Callable[[dict[str, Any]], Iterator[Finding]]] = {
+    "MLG001": _pod_security,
+    "MLG003": _image_pinned,
+    "MLG004": _resources,
+    "MLG005": _secret_data,
+    "MLG006": _appproject_wildcards,
+    "MLG007": _cidrs,
+}
+
+
+def waivers(obj: dict[str, Any]) -> dict[str, str]:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return {
+        key[len(WAIVER_PREFIX) :].upper(): str(value).strip()
+        for key, value in annotations.items()
+        if key.startswith(WAIVER_PREFIX)
+    }
+
+
+def object_findings(obj: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(rule id, field, message) for one object, before waivers."""
+    for rule_id, check in OBJECT_RULES.items():
+        for field, message in check(obj):
+            yield rule_id, field, message
+
+
+def namespaces_running_pods(objects: list[dict[str, Any]]) -> set[str]:
+    return {
+        (o.get("metadata") or {}).get("namespace") or "default"
+        for o in objects
+        if any(True for _ in pod_specs(o))
+    }
+
+
+def namespaces_denied(objects: list[dict[str, Any]]) -> set[str]:
+    denied = set()
+    for obj in objects:
+        spec = obj.get("spec") or {}
+        if (
+            obj.get("kind") == "NetworkPolicy"
+            and spec.get("podSelector") in ({}, None, {"matchLabels": {}})
+            and {"Ingress", "Egress"} <= set(spec.get("policyTypes") or [])
+            and not spec.get("ingress")
+            and not spec.get("egress")
+        ):
+            denied.add((obj.get("metadata") or {}).get("namespace") or "default")
+    return denied
