@@ -1,0 +1,249 @@
+"""`mlgitops validate` on real trees: clean where it should be, and exactly the expected
+lines after each kind of breakage, with the real kustomize and strict schemas."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+from helpers import ROOT, SCHEMAS, SEEDS
+
+from generator.cli import main
+from generator.validate import policies
+
+
+@pytest.fixture(scope="module")
+def seeds_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("seeds")
+    result = CliRunner().invoke(main, ["generate", "--config", str(SEEDS), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    shutil.copy(SEEDS, out / "mlgitops.yaml")
+    return out
+
+
+@pytest.fixture
+def tree(seeds_tree: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "tree"
+    shutil.copytree(seeds_tree, copy)
+    return copy
+
+
+def validate(root: Path, *extra: str) -> Result:
+    return CliRunner().invoke(
+        main, ["validate", str(root), "--schema-location", str(SCHEMAS), *extra]
+    )
+
+
+def edit_yaml(path: Path, change: object) -> None:
+    """Apply `change(document)` to the first document of a generated file."""
+    documents = list(yaml.safe_load_all(path.read_text()))
+    change(documents[0])  # type: ignore[operator]
+    path.write_text(yaml.safe_dump_all(documents, sort_keys=False))
+
+
+def test_the_repository_and_the_seeds_tree_are_clean(seeds_tree: Path) -> None:
+    for root in (ROOT, seeds_tree):
+        result = validate(root)
+        assert result.exit_code == 0, result.stdout
+        assert result.stdout == ""
+        assert ": clean" in result.stderr
+
+
+JOB = "base/resnet-ddp/job.yaml"
+CONTAINER = "spec.template.spec.containers.0"
+
+
+def _container(document: dict) -> dict:  # type: ignore[type-arg]
+    container: dict = document["spec"]["template"]["spec"]["containers"][0]  # type: ignore[type-arg]
+    return container
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        pytest.param(
+            lambda d: _container(d).update(colour="blue"),
+            f"base/resnet-ddp: Job/resnet-ddp: {CONTAINER}: Additional properties are not "
+            "allowed ('colour' was unexpected)",
+            id="unknown-field",
+        ),
+        pytest.param(
+            lambda d: d["spec"].update(completions="three"),
+            "base/resnet-ddp: Job/resnet-ddp: spec.completions: "
+            "'three' is not of type 'integer', 'null'",
+            id="wrong-type",
+        ),
+        pytest.param(
+            lambda d: _container(d).pop("name"),
+            f"base/resnet-ddp: Job/resnet-ddp: {CONTAINER}: 'name' is a required property",
+            id="missing-required-field",
+        ),
+        pytest.param(
+            lambda d: d["spec"]["template"]["spec"]["volumes"].append(
+                {"name": "host", "hostPath": {"path": "/data"}}
+            ),
+            "base/resnet-ddp: Job/resnet-ddp: spec.template.spec.volumes[1].hostPath: "
+            "[MLG001] volume 'host' is a hostPath",
+            id="hostpath",
+        ),
+        pytest.param(
+            lambda d: _container(d).update(image="registry.example.com/ml/resnet-train:latest"),
+            "base/resnet-ddp: Job/resnet-ddp: spec.template.spec.containers[0].image: [MLG003] "
+            "image 'registry.example.com/ml/resnet-train:latest' is not pinned to a tag or digest",
+            id="latest-image",
+        ),
+    ],
+)
+def test_each_breakage_in_a_base_gives_exactly_its_line(
+    tree: Path, change: object, expected: str
+) -> None:
+    edit_yaml(tree / JOB, change)
+    result = validate(tree)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    # the base, and every path that builds on it, report the same object
+    assert expected in lines
+    assert {line.split(": ", 1)[1] for line in lines} == {expected.split(": ", 1)[1]}
+
+
+def test_a_missing_sync_path_is_reported_where_it_is_referenced(tree: Path) -> None:
+    shutil.rmtree(tree / "clusters" / "gke-training" / "workloads" / "namespaces" / "ml-workloads")
+    (tree / "clusters" / "gke-training" / "workloads" / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources: [namespaces/distributed-training]\n"
+    )
+    result = validate(tree)
+    assert result.exit_code == 1
+    message = (
+        "spec.path: [MLG008] 'clusters/gke-training/workloads/namespaces/ml-workloads' "
+        "is not a kustomization in this repository"
+    )
+    assert result.stdout.splitlines() == [
+        f"bootstrap/fleet/apps: Application/gke-training-workloads-ml-workloads: {message}",
+        f"clusters/gke-training/gitops: Application/gke-training-workloads-ml-workloads: {message}",
+    ]
+
+
+def test_a_namespace_without_default_deny_is_reported_per_synced_path(tree: Path) -> None:
+    policy = tree / "base" / "namespaces" / "ml-workloads" / "networkpolicy.yaml"
+    documents = [
+        d for d in yaml.safe_load_all(policy.read_text()) if d["metadata"]["name"] != "default-deny"
+    ]
+    policy.write_text(yaml.safe_dump_all(documents))
+    result = validate(tree)
+    assert result.exit_code == 1
+    assert result.stdout.splitlines() == [
+        f"clusters/{c}/workloads/namespaces/ml-workloads: Namespace/ml-workloads: [MLG002] "
+        "runs pods without a default-deny NetworkPolicy (ingress and egress)"
+        for c in ("eks-training", "gke-training", "local")
+    ]
+
+
+def test_a_waiver_needs_a_reason_and_is_listed(tree: Path) -> None:
+    def waive(reason: str) -> object:
+        def change(document: dict) -> None:  # type: ignore[type-arg]
+            document["metadata"]["annotations"] = {"mlgitops.io/waive-mlg003": reason}
+            _container(document)["image"] = "registry.example.com/ml/resnet-train"
+
+        return change
+
+    edit_yaml(tree / JOB, waive("mirrored nightly by the platform team"))
+    waived = validate(tree)
+    assert waived.exit_code == 0, waived.stdout
+    assert (
+        "base/resnet-ddp: Job/resnet-ddp: [MLG003] waived: mirrored nightly by the platform team"
+    ) in waived.stdout.splitlines()
+
+    edit_yaml(tree / JOB, waive(" "))
+    unexplained = validate(tree)
+    assert unexplained.exit_code == 1
+    assert (
+        "base/resnet-ddp: Job/resnet-ddp: metadata.annotations.mlgitops.io/waive-mlg003: "
+        "[MLG009] a waiver must give its reason"
+    ) in unexplained.stdout.splitlines()
+
+
+def test_custom_resources_without_schema_are_errors_unless_ignored(seeds_tree: Path) -> None:
+    result = CliRunner().invoke(main, ["validate", str(seeds_tree)])
+    assert result.exit_code == 1
+    assert (
+        "clusters/eks-training/infrastructure: Cluster/eks-training: no schema for "
+        "Cluster eks.services.k8s.aws/v1alpha1 (no --schema-location given)"
+    ) in result.stdout.splitlines()
+    ignored = CliRunner().invoke(main, ["validate", str(seeds_tree), "--ignore-missing-schemas"])
+    assert ignored.exit_code == 0, ignored.stdout
+
+
+def test_json_and_junit_reports(tree: Path) -> None:
+    edit_yaml(tree / JOB, lambda d: d["spec"].update(completions="three"))
+    as_json = json.loads(validate(tree, "--output", "json").stdout)
+    assert as_json["problems"][0]["field"] == "spec.completions"
+    assert set(as_json["rules"]) == set(policies.RULES)
+    junit = ET.fromstring(validate(tree, "--output", "junit").stdout)
+    suite = junit.find("testsuite")
+    assert suite is not None and int(suite.get("failures", "0")) >= 1
+    failing = {case.get("name") for case in suite.iter("testcase")}
+    assert "base/resnet-ddp" in failing
+
+
+OK_CONTAINER = {
+    "name": "c",
+    "image": "r/i:1",
+    "resources": {
+        "requests": {"cpu": "1", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "1Gi"},
+    },
+    "securityContext": {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    },
+}
+
+
+def pod(**container: object) -> dict:  # type: ignore[type-arg]
+    return {
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{**OK_CONTAINER, **container}]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("rule", "passing", "failing"),
+    [
+        ("MLG001", pod(), pod(securityContext={"privileged": True})),
+        ("MLG003", pod(), pod(image="r/i")),
+        ("MLG004", pod(), pod(resources={"limits": {"cpu": "1"}})),
+        (
+            "MLG005",
+            {"kind": "Secret", "metadata": {"name": "s"}},
+            {"kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}},
+        ),
+        (
+            "MLG006",
+            {"kind": "AppProject", "spec": {"sourceRepos": ["https://x/r.git"]}},
+            {"kind": "AppProject", "spec": {"sourceRepos": ["*"]}},
+        ),
+        (
+            "MLG007",
+            {
+                "kind": "NetworkPolicy",
+                "spec": {"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8"}}]}]},
+            },
+            {
+                "kind": "NetworkPolicy",
+                "spec": {"egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/33"}}]}]},
+            },
+        ),
+    ],
+)
+def test_each_object_rule_passes_and_fails(rule: str, passing: dict, failing: dict) -> None:  # type: ignore[type-arg]
+    assert [r for r, _, _ in policies.object_findings(passing) if r == rule] == []
+    assert [r for r, _, _ in policies.object_findings(failing) if r == rule] != []
