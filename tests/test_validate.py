@@ -247,3 +247,42 @@ def pod(**container: object) -> dict:  # type: ignore[type-arg]
 def test_each_object_rule_passes_and_fails(rule: str, passing: dict, failing: dict) -> None:  # type: ignore[type-arg]
     assert [r for r, _, _ in policies.object_findings(passing) if r == rule] == []
     assert [r for r, _, _ in policies.object_findings(failing) if r == rule] != []
+
+
+def test_schemas_from_a_url_template_are_downloaded_once_and_cached(
+    seeds_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kubeconform-style template served over HTTP on loopback; the second run reads
+    the disk cache, so it passes with the server gone."""
+    import functools
+    import http.server
+    import threading
+
+    requests: list[str] = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            requests.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(SCHEMAS))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    template = (
+        f"http://127.0.0.1:{server.server_port}/"
+        "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+    )
+    try:
+        first = CliRunner().invoke(
+            main, ["validate", str(seeds_tree), "--schema-location", template]
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert first.exit_code == 0, first.stdout
+    assert "/eks.services.k8s.aws/cluster_v1alpha1.json" in " ".join(requests)
+    assert len(requests) == len(set(requests))  # one download per schema
+    second = CliRunner().invoke(main, ["validate", str(seeds_tree), "--schema-location", template])
+    assert second.exit_code == 0, second.stdout
