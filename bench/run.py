@@ -38,17 +38,27 @@ def fleet_config(folder: Path, workloads: int, clusters: int) -> Path:
     path = folder / f"fleet-{workloads}x{clusters}.yaml"
     with path.open("w") as out:
         subprocess.run(
-            [sys.executable, str(MAKE_FLEET), "--workloads", str(workloads), "--clusters",
-             str(clusters)], stdout=out, check=True,
+            [
+                sys.executable,
+                str(MAKE_FLEET),
+                "--workloads",
+                str(workloads),
+                "--clusters",
+                str(clusters),
+            ],
+            stdout=out,
+            check=True,
         )
     return path
 
 
-def timed(command: list[str], **kwargs: object) -> tuple[float, int, subprocess.CompletedProcess[str]]:
+Run = subprocess.CompletedProcess[str]
+
+
+def timed(command: list[str]) -> tuple[float, int, Run]:
     """Wall seconds and peak memory (KiB) of one child process."""
     started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               **kwargs)  # type: ignore[call-overload]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(process.pid, 0)
     elapsed = time.perf_counter() - started
     stdout, stderr = process.communicate()
@@ -62,9 +72,9 @@ def serialisation_floor(config: Path) -> tuple[float, int]:
     from generator.render import render
     from generator.render.objects import Unit
 
-    objects = [obj for u in render(load_config_file(config)) for obj in getattr(u, "objects", [])]
-    units = [u for u in render(load_config_file(config)) if isinstance(u, Unit)]
-    objects += [p.body for u in units for p in u.patches]
+    rendered = render(load_config_file(config))
+    objects = [obj for unit in rendered for obj in unit.objects]
+    objects += [p.body for u in rendered if isinstance(u, Unit) for p in u.patches]
     started = time.perf_counter()
     yaml.dump_all(objects, Dumper=yaml.CSafeDumper, sort_keys=False)
     return time.perf_counter() - started, len(objects)
@@ -72,24 +82,39 @@ def serialisation_floor(config: Path) -> tuple[float, int]:
 
 def bench_generate(folder: Path, sizes: list[int], clusters: int) -> None:
     print(f"generate, {clusters} clusters")
-    print(f"{'workloads':>9} {'seconds':>8} {'peak MiB':>8} {'files':>6} {'objects':>8} "
-          f"{'floor s':>8} {'x floor':>7}")
+    print(
+        f"{'workloads':>9} {'seconds':>8} {'peak MiB':>8} {'files':>6} {'objects':>8} "
+        f"{'floor s':>8} {'x floor':>7}"
+    )
     seconds = {}
     for workloads in sizes:
         config = fleet_config(folder, workloads, clusters)
         out = folder / f"out-{workloads}"
-        elapsed, peak, run = timed([*MLGITOPS, "generate", "--config", str(config), "--out", str(out)])
+        elapsed, peak, run = timed(
+            [*MLGITOPS, "generate", "--config", str(config), "--out", str(out)]
+        )
         assert run.returncode == 0, run.stderr
         floor, objects = serialisation_floor(config)
         files = sum(1 for p in out.rglob("*") if p.is_file())
         seconds[workloads] = elapsed
-        print(f"{workloads:>9} {elapsed:>8.2f} {peak / 1024:>8.0f} {files:>6} {objects:>8} "
-              f"{floor:>8.2f} {elapsed / floor:>7.1f}")
+        print(
+            f"{workloads:>9} {elapsed:>8.2f} {peak / 1024:>8.0f} {files:>6} {objects:>8} "
+            f"{floor:>8.2f} {elapsed / floor:>7.1f}"
+        )
     small, large = min(sizes), max(sizes)
     print(f"growth: {large / small:.0f}x workloads -> {seconds[large] / seconds[small]:.1f}x time")
     config = folder / f"fleet-{large}x{clusters}.yaml"
-    elapsed, _, run = timed([*MLGITOPS, "generate", "--check", "--config", str(config),
-                             "--out", str(folder / f"out-{large}")])
+    elapsed, _, run = timed(
+        [
+            *MLGITOPS,
+            "generate",
+            "--check",
+            "--config",
+            str(config),
+            "--out",
+            str(folder / f"out-{large}"),
+        ]
+    )
     assert run.returncode == 0, run.stderr
     print(f"no-change regenerate (--check) of {large} workloads: {elapsed:.2f} s")
     elapsed, _, _ = timed([*MLGITOPS, "--help"])
@@ -102,10 +127,18 @@ def bench_schema_stage(folder: Path) -> None:
 
     config = fleet_config(folder, 100, 3)
     out = folder / "schema-tree"
-    subprocess.run([*MLGITOPS, "generate", "--config", str(config), "--out", str(out)],
-                   check=True, capture_output=True)
-    documents = [d for p in sorted((out / "base").rglob("*.yaml")) if p.name != "kustomization.yaml"
-                 for d in yaml.safe_load_all(p.read_text()) if d]
+    subprocess.run(
+        [*MLGITOPS, "generate", "--config", str(config), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    documents = [
+        d
+        for p in sorted((out / "base").rglob("*.yaml"))
+        if p.name != "kustomization.yaml"
+        for d in yaml.safe_load_all(p.read_text())
+        if d
+    ]
     stream = folder / "objects.yaml"
     stream.write_text(yaml.safe_dump_all(documents))
     schemas = SchemaSet([])
@@ -118,19 +151,26 @@ def bench_schema_stage(folder: Path) -> None:
     started = time.perf_counter()
     subprocess.run([cli, "--strict", "-k", "1.33", str(stream)], check=True, capture_output=True)
     theirs = time.perf_counter() - started
-    print(f"schema stage, {len(documents)} objects: mlgitops {len(documents) / ours:,.0f}/s, "
-          f"kubernetes-validate {len(documents) / theirs:,.0f}/s: {theirs / ours:.0f}x faster")
+    print(
+        f"schema stage, {len(documents)} objects: mlgitops {len(documents) / ours:,.0f}/s, "
+        f"kubernetes-validate {len(documents) / theirs:,.0f}/s: {theirs / ours:.0f}x faster"
+    )
 
 
 def bench_validate(folder: Path) -> None:
     config = fleet_config(folder, 200, 6)
     out = folder / "validate-tree"
-    subprocess.run([*MLGITOPS, "generate", "--config", str(config), "--out", str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [*MLGITOPS, "generate", "--config", str(config), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
     shutil.copy(config, out / "mlgitops.yaml")
     elapsed, _, run = timed([*MLGITOPS, "validate", str(out), "--schema-location", str(SCHEMAS)])
-    print(f"validate, 200 workloads on 6 clusters, {os.cpu_count()} cores: {elapsed:.1f} s "
-          f"({run.stderr.strip().splitlines()[-1]})")
+    print(
+        f"validate, 200 workloads on 6 clusters, {os.cpu_count()} cores: {elapsed:.1f} s "
+        f"({run.stderr.strip().splitlines()[-1]})"
+    )
 
 
 def main() -> None:
