@@ -80,6 +80,19 @@ def serialisation_floor(config: Path) -> tuple[float, int]:
     return time.perf_counter() - started, len(objects)
 
 
+def generated_tree(folder: Path, workloads: int, clusters: int) -> Path:
+    """A generated fleet with its config beside it, as a repository holds it."""
+    config = fleet_config(folder, workloads, clusters)
+    out = folder / f"tree-{workloads}x{clusters}"
+    subprocess.run(
+        [*MLGITOPS, "generate", "--config", str(config), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    shutil.copy(config, out / "mlgitops.yaml")
+    return out
+
+
 def bench_generate(folder: Path, sizes: list[int], clusters: int) -> None:
     print(f"generate, {clusters} clusters")
     print(
@@ -125,13 +138,7 @@ def bench_schema_stage(folder: Path) -> None:
     """The same rendered built-in objects through both validators."""
     from generator.validate.schemas import SchemaSet
 
-    config = fleet_config(folder, 100, 3)
-    out = folder / "schema-tree"
-    subprocess.run(
-        [*MLGITOPS, "generate", "--config", str(config), "--out", str(out)],
-        check=True,
-        capture_output=True,
-    )
+    out = generated_tree(folder, 100, 3)
     documents = [
         d
         for p in sorted((out / "base").rglob("*.yaml"))
@@ -158,14 +165,7 @@ def bench_schema_stage(folder: Path) -> None:
 
 
 def bench_validate(folder: Path) -> None:
-    config = fleet_config(folder, 200, 6)
-    out = folder / "validate-tree"
-    subprocess.run(
-        [*MLGITOPS, "generate", "--config", str(config), "--out", str(out)],
-        check=True,
-        capture_output=True,
-    )
-    shutil.copy(config, out / "mlgitops.yaml")
+    out = generated_tree(folder, 200, 6)
     elapsed, _, run = timed([*MLGITOPS, "validate", str(out), "--schema-location", str(SCHEMAS)])
     print(
         f"validate, 200 workloads on 6 clusters, {os.cpu_count()} cores: {elapsed:.1f} s "

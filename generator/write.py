@@ -186,11 +186,6 @@ def plan(
     return sorted(changes, key=lambda change: change.path)
 
 
-def with_state(tree: Mapping[str, bytes]) -> dict[str, bytes]:
-    """The full tree as it will be on disk, state file included."""
-    return {**tree, STATE_FILE: render_state(tree)}
-
-
 def apply(root: Path, changes: Iterable[Change], tree: Mapping[str, bytes], force: bool) -> None:
     """Carry out a plan. Refuses, writing nothing, if a person's edit would be lost."""
     changes = list(changes)
