@@ -192,7 +192,7 @@ def apply(root: Path, changes: Iterable[Change], tree: Mapping[str, bytes], forc
     conflicts = [c.path for c in changes if c.action is Action.CONFLICT]
     if conflicts and not force:
         raise EditedFilesError(conflicts)
-    _remove_stale_temporaries(root, changes)
+    _remove_stale_temporaries(root)
     if any(c.action not in (Action.UNCHANGED, Action.FORGET) for c in changes):
         # Recorded before anything changes, so a run killed halfway still knows its files.
         _atomic_write(root / PENDING_FILE, render_state(tree))
@@ -223,12 +223,16 @@ def _atomic_write(target: Path, content: bytes) -> None:
         raise UsageError(f"{target}: cannot write ({error.strerror})") from None
 
 
-def _remove_stale_temporaries(root: Path, changes: list[Change]) -> None:
-    """Temporary files a killed run left behind, in the folders this run touches."""
-    for folder in sorted({(root / c.path).parent for c in changes} | {root}):
-        if folder.is_dir():
-            for leftover in folder.glob(f".*{TEMPORARY_SUFFIX}"):
-                leftover.unlink(missing_ok=True)
+def _remove_stale_temporaries(root: Path) -> None:
+    """Temporary files a killed run left behind, anywhere in the tree (a later config may
+    no longer know their folders), with the folders they alone kept alive. Hidden
+    folders such as .git are not searched; only our own temporary names are removed."""
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        for name in files:
+            if name.startswith(".") and name.endswith(TEMPORARY_SUFFIX):
+                (Path(folder) / name).unlink(missing_ok=True)
+                _remove_empty_parents(Path(folder), root)
 
 
 def _remove_empty_parents(folder: Path, root: Path) -> None:

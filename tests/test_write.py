@@ -297,3 +297,16 @@ def test_runs_killed_at_random_moments_leave_each_file_old_or_new(tmp_path: Path
     assert check.returncode == 0, check.stderr
     assert not list(out.rglob(f"*{write.TEMPORARY_SUFFIX}"))
     assert not (out / write.PENDING_FILE).exists()
+
+
+def test_temporary_files_of_a_killed_run_are_removed_wherever_they_are(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    run(out)
+    stale = out / "overlays" / "local" / "workloads" / "gone" / f".job.yaml{write.TEMPORARY_SUFFIX}"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("half a file")
+    mine = out / "overlays" / "local" / "workloads" / "notes.txt"
+    mine.write_text("kept\n")
+    assert run(out).exit_code == 0
+    assert not stale.parent.exists()
+    assert mine.read_text() == "kept\n"
