@@ -74,49 +74,33 @@ def scopes(config: model.Config) -> list[Scope]:
 def sync_paths(
     config: model.Config, cluster: model.Cluster, units: dict[str, Unit]
 ) -> list[SyncPath]:
-    paths: list[SyncPath] = []
+    """Infrastructure (on the management cluster), then storage, then one path per
+    namespace; each later layer depends on every earlier one."""
+    layers: list[tuple[str, str, str, bool]] = []  # (name, folder, namespace, holds jobs)
     if not isinstance(cluster, model.LocalCluster):
-        folder = infrastructure_folder(cluster)
-        paths.append(
-            SyncPath(
-                f"{cluster.name}-infrastructure",
-                folder,
-                cluster,
-                on_management=True,
-                namespace=infra_namespace(cluster),
-                order=0,
-                objects=built_objects(units, folder),
-            )
+        layers.append(
+            ("infrastructure", infrastructure_folder(cluster), infra_namespace(cluster), False)
         )
-    earlier = [p.name for p in paths]
     if has_storage(cluster):
-        folder = cluster_storage_folder(cluster)
+        layers.append(("storage", cluster_storage_folder(cluster), STORAGE_NAMESPACE, False))
+    layers += [
+        (f"workloads-{ns}", cluster_namespace_folder(cluster, ns), ns, True)
+        for ns in namespaces_on(config, cluster)
+    ]
+    paths: list[SyncPath] = []
+    for name, folder, namespace, holds_jobs in layers:
+        order = {"infrastructure": 0, "storage": 1}.get(name, 2)
         paths.append(
             SyncPath(
-                f"{cluster.name}-storage",
+                f"{cluster.name}-{name}",
                 folder,
                 cluster,
-                on_management=False,
-                namespace=STORAGE_NAMESPACE,
-                order=1,
-                depends_on=list(earlier),
-                objects=built_objects(units, folder),
-            )
-        )
-    earlier = [p.name for p in paths]
-    for namespace in namespaces_on(config, cluster):
-        folder = cluster_namespace_folder(cluster, namespace)
-        paths.append(
-            SyncPath(
-                f"{cluster.name}-workloads-{namespace}",
-                folder,
-                cluster,
-                on_management=False,
+                on_management=order == 0,
                 namespace=namespace,
-                order=2,
-                depends_on=list(earlier),
+                order=order,
+                depends_on=[p.name for p in paths if p.order < order],
                 objects=built_objects(units, folder),
-                holds_jobs=True,
+                holds_jobs=holds_jobs,
             )
         )
     return paths

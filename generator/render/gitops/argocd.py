@@ -64,45 +64,49 @@ def destination(scope: Scope, path: SyncPath) -> dict[str, str]:
     return {"name": path.cluster.name, "namespace": path.namespace}
 
 
-def _source(config: model.Config, path: str) -> dict[str, str]:
-    return {"repoURL": config.repo.url, "targetRevision": config.repo.revision, "path": path}
-
-
 def application(config: model.Config, scope: Scope, project: str, path: SyncPath) -> Manifest:
-    meta = metadata(path.name, platform_labels(config), ARGOCD_NAMESPACE)
-    meta["annotations"] = {"argocd.argoproj.io/sync-wave": str(path.order)}
+    manifest = _application(
+        config, path.name, project, path.path, destination(scope, path), ["PruneLast=true"]
+    )
+    manifest["metadata"]["annotations"] = {"argocd.argoproj.io/sync-wave": str(path.order)}
     if not path.on_management:
         # Removing a cluster's namespace from the config removes what it ran; a cloud
         # cluster's infrastructure is never deleted along with its Application.
-        meta["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
-    return {
-        "apiVersion": API,
-        "kind": "Application",
-        "metadata": meta,
-        "spec": {
-            "project": project,
-            "source": _source(config, path.path),
-            "destination": destination(scope, path),
-            "syncPolicy": {
-                "automated": {"prune": True, "selfHeal": True},
-                "syncOptions": ["PruneLast=true"],
-                "retry": RETRY,
-            },
-        },
-    }
+        manifest["metadata"]["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
+    return manifest
 
 
 def root_application(config: model.Config, project: str, apps_folder: str) -> Manifest:
-    meta = metadata(f"{project}-root", platform_labels(config), ARGOCD_NAMESPACE)
+    target = {"server": IN_CLUSTER, "namespace": ARGOCD_NAMESPACE}
+    return _application(config, f"{project}-root", project, apps_folder, target, [])
+
+
+def _application(
+    config: model.Config,
+    name: str,
+    project: str,
+    path: str,
+    target: dict[str, str],
+    sync_options: list[str],
+) -> Manifest:
+    """An automated Application (prune, self-heal, retries) of one path of this repo."""
+    sync_policy: Manifest = {"automated": {"prune": True, "selfHeal": True}}
+    if sync_options:
+        sync_policy["syncOptions"] = sync_options
+    sync_policy["retry"] = RETRY
     return {
         "apiVersion": API,
         "kind": "Application",
-        "metadata": meta,
+        "metadata": metadata(name, platform_labels(config), ARGOCD_NAMESPACE),
         "spec": {
             "project": project,
-            "source": _source(config, apps_folder),
-            "destination": {"server": IN_CLUSTER, "namespace": ARGOCD_NAMESPACE},
-            "syncPolicy": {"automated": {"prune": True, "selfHeal": True}, "retry": RETRY},
+            "source": {
+                "repoURL": config.repo.url,
+                "targetRevision": config.repo.revision,
+                "path": path,
+            },
+            "destination": target,
+            "syncPolicy": sync_policy,
         },
     }
 
