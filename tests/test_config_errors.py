@@ -563,23 +563,20 @@ CASES = [
     ),
     pytest.param(
         _edit(("namespace: nlp", "namespace: nlp: x")),
-        ["mlgitops.yaml:15:19: invalid YAML: mapping values are not allowed here"],
+        ["mlgitops.yaml:15:19: invalid YAML: mapping values are not allowed in this context"],
         id="yaml-syntax-error",
     ),
     pytest.param(
         _edit(("    workers: 2\n", "    workers: 2\n    workers: 4\n")),
         [
-            "mlgitops.yaml:20:5: invalid YAML: "
-            'found duplicate key "workers" with value "4" (original value: "2") '
-            "(while constructing a mapping at 14:5)"
+            "mlgitops.yaml:20:5: workloads[1].workers: written twice (first at 19:5); keep one"
         ],
         id="duplicate-key",
     ),
     pytest.param(
         _edit(("    workers: 2\n", "\tworkers: 2\n")),
         [
-            "mlgitops.yaml:19:1: invalid YAML: found character '\\t' that cannot start any token "
-            "(indent with spaces, not tabs)"
+            "mlgitops.yaml:19:1: invalid YAML: a tab character; indent with spaces"
         ],
         id="tab-indentation",
     ),

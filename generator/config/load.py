@@ -3,8 +3,9 @@
 The reader is driven by the model's type hints: a dataclass is a mapping with exactly
 its fields, a `tuple[T, ...]` a list, a `dict[K, V]` a mapping, a `Literal` one of its
 values, a NewType a string or integer with the check of that name, and the cluster
-union is told apart by its `cloud` key. Positions come from ruamel.yaml's round-trip
-loader and are kept per field path so cross-field rules can point at the right line.
+union is told apart by its `cloud` key. Positions come from the parsed tree
+(generator.config.yaml_tree, which also bounds size, depth and alias expansion) and are
+kept per field path so cross-field rules can point at the right line.
 """
 
 from __future__ import annotations
@@ -17,15 +18,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
-
-from generator.config import checks, model, rules
+from generator.config import checks, model, rules, yaml_tree
+from generator.config.yaml_tree import YamlList, YamlMapping
 from generator.defaults import DEFAULT_CONFIG_NAME, default_config_text
 from generator.errors import ConfigError, Problem, UsageError
 
 Position = tuple[int, int]  # 1-based line and column
+
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
 class _Invalid:
@@ -40,11 +40,16 @@ def load_config_file(path: Path) -> model.Config:
     if path.is_dir():
         raise UsageError(f"{path}: is a directory, not a config file")
     try:
-        data = path.read_bytes()
+        with path.open("rb") as config_file:  # bounded: a FIFO or /dev/zero never ends
+            data = config_file.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such config file") from None
     except OSError as error:
         raise UsageError(f"{path}: cannot read the config file ({error.strerror})") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        limit = MAX_CONFIG_BYTES // (1024 * 1024)
+        message = f"the file is larger than {limit} MiB; a config that large is not a config"
+        raise ConfigError([Problem(str(path), 1, 1, "", message)])
     return load_config_bytes(data, str(path))
 
 
@@ -63,33 +68,20 @@ def load_config_bytes(data: bytes, file: str) -> model.Config:
 
 
 def load_config_text(text: str, file: str) -> model.Config:
-    document = _parse_yaml(text, file)
+    document = yaml_tree.parse(text, file)
     reader = _Reader(file, text)
-    config = reader.read_document(document)
-    problems = reader.problems + [
-        Problem(file, *reader.position(path), path, message)
-        for path, message in rules.cross_field_problems(reader.loaded_parts())
-    ]
+    config = reader.read_document(document.value)
+    problems = (
+        document.problems
+        + reader.problems
+        + [
+            Problem(file, *reader.position(path), path, message)
+            for path, message in rules.cross_field_problems(reader.loaded_parts())
+        ]
+    )
     if problems or isinstance(config, _Invalid):
         raise ConfigError(problems)
     return config
-
-
-def _parse_yaml(text: str, file: str) -> Any:
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
-    try:
-        return yaml.load(text)
-    except MarkedYAMLError as error:
-        mark = error.problem_mark or error.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = error.problem or error.context or "invalid YAML"
-        if "'\\t'" in message:
-            message += " (indent with spaces, not tabs)"
-        context = error.context_mark
-        if error.problem and error.context and context and context is not mark:
-            message += f" ({error.context} at {context.line + 1}:{context.column + 1})"
-        raise ConfigError([Problem(file, line, column, "", f"invalid YAML: {message}")]) from None
 
 
 def _yaml_kind(value: Any) -> str:
@@ -172,7 +164,7 @@ class _Reader:
                 "",
                 "the config is empty: expected a mapping with name, repo, workloads and clusters",
             )
-        if not isinstance(document, CommentedMap):
+        if not isinstance(document, YamlMapping):
             return self.fail("", f"the config must be a mapping, not {_yaml_kind(document)}")
         value = self.read(document, model.Config, "")
         return value if isinstance(value, model.Config) else INVALID
@@ -201,7 +193,7 @@ class _Reader:
         return self.read_cluster(node, path)
 
     def read_cluster(self, node: Any, path: str) -> Any:
-        if not isinstance(node, CommentedMap):
+        if not isinstance(node, YamlMapping):
             return self.fail(path, f"expected a mapping, got {_yaml_kind(node)}")
         cloud = node.get("cloud")
         kinds = model.CLUSTER_KINDS
@@ -212,20 +204,19 @@ class _Reader:
             return self.fail(join_path(path, "cloud"), _choice_message(cloud, tuple(kinds)))
         return self.read_dataclass(node, kinds[cloud], path)
 
-    def record_children(self, node: CommentedMap | CommentedSeq, path: str) -> None:
-        """Remember where each child was written: its value; its key when the value is null
-        (ruamel places a missing value at the next token); the mapping itself for keys
-        that came in through a merge (`<<: *anchor`)."""
-        if isinstance(node, CommentedMap):
-            for key in node:
-                self.positions[join_path(path, str(key))] = _child_position(node, key)
+    def record_children(self, node: YamlMapping | YamlList, path: str) -> None:
+        """Remember where each child was written: its value; its key when the value is
+        missing (null); the merge key for keys that came in through `<<: *anchor`."""
+        if isinstance(node, YamlMapping):
+            for key, value in node.items():
+                where = node.key_positions if value is None else node.value_positions
+                self.positions[join_path(path, str(key))] = where[key]
         else:
-            for index in range(len(node)):
-                line, column = node.lc.item(index)
-                self.positions[f"{path}[{index}]"] = (line + 1, column + 1)
+            for index, position in enumerate(node.item_positions):
+                self.positions[f"{path}[{index}]"] = position
 
     def read_dataclass(self, node: Any, cls: type, path: str) -> Any:
-        if not isinstance(node, CommentedMap):
+        if not isinstance(node, YamlMapping):
             return self.fail(path, f"expected a mapping, got {_yaml_kind(node)}")
         self.record_children(node, path)
         fields = {yaml_key(f): f for f in dataclasses.fields(cls)}
@@ -235,8 +226,7 @@ class _Reader:
         missing = {key for key, f in fields.items() if key not in node and _is_required(f)}
         for key in node:
             if not isinstance(key, str) or key not in fields:
-                line, column = _key_position(node, key)
-                self.positions[join_path(path, str(key))] = (line + 1, column + 1)
+                self.positions[join_path(path, str(key))] = node.key_positions[key]
                 guess = _closest(str(key), fields)
                 self.fail(join_path(path, str(key)), _unknown_key_message(key, guess, fields))
                 missing.discard(guess or "")  # the misspelling already explains it
@@ -276,7 +266,7 @@ class _Reader:
         return True
 
     def read_list(self, node: Any, item_hint: Any, path: str) -> Any:
-        if not isinstance(node, CommentedSeq):
+        if not isinstance(node, YamlList):
             return self.fail(path, f"expected a list, got {_yaml_kind(node)}")
         self.record_children(node, path)
         items = [self.read(item, item_hint, f"{path}[{i}]") for i, item in enumerate(node)]
@@ -285,7 +275,7 @@ class _Reader:
         return tuple(items)
 
     def read_mapping(self, node: Any, key_hint: Any, value_hint: Any, path: str) -> Any:
-        if not isinstance(node, CommentedMap):
+        if not isinstance(node, YamlMapping):
             return self.fail(path, f"expected a mapping, got {_yaml_kind(node)}")
         self.record_children(node, path)
         result: dict[Any, Any] = {}
@@ -293,15 +283,13 @@ class _Reader:
         for key, item in node.items():
             item_path = join_path(path, str(key))
             if not isinstance(key, str):
-                line, column = _key_position(node, key)
-                self.positions[item_path] = (line + 1, column + 1)
+                self.positions[item_path] = node.key_positions[key]
                 self.fail(item_path, f"keys must be strings, got {_yaml_kind(key)}")
                 ok = False
                 continue
             key_error = checks.STRING_CHECKS[key_hint](key)
             if key_error:
-                line, column = _key_position(node, key)
-                self.positions[item_path] = (line + 1, column + 1)
+                self.positions[item_path] = node.key_positions[key]
                 self.fail(item_path, key_error)
                 ok = False
                 continue
@@ -356,21 +344,6 @@ class _Reader:
                 path, f'expected a string, got {_yaml_kind(node)} (quote it: "{node}")'
             )
         return self.fail(path, f"expected a string, got {_yaml_kind(node)}")
-
-
-def _child_position(node: CommentedMap, key: Any) -> Position:
-    where = node.lc.data.get(key)
-    if where is None:
-        return (node.lc.line + 1, node.lc.col + 1)
-    if node[key] is None:
-        return (where[0] + 1, where[1] + 1)
-    return (where[2] + 1, where[3] + 1)
-
-
-def _key_position(node: CommentedMap, key: Any) -> Position:
-    """0-based, like ruamel's own positions; merged keys fall back to the mapping."""
-    where = node.lc.data.get(key)
-    return (where[0], where[1]) if where is not None else (node.lc.line, node.lc.col)
 
 
 def _is_required(field: dataclasses.Field[Any]) -> bool:
