@@ -31,13 +31,20 @@ class Problem:
 
 
 class ConfigError(MlgitopsError):
-    """The config is invalid; carries every problem found, in file order."""
+    """The config is invalid; carries every problem found, in file order. The message
+    lists the first SHOWN_PROBLEMS of them: a file that is wrong everywhere (a different
+    format, a generated mess) should not bury the terminal."""
 
     exit_code = 2
+    SHOWN_PROBLEMS = 200
 
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
+        lines = [str(p) for p in self.problems[: self.SHOWN_PROBLEMS]]
+        hidden = len(self.problems) - len(lines)
+        if hidden:
+            lines.append(f"{self.problems[0].file}: {hidden} more problems not shown")
+        super().__init__("\n".join(lines))
 
 
 class UsageError(MlgitopsError):

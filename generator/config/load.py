@@ -48,7 +48,7 @@ def load_config_file(path: Path) -> model.Config:
         raise UsageError(f"{path}: cannot read the config file ({error.strerror})") from None
     if len(data) > MAX_CONFIG_BYTES:
         limit = MAX_CONFIG_BYTES // (1024 * 1024)
-        message = f"the file is larger than {limit} MiB; a config that large is not a config"
+        message = f"the file is larger than {limit} MiB, the most a config may be"
         raise ConfigError([Problem(str(path), 1, 1, "", message)])
     return load_config_bytes(data, str(path))
 
@@ -365,7 +365,8 @@ def _unknown_key_message(key: Any, guess: str | None, fields: Mapping[str, Any])
 def _choice_message(value: Any, choices: tuple[Any, ...]) -> str:
     allowed = " | ".join(str(c) for c in choices)
     if isinstance(value, str):
-        guess = _closest(value, (str(c) for c in choices))
+        same_letters = [str(c) for c in choices if str(c).lower() == value.lower()]
+        guess = same_letters[0] if same_letters else _closest(value, (str(c) for c in choices))
         hint = f" (did you mean '{guess}'?)" if guess else ""
         return f"{value!r} is not one of {allowed}{hint}"
     return f"expected one of {allowed}, got {_yaml_kind(value)}"

@@ -81,6 +81,8 @@ def parse(text: str, file: str) -> Document:
         return _Composer(file).compose(_events(text))
     except yaml.MarkedYAMLError as error:
         raise ConfigError([_syntax_problem(error, text, file)]) from None
+    except yaml.reader.ReaderError as error:
+        raise ConfigError([_character_problem(error, text, file)]) from None
     except yaml.YAMLError as error:  # pragma: no cover - libyaml marks all its errors
         raise ConfigError([Problem(file, 1, 1, "", f"invalid YAML: {error}")]) from None
 
@@ -107,6 +109,27 @@ def _syntax_problem(error: yaml.MarkedYAMLError, text: str, file: str) -> Proble
         if where != (line, column):
             message += f" ({error.context} at {where[0]}:{where[1]})"
     return Problem(file, line, column, "", f"invalid YAML: {message}")
+
+
+def _character_problem(error: yaml.reader.ReaderError, text: str, file: str) -> Problem:
+    """A character YAML does not allow anywhere, such as a NUL or a bell."""
+    character = chr(error.character) if isinstance(error.character, int) else error.character
+    index = max(text.find(character), 0)
+    line = text.count("\n", 0, index) + 1
+    column = index - (text.rfind("\n", 0, index) + 1) + 1
+    code = f"U+{ord(character):04X}" if character else "a character"
+    return Problem(
+        file,
+        line,
+        column,
+        "",
+        f"invalid YAML: {code} is a control character, not allowed in YAML "
+        f"(in a double-quoted string, write it as \\x{ord(character):02x})",
+    )
+
+
+def _tag_text(tag: str) -> str:
+    return tag.replace(_CORE, "!!", 1) if tag.startswith(_CORE) else tag
 
 
 @dataclass
@@ -161,8 +184,8 @@ class _Composer:
         if self.nodes > MAX_NODES:
             raise self.fatal(
                 position,
-                f"invalid YAML: anchors and aliases expand past {MAX_NODES:,} values "
-                "(a config this large is a mistake or an attack; write the values out)",
+                f"invalid YAML: aliases expand the config past {MAX_NODES:,} values, "
+                "the most a config may hold (each alias counts as all it stands for)",
             )
 
     def start(self, event: yaml.MappingStartEvent | yaml.SequenceStartEvent) -> None:
@@ -171,7 +194,9 @@ class _Composer:
             raise self.fatal(position, f"invalid YAML: nested deeper than {MAX_DEPTH} levels")
         kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
         if event.tag not in (None, "!", _CORE + kind):
-            raise self.fatal(position, f"invalid YAML: unsupported tag {event.tag}")
+            tag = _tag_text(event.tag)
+            message = f"invalid YAML: unsupported tag {tag} (a config holds plain values)"
+            raise self.fatal(position, message)
         value = YamlMapping(position) if isinstance(event, yaml.MappingStartEvent) else None
         collection = value if value is not None else YamlList(position)
         if event.anchor:
@@ -180,9 +205,10 @@ class _Composer:
         self.count(1, position)
 
     def end(self) -> None:
-        done = self.stack.pop()
+        done = self.stack[-1]
         if isinstance(done.value, YamlMapping):
             self.apply_merges(done)
+        self.stack.pop()
         if done.anchor:
             self.open_anchors.discard(done.anchor)
             self.anchors[done.anchor] = (done.value, done.size)
@@ -231,7 +257,8 @@ class _Composer:
         if key == MERGE_KEY:
             parent.merges.append((value, position))
         elif isinstance(key, YamlMapping | YamlList):
-            self.problem(key_position, "keys must be strings, got a mapping or a list")
+            kind = "a mapping" if isinstance(key, YamlMapping) else "a list"
+            self.problem(key_position, f"keys must be strings, got {kind}")
         elif key in mapping:
             line, column = mapping.key_positions[key]
             self.problem(key_position, f"written twice (first at {line}:{column}); keep one", key)
@@ -287,11 +314,15 @@ class _Composer:
             _CORE + "null": type(None),
         }.get(tag)
         if wanted is None:
-            raise self.fatal(_position(event), f"invalid YAML: unsupported tag {tag}")
+            message = (
+                f"invalid YAML: unsupported tag {_tag_text(tag)} (a config holds plain values)"
+            )
+            raise self.fatal(_position(event), message)
         if wanted is float and type(resolved) is int:
             return float(resolved)
         if type(resolved) is not wanted:
-            raise self.fatal(_position(event), f"invalid YAML: {text!r} is not a valid {tag}")
+            message = f"invalid YAML: {text!r} does not fit its tag {_tag_text(tag)}"
+            raise self.fatal(_position(event), message)
         return resolved
 
 
