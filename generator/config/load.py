@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -219,8 +220,7 @@ class _Reader:
         if not isinstance(node, YamlMapping):
             return self.fail(path, f"expected a mapping, got {_yaml_kind(node)}")
         self.record_children(node, path)
-        fields = {yaml_key(f): f for f in dataclasses.fields(cls)}
-        hints = typing.get_type_hints(cls)
+        fields, hints = _field_table(cls)
         values: dict[str, Any] = {}
         ok = True
         missing = {key for key, f in fields.items() if key not in node and _is_required(f)}
@@ -344,6 +344,14 @@ class _Reader:
                 path, f'expected a string, got {_yaml_kind(node)} (quote it: "{node}")'
             )
         return self.fail(path, f"expected a string, got {_yaml_kind(node)}")
+
+
+@functools.cache
+def _field_table(cls: type) -> tuple[dict[str, dataclasses.Field[Any]], dict[str, Any]]:
+    """A model class's fields by YAML key, and its resolved type hints (costly to compute,
+    so once per class rather than once per mapping read)."""
+    fields = {yaml_key(f): f for f in dataclasses.fields(cls)}
+    return fields, typing.get_type_hints(cls)
 
 
 def _is_required(field: dataclasses.Field[Any]) -> bool:
