@@ -64,9 +64,21 @@ def layout_unit(unit: Unit) -> Tree:
     return files
 
 
+def relative_path(folder: str, start: str) -> str:
+    """`posixpath.relpath` for the normalised relative paths units use, without its
+    trips to the current directory (a fleet's kustomizations hold tens of thousands)."""
+    target, origin = folder.split("/"), start.split("/")
+    common = 0
+    for a, b in zip(target, origin, strict=False):
+        if a != b:
+            break
+        common += 1
+    return "/".join([".."] * (len(origin) - common) + target[common:]) or "."
+
+
 def kustomization(unit: Unit, resource_files: list[str]) -> dict[str, Any]:
     def relative(folder: str) -> str:
-        return posixpath.relpath(folder, unit.folder)
+        return relative_path(folder, unit.folder)
 
     document: dict[str, Any] = {
         "apiVersion": COMPONENT_API if unit.is_component else KUSTOMIZE_API,

@@ -196,11 +196,12 @@ def apply(root: Path, changes: Iterable[Change], tree: Mapping[str, bytes], forc
     if any(c.action not in (Action.UNCHANGED, Action.FORGET) for c in changes):
         # Recorded before anything changes, so a run killed halfway still knows its files.
         _atomic_write(root / PENDING_FILE, render_state(tree))
+    folders: set[Path] = set()  # known to exist: one mkdir per folder, not per file
     for change in changes:
         target = root / change.path
         if change.action in (Action.CREATE, Action.UPDATE, Action.CONFLICT):
             assert change.new is not None
-            _atomic_write(target, change.new)
+            _atomic_write(target, change.new, folders)
         elif change.action is Action.DELETE:
             target.unlink()
             _remove_empty_parents(target.parent, root)
@@ -211,14 +212,20 @@ def apply(root: Path, changes: Iterable[Change], tree: Mapping[str, bytes], forc
     (root / PENDING_FILE).unlink(missing_ok=True)
 
 
-def _atomic_write(target: Path, content: bytes) -> None:
+def _atomic_write(target: Path, content: bytes, folders: set[Path] | None = None) -> None:
+    folder = target.parent
+    temporary = folder / f".{target.name}{TEMPORARY_SUFFIX}"
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.is_dir():
-            raise UsageError(f"{target}: a folder stands where mlgitops writes a file")
-        temporary = target.with_name(f".{target.name}{TEMPORARY_SUFFIX}")
-        temporary.write_bytes(content)
+        if folders is None or folder not in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            if folders is not None:
+                folders.add(folder)
+        with open(temporary, "wb") as handle:
+            handle.write(content)
         os.replace(temporary, target)
+    except IsADirectoryError:
+        temporary.unlink(missing_ok=True)
+        raise UsageError(f"{target}: a folder stands where mlgitops writes a file") from None
     except OSError as error:
         raise UsageError(f"{target}: cannot write ({error.strerror})") from None
 
