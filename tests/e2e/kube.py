@@ -1,0 +1,233 @@
+"""What Kubernetes does with a built training workload, reproduced for one Indexed Job.
+
+The end-to-end tests run the pods' processes without a cluster, so they must add exactly
+what the control plane and the kubelet would add, and nothing else:
+
+- the Job controller creates one pod per completion index, with the hostname
+  `<job>-<index>`, the template's `subdomain`, the completion index as an annotation and
+  a label, and `JOB_COMPLETION_INDEX` appended to every container's environment as a
+  downward-API reference to that annotation (pkg/controller/job/indexed_job_utils.go);
+- the kubelet resolves the environment in order (a `$(VAR)` in a value sees only the
+  variables listed before it), then expands `$(VAR)` in command and args against the whole
+  environment, leaving references to unknown variables as they are (`$$` escapes);
+- the container runtime adds `HOSTNAME`;
+- cluster DNS answers `<hostname>.<subdomain>.<namespace>.svc.cluster.local` for a pod only
+  when a headless Service named like the subdomain, in the pod's namespace, selects it;
+  the pod's resolver completes shorter names through its search list.
+
+Everything here reads the built manifests; nothing rewrites them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+Manifest = dict[str, Any]
+
+CLUSTER_DOMAIN = "cluster.local"
+COMPLETION_INDEX_KEY = "batch.kubernetes.io/job-completion-index"
+COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
+_FIELD_WITH_KEY = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
+
+
+@dataclass(frozen=True)
+class Pod:
+    """One pod as the Job controller creates it, before it is scheduled."""
+
+    job: str
+    namespace: str
+    index: int
+    hostname: str
+    subdomain: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    spec: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """`<job>-<index>-<random suffix>`; a fixed suffix keeps runs comparable."""
+        return f"{self.hostname}-e2e00"
+
+
+@dataclass(frozen=True)
+class Process:
+    """What the container runtime starts for a pod's single container."""
+
+    argv: list[str]
+    env: dict[str, str]
+    working_dir: str | None
+
+
+def find(objects: Sequence[Manifest], kind: str, name: str) -> Manifest:
+    matches = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name} in the build, found {len(matches)}"
+    return matches[0]
+
+
+def indexed_job_pods(job: Manifest) -> list[Pod]:
+    """Every pod of an Indexed Job that runs all its indexes at once.
+
+    A static rendezvous needs every pod up together, so a Job whose parallelism is below
+    its completions cannot form the group: that is refused here rather than simulated."""
+    spec = job["spec"]
+    assert spec.get("completionMode") == "Indexed", "only Indexed Jobs give pods an index"
+    completions = int(spec["completions"])
+    assert int(spec.get("parallelism", 1)) == completions, "every index must run at once"
+    name, namespace = job["metadata"]["name"], job["metadata"].get("namespace", "default")
+    template = job["spec"]["template"]
+    controller_labels = {"job-name": name, "batch.kubernetes.io/job-name": name}
+    pods = []
+    for index in range(completions):
+        index_label = {COMPLETION_INDEX_KEY: str(index)}
+        pod_spec = dict(template["spec"])
+        pod_spec["containers"] = [_with_completion_index(c) for c in pod_spec["containers"]]
+        pods.append(
+            Pod(
+                job=name,
+                namespace=namespace,
+                index=index,
+                hostname=f"{name}-{index}",
+                subdomain=pod_spec.get("subdomain"),
+                labels={
+                    **template["metadata"].get("labels", {}),
+                    **controller_labels,
+                    **index_label,
+                },
+                annotations={**template["metadata"].get("annotations", {}), **index_label},
+                spec=pod_spec,
+            )
+        )
+    return pods
+
+
+def _with_completion_index(container: Manifest) -> Manifest:
+    """The controller appends the variable unless the container already defines it."""
+    env = list(container.get("env", []))
+    if all(e["name"] != COMPLETION_INDEX_ENV for e in env):
+        field = f"metadata.annotations['{COMPLETION_INDEX_KEY}']"
+        env.append({"name": COMPLETION_INDEX_ENV, "valueFrom": {"fieldRef": {"fieldPath": field}}})
+    return {**container, "env": env}
+
+
+def container_process(pod: Pod, pod_ip: str, node_name: str) -> Process:
+    """The process the kubelet starts for the pod's one container (the trainer)."""
+    containers = pod.spec["containers"]
+    assert len(containers) == 1, "a training pod runs exactly one container"
+    container = containers[0]
+    assert "envFrom" not in container, "envFrom is not modelled by this harness"
+    env: dict[str, str] = {}
+    for variable in container.get("env", []):
+        env[variable["name"]] = _env_value(variable, env, pod, pod_ip, node_name)
+    command = [expand(part, env) for part in container.get("command", [])]
+    args = [expand(part, env) for part in container.get("args", [])]
+    assert command, "the test image has no entrypoint: the container must set a command"
+    return Process(
+        argv=command + args,
+        env={"HOSTNAME": pod.hostname, **env},
+        working_dir=container.get("workingDir"),
+    )
+
+
+def _env_value(
+    variable: Manifest, earlier: Mapping[str, str], pod: Pod, pod_ip: str, node_name: str
+) -> str:
+    source = variable.get("valueFrom")
+    if source is None:
+        return expand(str(variable.get("value", "")), earlier)
+    assert set(source) == {"fieldRef"}, f"{variable['name']}: only fieldRef is modelled"
+    return field_value(source["fieldRef"]["fieldPath"], pod, pod_ip, node_name)
+
+
+def field_value(path: str, pod: Pod, pod_ip: str, node_name: str) -> str:
+    """The downward API's value for `path` (the fields a training pod might read)."""
+    simple: dict[str, Callable[[], str]] = {
+        "metadata.name": lambda: pod.name,
+        "metadata.namespace": lambda: pod.namespace,
+        "spec.nodeName": lambda: node_name,
+        "spec.serviceAccountName": lambda: str(pod.spec.get("serviceAccountName", "default")),
+        "status.podIP": lambda: pod_ip,
+        "status.podIPs": lambda: pod_ip,
+        "status.hostIP": lambda: pod_ip,
+    }
+    if path in simple:
+        return simple[path]()
+    keyed = _FIELD_WITH_KEY.match(path)
+    assert keyed, f"fieldRef {path!r} is not modelled by this harness"
+    values = pod.labels if keyed.group(1) == "labels" else pod.annotations
+    return values.get(keyed.group(2), "")
+
+
+def expand(text: str, variables: Mapping[str, str]) -> str:
+    """Kubernetes' `$(VAR)` expansion: known names are replaced, unknown ones and
+    unterminated references stay as written, `$$` is a literal `$`."""
+    out: list[str] = []
+    i = 0
+    while i < len(text):
+        char = text[i]
+        if char != "$" or i + 1 == len(text):
+            out.append(char)
+            i += 1
+            continue
+        following = text[i + 1]
+        if following == "$":
+            out.append("$")
+            i += 2
+        elif following == "(" and ")" in text[i + 2 :]:
+            end = text.index(")", i + 2)
+            name = text[i + 2 : end]
+            out.append(variables.get(name, f"$({name})"))
+            i = end + 1
+        else:
+            out.append(text[i : i + 2])
+            i += 2
+    return "".join(out)
+
+
+def pod_fqdn(objects: Sequence[Manifest], pod: Pod) -> str | None:
+    """The pod's DNS name, if a headless Service gives it one (else cluster DNS has none)."""
+    if not (pod.hostname and pod.subdomain):
+        return None
+    for service in objects:
+        if (
+            service["kind"] == "Service"
+            and service["metadata"]["name"] == pod.subdomain
+            and service["metadata"].get("namespace", "default") == pod.namespace
+            and service["spec"].get("clusterIP") == "None"
+            and _selects(service["spec"].get("selector") or {}, pod.labels)
+        ):
+            return f"{pod.hostname}.{pod.subdomain}.{pod.namespace}.svc.{CLUSTER_DOMAIN}"
+    return None
+
+
+def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def search_list(namespace: str) -> list[str]:
+    """The resolver search list the kubelet writes for a pod with ClusterFirst DNS."""
+    return [f"{namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]
+
+
+def names_resolving_to(fqdn: str, searches: Sequence[str]) -> list[str]:
+    """`fqdn` and every shorter name the search list completes into it."""
+    names = [fqdn]
+    for domain in searches:
+        if fqdn.endswith(f".{domain}"):
+            names.append(fqdn[: -len(domain) - 1])
+    return names
+
+
+def succeeded_indexes(job: Manifest) -> set[int] | None:
+    """The indexes whose success completes the Job early (its successPolicy), if any."""
+    rules = job["spec"].get("successPolicy", {}).get("rules", [])
+    if not rules:
+        return None
+    assert len(rules) == 1 and set(rules[0]) == {"succeededIndexes"}, "one index rule only"
+    indexes: set[int] = set()
+    for part in rules[0]["succeededIndexes"].split(","):
+        first, _, last = part.partition("-")
+        indexes.update(range(int(first), int(last or first) + 1))
+    return indexes

@@ -1,0 +1,226 @@
+"""A private network for one test: one network, mount and UTS namespace per pod.
+
+Several pods listen on the same port (every TensorFlow task binds the gRPC port of its
+own entry on all addresses), so each pod needs a network stack of its own, as in a
+cluster. Each pod's namespaces are held open by an idle process, and its end of a veth
+pair is plugged into a bridge that lives in one more namespace of its own: nothing is
+added to the machine's network, and no name is left in /run/netns, because unnamed
+namespaces vanish with the last process inside them.
+
+The pods' addresses come from TEST-NET-1 (192.0.2.0/24, RFC 5737), which is never routed:
+they exist only inside these namespaces, and no namespace here has a route out.
+
+Each pod's mount namespace gets its own /etc/hosts, /etc/hostname and /etc/resolv.conf by
+bind mounts, as the kubelet gives every container its own, and the UTS namespace carries
+the pod's hostname.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+SUBNET = ipaddress.ip_network("192.0.2.0/24")
+FIRST_HOST = 10
+BRIDGE = "br0"
+NAMESPACE_FILES = {"net": "net", "mount": "mnt", "uts": "uts"}
+STOP_GRACE_SECONDS = 5.0
+# If the test process itself is killed, what it started goes too (a parameter server
+# never exits on its own).
+PDEATHSIG = "--pdeathsig=KILL"
+IDLE_AFTER_READY = ["sh", "-c", "echo ready; exec sleep infinity"]
+
+
+class NamespaceError(RuntimeError):
+    """The machine cannot create the namespaces or links a sandbox needs."""
+
+
+@functools.cache
+def tool(name: str) -> str:
+    """A system program by absolute path; the sbin folders count even when not on PATH."""
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    found = shutil.which(name, path=search)
+    if not found:
+        raise NamespaceError(f"{name} is not installed")
+    return found
+
+
+def _run(argv: Sequence[str]) -> None:
+    run = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if run.returncode != 0:
+        raise NamespaceError(f"{' '.join(argv)}: {run.stderr.strip() or run.returncode}")
+
+
+class _Holder:
+    """An idle process that owns fresh namespaces, so others can join them with nsenter."""
+
+    def __init__(self, kinds: Sequence[str]) -> None:
+        flags = [f"--{kind}" for kind in kinds]
+        if "mount" in kinds:
+            flags.append("--propagation=private")  # bind mounts stay inside
+        # `ready` is printed only after unshare(2) succeeded: joining earlier would join
+        # (and change) the machine's own network namespace.
+        self.process = subprocess.Popen(
+            [tool("setpriv"), PDEATHSIG, tool("unshare"), *flags, "--", *IDLE_AFTER_READY],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout and self.process.stderr
+        if self.process.stdout.readline().strip() != "ready":
+            self.process.wait()
+            raise NamespaceError(f"unshare {' '.join(flags)}: {self.process.stderr.read()}")
+        self.process.stdout.close()
+        self.process.stderr.close()
+        for kind in kinds:
+            file = NAMESPACE_FILES[kind]
+            theirs = os.readlink(f"/proc/{self.process.pid}/ns/{file}")
+            if theirs == os.readlink(f"/proc/self/ns/{file}"):
+                self.stop()
+                raise NamespaceError(f"unshare --{kind} left the process in this namespace")
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def enter(self, *kinds: str) -> list[str]:
+        namespaces = [f"--{kind}" for kind in kinds]
+        return [tool("nsenter"), f"--target={self.pid}", *namespaces, "--"]
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+class Host:
+    """One pod's network, files and hostname."""
+
+    def __init__(self, holder: _Holder, hostname: str, address: str, files: Path) -> None:
+        self._holder = holder
+        self.hostname = hostname
+        self.address = address
+        self._files = files
+        self._processes: list[subprocess.Popen[bytes]] = []
+
+    def provide(self, path: str, text: str) -> None:
+        """Give this pod its own copy of `path` (e.g. /etc/hosts), leaving the machine's."""
+        source = self._files / path.strip("/").replace("/", "_")
+        source.write_text(text)
+        _run([*self._holder.enter("mount"), tool("mount"), "--bind", str(source), path])
+
+    def start(
+        self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: IO[bytes]
+    ) -> subprocess.Popen[bytes]:
+        """Run `argv` inside the pod with exactly `env`; output goes to `log`."""
+        entering = self._holder.enter("net", "mount", "uts")
+        entering.insert(-1, f"--wd={cwd}")
+        process = subprocess.Popen(
+            [tool("setpriv"), PDEATHSIG, *entering, *argv],
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._processes.append(process)
+        return process
+
+    def stop_processes(self) -> None:
+        """SIGTERM to each process group started here, then SIGKILL after a grace period,
+        as the kubelet does when a Job is finished or failed."""
+        running = [p for p in self._processes if p.poll() is None]
+        for process in running:
+            _signal_group(process, signal.SIGTERM)
+        for process in running:
+            try:
+                process.wait(timeout=STOP_GRACE_SECONDS)
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+        for process in self._processes:
+            # Children a program left behind in its own group go too.
+            _signal_group(process, signal.SIGKILL)
+
+
+def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signum)
+
+
+class Sandbox:
+    """A bridge in a namespace of its own, and pods plugged into it."""
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._hosts: list[Host] = []
+        self._holders: list[_Holder] = []
+        self._switch = self._hold(["net"])
+        try:
+            _run([*self._switch.enter("net"), tool("ip"), "link", "add", BRIDGE, "type", "bridge"])
+            _run([*self._switch.enter("net"), tool("ip"), "link", "set", BRIDGE, "up"])
+        except NamespaceError:
+            self.close()
+            raise
+
+    def _hold(self, kinds: Sequence[str]) -> _Holder:
+        holder = _Holder(kinds)
+        self._holders.append(holder)
+        return holder
+
+    def add_host(self, hostname: str) -> Host:
+        """A pod with the next free address on the bridge and `hostname` in its UTS."""
+        number = len(self._hosts)
+        address = str(SUBNET.network_address + FIRST_HOST + number)
+        holder = self._hold(["net", "mount", "uts"])
+        switch, pod = self._switch.enter("net"), holder.enter("net")
+        port = f"veth{number}"
+        peer = ["peer", "name", "eth0", "netns", str(holder.pid)]
+        _run([*switch, tool("ip"), "link", "add", port, "type", "veth", *peer])
+        _run([*switch, tool("ip"), "link", "set", port, "master", BRIDGE, "up"])
+        _run([*pod, tool("ip"), "address", "add", f"{address}/{SUBNET.prefixlen}", "dev", "eth0"])
+        _run([*pod, tool("ip"), "link", "set", "eth0", "up"])
+        _run([*pod, tool("ip"), "link", "set", "lo", "up"])
+        _run([*holder.enter("uts"), tool("hostname"), hostname])
+        files = self._folder / hostname
+        files.mkdir(parents=True, exist_ok=True)
+        host = Host(holder, hostname, address, files)
+        self._hosts.append(host)
+        return host
+
+    def close(self) -> None:
+        for host in self._hosts:
+            host.stop_processes()
+        for holder in self._holders:
+            holder.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def unavailable_reason(folder: Path) -> str | None:
+    """Why this machine cannot run sandboxes (no privileges, no veth or bridge), or None."""
+    try:
+        with Sandbox(folder) as sandbox:
+            sandbox.add_host("probe")
+    except (NamespaceError, OSError) as error:
+        return f"cannot create network namespaces with a bridge here: {error}"
+    return None

@@ -1,0 +1,119 @@
+"""The seeds' PyTorch workload trains for real: one torchrun per pod, as the pods run it.
+
+Each pod's process gets exactly its built command, args and environment plus what
+Kubernetes adds (see kube.py), its own network, hostname and hosts file (see sandbox.py),
+and the program `image/train.py`. Nothing generated is rewritten: if the ranks, the
+world size, the rendezvous address or the port were wrong, these runs would not train.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from jobrun import Image, JobRun, run_indexed_job
+from workloads import IMAGE_FOLDER, Workload, replace_in_args
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("sandboxes")]
+
+# Generous: a healthy run takes about 15 s on 2 cores; this only stops a hang.
+DEADLINE_SECONDS = 240.0
+# A run expected to hang is stopped after this; 3 times a healthy run.
+HANG_DEADLINE_SECONDS = 45.0
+RESULT_PREFIX = "E2E-RESULT "
+
+
+def load_training_program() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("e2e_train", IMAGE_FOLDER / "train.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def results(run: JobRun) -> list[dict[str, Any]]:
+    """Every rank's report, from every pod's output."""
+    return [
+        json.loads(line.removeprefix(RESULT_PREFIX))
+        for pod in run.pods
+        for line in pod.output.splitlines()
+        if line.startswith(RESULT_PREFIX)
+    ]
+
+
+@pytest.fixture
+def pytorch(seeds_workloads: dict[str, Workload]) -> Workload:
+    return seeds_workloads["pytorch"]
+
+
+def test_every_rank_joins_and_ends_with_the_all_reduced_parameters(
+    pytorch: Workload, image: Image, tmp_path: Path
+) -> None:
+    run = run_indexed_job(pytorch.objects, pytorch.name, image, tmp_path, DEADLINE_SECONDS)
+    assert run.outcome == "Complete", run.describe()
+    reports = sorted(results(run), key=lambda r: r["rank"])
+    workers = pytorch.config["workers"]
+    hostnames = [f"{pytorch.name}-{i}" for i in range(workers)]
+    assert [r["rank"] for r in reports] == list(range(workers)), run.describe()
+    for rank, report in enumerate(reports):
+        assert report["world_size"] == workers
+        # The rank is the pod's completion index: rank i trains in pod <job>-i.
+        assert report["node_rank"] == rank
+        assert report["hostname"] == hostnames[rank]
+        assert report["master"] == f"{pytorch.name}-0.{pytorch.name}:{pytorch.config['port']}"
+        assert report["peers"] == hostnames
+    command = pytorch.config["command"]
+    steps = int(command[command.index("--epochs") + 1])
+    assert all(r["steps"] == steps for r in reports)
+    parameters = [r["parameters"] for r in reports]
+    assert all(p == parameters[0] for p in parameters), "ranks ended with different weights"
+    expected = load_training_program().reference_parameters(workers, steps)
+    assert parameters[0] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize(
+    "broken_rank",
+    [
+        pytest.param("--node-rank=$JOB_COMPLETION_INDEX", id="shell-syntax-without-a-shell"),
+        pytest.param("--node-rank=$(JOB_INDEX)", id="variable-kubernetes-does-not-set"),
+    ],
+)
+def test_a_rank_not_taken_from_the_completion_index_fails_the_job(
+    pytorch: Workload, image: Image, tmp_path: Path, broken_rank: str
+) -> None:
+    objects = replace_in_args(pytorch, "--node-rank=$(JOB_COMPLETION_INDEX)", broken_rank)
+    run = run_indexed_job(objects, pytorch.name, image, tmp_path, DEADLINE_SECONDS)
+    assert run.outcome == "Failed", run.describe()
+    assert not results(run)
+    # The kubelet leaves both as written, and torchrun refuses them as a node rank.
+    assert any("invalid int value" in pod.output for pod in run.pods), run.describe()
+
+
+def test_pods_that_disagree_on_the_rendezvous_port_never_train(
+    pytorch: Workload, image: Image, tmp_path: Path
+) -> None:
+    """Rank 0 listens on the port its args name; here pod i names port 10 * (port // 10) + i,
+    so rank 0 still listens on 29500 while the others dial 29501 and 29502."""
+    port = pytorch.config["port"]
+    assert port % 10 == 0
+    objects = replace_in_args(
+        pytorch, f"--master-port={port}", f"--master-port={port // 10}$(JOB_COMPLETION_INDEX)"
+    )
+    run = run_indexed_job(objects, pytorch.name, image, tmp_path, HANG_DEADLINE_SECONDS)
+    assert run.outcome == "DeadlineExceeded", run.describe()
+    assert not results(run)
+
+
+def test_a_world_size_that_leaves_a_pod_out_fails_the_job(
+    pytorch: Workload, image: Image, tmp_path: Path
+) -> None:
+    """Ranks 0 and 1 form a group of two without the third pod, which then cannot join."""
+    workers = pytorch.config["workers"]
+    objects = replace_in_args(pytorch, f"--nnodes={workers}", f"--nnodes={workers - 1}")
+    run = run_indexed_job(objects, pytorch.name, image, tmp_path, HANG_DEADLINE_SECONDS)
+    assert not run.succeeded, run.describe()
+    assert all(r["world_size"] == workers - 1 for r in results(run)), run.describe()
