@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import kube
-from sandbox import Sandbox
+from sandbox import Host, Sandbox
 
 POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 25
+NODE_NAME = "e2e-node"  # what spec.nodeName reads: all pods share the one machine
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ def run_indexed_job(
     folder: Path,
     deadline_seconds: float,
 ) -> JobRun:
+    """Start every pod of the Job at once and wait for the Job's outcome."""
     job = kube.find(objects, "Job", job_name)
     assert job["spec"].get("backoffLimit") == 0, "only backoffLimit 0 is modelled"
     assert job["spec"]["template"]["spec"].get("restartPolicy") == "Never"
@@ -102,42 +104,61 @@ def run_indexed_job(
     logs.mkdir(parents=True, exist_ok=True)
     with Sandbox(folder / "pods") as sandbox:
         hosts = [sandbox.add_host(pod.hostname) for pod in pods]
-        records = {}
-        for pod, host in zip(pods, hosts, strict=True):
-            fqdn = kube.pod_fqdn(objects, pod)
-            if fqdn:
-                records[fqdn] = host.address
-        processes = []
-        for pod, host in zip(pods, hosts, strict=True):
-            host.provide("/etc/hosts", hosts_file(pod, host.address, records))
-            host.provide("/etc/hostname", pod.hostname + "\n")
-            host.provide("/etc/resolv.conf", resolv_conf(pod))
-            process = kube.container_process(pod, host.address, node_name="e2e-node")
-            cwd = Path(process.working_dir) if process.working_dir else image.workdir
-            with (logs / f"{pod.hostname}.log").open("wb") as log:
-                started = host.start(process.argv, {**image.env, **process.env}, cwd, log)
-            processes.append((process, started))
-        start = time.monotonic()
-        outcome = _wait(processes, success_indexes, start + deadline_seconds)
-        seconds = time.monotonic() - start
-        codes = [started.poll() for _, started in processes]
+        records = dns_records(objects, pods, hosts)
+        processes = [
+            kube.container_process(pod, host.address, NODE_NAME)
+            for pod, host in zip(pods, hosts, strict=True)
+        ]
+        started = [
+            _start(pod, host, process, records, image, logs / f"{pod.hostname}.log")
+            for pod, host, process in zip(pods, hosts, processes, strict=True)
+        ]
+        begin = time.monotonic()
+        outcome = _wait(started, success_indexes, begin + deadline_seconds)
+        seconds = time.monotonic() - begin
+        codes = [process.poll() for process in started]
     return JobRun(
         outcome=outcome,
         seconds=seconds,
         pods=[
             PodRun(pod, host.address, process.argv, code, _read(logs / f"{pod.hostname}.log"))
-            for pod, host, (process, _), code in zip(pods, hosts, processes, codes, strict=True)
+            for pod, host, process, code in zip(pods, hosts, processes, codes, strict=True)
         ],
     )
 
 
-def _wait(
-    processes: Sequence[tuple[kube.Process, subprocess.Popen[bytes]]],
-    success: set[int],
-    until: float,
-) -> str:
+def dns_records(
+    objects: Sequence[kube.Manifest], pods: Sequence[kube.Pod], hosts: Sequence[Host]
+) -> dict[str, str]:
+    """Cluster DNS for these pods: FQDN -> address, for the pods a Service names."""
+    records = {}
+    for pod, host in zip(pods, hosts, strict=True):
+        fqdn = kube.pod_fqdn(objects, pod)
+        if fqdn:
+            records[fqdn] = host.address
+    return records
+
+
+def _start(
+    pod: kube.Pod,
+    host: Host,
+    process: kube.Process,
+    records: Mapping[str, str],
+    image: Image,
+    log_path: Path,
+) -> subprocess.Popen[bytes]:
+    """The kubelet's files for the pod, then its container's process."""
+    host.provide("/etc/hosts", hosts_file(pod, host.address, records))
+    host.provide("/etc/hostname", pod.hostname + "\n")
+    host.provide("/etc/resolv.conf", resolv_conf(pod))
+    cwd = Path(process.working_dir) if process.working_dir else image.workdir
+    with log_path.open("wb") as log:
+        return host.start(process.argv, {**image.env, **process.env}, cwd, log)
+
+
+def _wait(started: Sequence[subprocess.Popen[bytes]], success: set[int], until: float) -> str:
     while True:
-        codes = [started.poll() for _, started in processes]
+        codes = [process.poll() for process in started]
         if any(code not in (None, 0) for code in codes):
             return "Failed"
         if all(codes[i] == 0 for i in success):
