@@ -133,6 +133,23 @@ class WorkloadOverrides:
 
 
 Framework = Literal["pytorch", "tensorflow"]
+# How a workload runs: a plain Indexed Job (needs nothing installed), the Kubeflow
+# Training Operator's PyTorchJob or TFJob, a JobSet, or a Kubeflow Trainer TrainJob.
+Runtime = Literal["job", "pytorchjob", "tfjob", "jobset", "trainjob"]
+RUNTIMES_THAT_RESTART = ("pytorchjob", "tfjob", "jobset")
+KUBEFLOW_V1_RUNTIMES = ("pytorchjob", "tfjob")
+DEFAULT_TRAINING_RUNTIME = "torch-distributed"
+
+
+@dataclass(frozen=True)
+class ElasticPolicy:
+    min_replicas: int = field(
+        metadata=spec("minReplicas", doc="fewest workers the job keeps running", minimum=1)
+    )
+    max_replicas: int = field(
+        metadata=spec("maxReplicas", doc="most workers", minimum=1, maximum=MAX_PODS_PER_WORKLOAD)
+    )
+
 
 DEFAULT_PORTS: dict[str, int] = {"pytorch": 29500, "tensorflow": 2222}
 
@@ -182,6 +199,49 @@ class Workload:
     overrides: WorkloadOverrides = field(
         default_factory=WorkloadOverrides,
         metadata=spec(doc="per-cloud differences, e.g. {eks: {resources: {gpu: 4}}}"),
+    )
+    runtime: Runtime = field(
+        default="job",
+        metadata=spec(doc="job (default) | pytorchjob | tfjob | jobset | trainjob"),
+    )
+    queue: DnsLabel | None = field(
+        default=None,
+        metadata=spec(doc="Kueue LocalQueue: the workload starts suspended until admitted"),
+    )
+    max_restarts: int = field(
+        default=0,
+        metadata=spec(
+            "maxRestarts",
+            doc="restarts of the whole job after a failure (pytorchjob, tfjob, jobset)",
+            minimum=0,
+            maximum=100,
+        ),
+    )
+    ttl_seconds_after_finished: int | None = field(
+        default=None,
+        metadata=spec(
+            "ttlSecondsAfterFinished",
+            doc="delete the finished job after this many seconds",
+            minimum=0,
+        ),
+    )
+    clean_pod_policy: Literal["All", "Running", "None"] | None = field(
+        default=None,
+        metadata=spec(
+            "cleanPodPolicy",
+            doc="pods deleted when a pytorchjob or tfjob finishes (default Running)",
+        ),
+    )
+    elastic: ElasticPolicy | None = field(
+        default=None,
+        metadata=spec(doc="pytorchjob only: let the worker count vary between these bounds"),
+    )
+    training_runtime: DnsLabel | None = field(
+        default=None,
+        metadata=spec(
+            "trainingRuntime",
+            doc=f"trainjob only: the ClusterTrainingRuntime (default {DEFAULT_TRAINING_RUNTIME})",
+        ),
     )
 
     def runs_on(self, cluster: str) -> bool:

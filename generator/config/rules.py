@@ -114,9 +114,11 @@ def _workload(workload: model.Workload, path: str) -> Iterator[Found]:
             f"{path}.parameterServers",
             f"parameter servers need framework tensorflow, not {workload.framework}",
         )
-    last_hostname = f"{workload.name}-{workload.pod_count - 1}"
+    yield from _runtime(workload, path)
+    suffix = _longest_hostname_suffix(workload)
+    last_hostname = f"{workload.name}{suffix}"
     if len(last_hostname) > MAX_HOSTNAME:
-        room = MAX_HOSTNAME - len(f"-{workload.pod_count - 1}")
+        room = MAX_HOSTNAME - len(suffix)
         yield (
             f"{path}.name",
             f"{workload.name!r} is too long: pod hostnames such as {last_hostname!r} must fit "
@@ -128,6 +130,72 @@ def _workload(workload: model.Workload, path: str) -> Iterator[Found]:
         yield from _duplicates_ports(source.ports, f"{path}.network.ingressFrom[{i}].ports")
     for i, destination in enumerate(workload.network.egress_to):
         yield from _duplicates_ports(destination.ports, f"{path}.network.egressTo[{i}].ports")
+
+
+def _longest_hostname_suffix(workload: model.Workload) -> str:
+    """What each runtime appends to the workload name for its pods' hostnames: an Indexed
+    Job `-<index>`, a JobSet `-<replicated job>-<job index>-<index>`, the Kubeflow
+    operators `-<replica type>-<index>`, a TrainJob (run as a JobSet) `-node-0-<index>`."""
+    workers, servers = workload.workers, workload.parameter_servers
+    if workload.runtime == "jobset":
+        suffixes = [f"-worker-0-{workers - 1}", f"-ps-0-{servers - 1}" if servers else ""]
+    elif workload.runtime == "trainjob":
+        suffixes = [f"-node-0-{workers - 1}"]
+    elif workload.runtime == "pytorchjob":
+        suffixes = [
+            f"-worker-{max(workers, workload.elastic.max_replicas if workload.elastic else 0) - 1}"
+        ]
+    elif workload.runtime == "tfjob":
+        suffixes = ["-chief-0", f"-worker-{workers - 2}" if workers > 1 else ""]
+        suffixes.append(f"-ps-{servers - 1}" if servers else "")
+    else:
+        suffixes = [f"-{workload.pod_count - 1}"]
+    return max(suffixes, key=len)
+
+
+def _runtime(workload: model.Workload, path: str) -> Iterator[Found]:
+    """Settings that only some runtimes can honour."""
+    runtime = workload.runtime
+    needs = {"pytorchjob": "pytorch", "tfjob": "tensorflow"}.get(runtime)
+    if needs and workload.framework != needs:
+        yield f"{path}.runtime", f"{runtime} runs framework {needs}, not {workload.framework}"
+    if runtime == "trainjob" and workload.parameter_servers:
+        yield (
+            f"{path}.parameterServers",
+            "a trainjob has no parameter servers (its runtime starts numNodes equal nodes)",
+        )
+    if runtime == "trainjob" and workload.framework != "pytorch" and not workload.training_runtime:
+        yield (
+            f"{path}.trainingRuntime",
+            f"Kubeflow Trainer ships no {workload.framework} runtime: name your "
+            "ClusterTrainingRuntime here",
+        )
+    if workload.training_runtime and workload.checkpoint and runtime == "trainjob":
+        yield (
+            f"{path}.checkpoint",
+            "a trainjob with its own trainingRuntime gets its volumes from that runtime: "
+            "mount the checkpoint there, or leave trainingRuntime out",
+        )
+    if workload.training_runtime and runtime != "trainjob":
+        yield f"{path}.trainingRuntime", f"only a trainjob uses a training runtime, not {runtime}"
+    if workload.clean_pod_policy and runtime not in model.KUBEFLOW_V1_RUNTIMES:
+        yield f"{path}.cleanPodPolicy", "only pytorchjob and tfjob have a clean-pod policy"
+    if workload.max_restarts and runtime not in model.RUNTIMES_THAT_RESTART:
+        yield (
+            f"{path}.maxRestarts",
+            f"a {runtime} cannot restart a distributed run: use pytorchjob, tfjob or jobset",
+        )
+    if workload.ttl_seconds_after_finished is not None and runtime == "trainjob":
+        yield f"{path}.ttlSecondsAfterFinished", "a trainjob has no TTL (its runtime sets one)"
+    elastic = workload.elastic
+    if elastic and runtime != "pytorchjob":
+        yield f"{path}.elastic", f"elastic training needs runtime pytorchjob, not {runtime}"
+    elif elastic and not elastic.min_replicas <= workload.workers <= elastic.max_replicas:
+        yield (
+            f"{path}.elastic",
+            "bounds must satisfy minReplicas <= workers <= maxReplicas "
+            f"(got {elastic.min_replicas}, {workload.workers}, {elastic.max_replicas})",
+        )
 
 
 def _duplicates_ports(ports: tuple[int, ...], path: str) -> Iterator[Found]:

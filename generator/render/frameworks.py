@@ -17,11 +17,15 @@ from __future__ import annotations
 import json
 import posixpath
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from generator.config import model
 
 PYTHON_NAMES = frozenset({"python", "python3"})
+# The container and port names the Kubeflow controllers look for.
+PYTORCHJOB_CONTAINER, PYTORCHJOB_PORT = "pytorch", "pytorchjob-port"
+TFJOB_CONTAINER, TFJOB_PORT = "tensorflow", "tfjob-port"
+TRAINJOB_NODE = "node"  # the replicated job and container of Trainer's torch runtimes
 
 
 @dataclass(frozen=True)
@@ -34,19 +38,29 @@ class Launch:
     port_name: str
 
 
-def pod_hostname(workload: model.Workload, index: int) -> str:
-    return f"{workload.name}-{index}"
+Role = Literal["worker", "ps"]
 
 
-def pod_address(workload: model.Workload, index: int) -> str:
-    """The in-namespace DNS name of pod `index`: `<job>-<index>.<service>`."""
-    return f"{pod_hostname(workload, index)}.{workload.name}"
+def pod_hostname(workload: model.Workload, index: int, role: Role = "worker") -> str:
+    """Pod `index` of a role. An Indexed Job numbers all pods together, workers first; a
+    JobSet names pods `<jobset>-<replicated job>-<job index>-<pod index>`."""
+    if workload.runtime == "jobset":
+        return f"{workload.name}-{role}-0-{index}"
+    return f"{workload.name}-{index if role == 'worker' else workload.workers + index}"
 
 
-def launch(workload: model.Workload) -> Launch:
+def pod_address(workload: model.Workload, index: int, role: Role = "worker") -> str:
+    """The in-namespace DNS name of a pod: `<hostname>.<subdomain>`, the subdomain being
+    the workload's headless Service (the Job's own, or the one JobSet creates)."""
+    return f"{pod_hostname(workload, index, role)}.{workload.name}"
+
+
+def launch(workload: model.Workload, role: Role = "worker") -> Launch:
+    """How the trainer container of a role starts, for runtimes that leave the wiring to
+    us (job, jobset); the Kubeflow operators wire it themselves (see kubeflow_launch)."""
     if workload.framework == "pytorch":
         return _torchrun(workload)
-    return _tensorflow(workload)
+    return _tensorflow(workload, role)
 
 
 def _torchrun(workload: model.Workload) -> Launch:
@@ -60,13 +74,37 @@ def _torchrun(workload: model.Workload) -> Launch:
     ]
     return Launch(
         command=["torchrun"],
-        args=options + _torchrun_program(list(workload.command)),
+        args=options + torchrun_program(list(workload.command)),
         env=[{"name": "PYTHONUNBUFFERED", "value": "1"}],
         port_name="rendezvous",
     )
 
 
-def _torchrun_program(command: list[str]) -> list[str]:
+def kubeflow_torchrun(workload: model.Workload) -> Launch:
+    """Under the Training Operator, torchrun reads everything from the environment the
+    operator sets: PET_NNODES, PET_NPROC_PER_NODE and the c10d rendezvous (PET_RDZV_*)."""
+    return Launch(
+        command=["torchrun"],
+        args=torchrun_program(list(workload.command)),
+        env=[],
+        port_name=PYTORCHJOB_PORT,
+    )
+
+
+def kubeflow_tensorflow(workload: model.Workload) -> Launch:
+    """The operator writes TF_CONFIG into every pod: the program runs as it is."""
+    return Launch(command=list(workload.command), args=[], env=[], port_name=TFJOB_PORT)
+
+
+def trainjob_command(workload: model.Workload) -> list[str]:
+    """Trainer's torch runtimes set PET_NNODES, PET_NODE_RANK, PET_NPROC_PER_NODE and
+    PET_MASTER_ADDR/PORT, so a bare torchrun finds everything."""
+    if workload.framework != "pytorch":
+        return list(workload.command)
+    return ["torchrun", *torchrun_program(list(workload.command))]
+
+
+def torchrun_program(command: list[str]) -> list[str]:
     """torchrun runs a Python script or module itself; anything else needs --no-python."""
     program, rest = command[0], command[1:]
     if posixpath.basename(program) in PYTHON_NAMES and rest:
@@ -79,10 +117,11 @@ def _torchrun_program(command: list[str]) -> list[str]:
 
 def tf_cluster_spec(workload: model.Workload) -> dict[str, list[str]]:
     port = workload.rendezvous_port
-    addresses = [f"{pod_address(workload, i)}:{port}" for i in range(workload.pod_count)]
-    cluster = {"worker": addresses[: workload.workers]}
+    cluster = {"worker": [f"{pod_address(workload, i)}:{port}" for i in range(workload.workers)]}
     if workload.parameter_servers:
-        cluster["ps"] = addresses[workload.workers :]
+        cluster["ps"] = [
+            f"{pod_address(workload, i, 'ps')}:{port}" for i in range(workload.parameter_servers)
+        ]
     return cluster
 
 
@@ -103,10 +142,26 @@ def tf_config_script(workers: int) -> str:
     )
 
 
-def _tensorflow(workload: model.Workload) -> Launch:
+def tf_role_script(role: Role) -> str:
+    """The same for a JobSet, where each role is its own replicated job and the index
+    within it is the completion index."""
+    return "\n".join(
+        [
+            f'task="{{\\"type\\":\\"{role}\\",\\"index\\":$JOB_COMPLETION_INDEX}}"',
+            'export TF_CONFIG="{\\"cluster\\":$TF_CLUSTER,\\"task\\":$task}"',
+            'exec "$@"',
+            "",
+        ]
+    )
+
+
+def _tensorflow(workload: model.Workload, role: Role) -> Launch:
     cluster = json.dumps(tf_cluster_spec(workload), separators=(",", ":"))
+    script = (
+        tf_role_script(role) if workload.runtime == "jobset" else tf_config_script(workload.workers)
+    )
     return Launch(
-        command=["/bin/sh", "-c", tf_config_script(workload.workers), "tf-config"],
+        command=["/bin/sh", "-c", script, "tf-config"],
         args=list(workload.command),
         env=[
             {"name": "TF_CLUSTER", "value": cluster},

@@ -9,6 +9,7 @@ NAME = "app.kubernetes.io/name"
 # Labels the per-cloud overlays select on, so one patch serves every workload.
 GPU_LABEL = "mlgitops.io/gpu"  # "true" on Jobs whose pods request GPUs
 CHECKPOINT_LABEL = "mlgitops.io/checkpoint"  # "shared" or "single" on Jobs and their claims
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"  # the LocalQueue a workload waits in
 
 
 def platform_labels(config: model.Config) -> dict[str, str]:

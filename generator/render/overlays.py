@@ -23,7 +23,9 @@ from generator.config import model
 from generator.render import json_patch
 from generator.render.labels import CHECKPOINT_LABEL, GPU_LABEL, platform_labels
 from generator.render.objects import Manifest, Patch, Unit
-from generator.render.workloads import render_job, workload_folder
+from generator.render.pods import checkpoint_sharing
+from generator.render.runtimes import add_to_pods, render_training_object
+from generator.render.workloads import workload_folder
 
 CUSTOM_COMMENT = """\
 # Your own changes for {scope}. mlgitops created this Component once and never
@@ -117,51 +119,51 @@ def _job_patch(file: str, selector: str, pod_spec: dict[str, Any]) -> Patch:
     return Patch(file, {"kind": "Job", "labelSelector": selector}, body)
 
 
-def _gpu_scheduling_patch(node_label: str) -> Patch:
+def gpu_scheduling(node_label: str) -> dict[str, Any]:
     """GPU pods go to nodes that carry the cloud's accelerator label, and tolerate the
     taint that keeps other pods off them."""
-    return _job_patch(
-        "gpu-scheduling.yaml",
-        f"{GPU_LABEL}=true",
-        {
-            "affinity": {
-                "nodeAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": {
-                        "nodeSelectorTerms": [
-                            {"matchExpressions": [{"key": node_label, "operator": "Exists"}]}
-                        ]
-                    }
-                }
-            },
-            "tolerations": [
-                {"key": cloud_facts.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
-            ],
-        },
-    )
-
-
-def _colocation_patch() -> Patch:
-    """Without ReadWriteMany storage, the pods that share a checkpoint run on one node: a
-    ReadWriteOnce volume can be mounted by every pod on the node that holds it."""
-    return _job_patch(
-        "checkpoint-colocation.yaml",
-        f"{CHECKPOINT_LABEL}=shared",
-        {
-            "affinity": {
-                "podAffinity": {
-                    "requiredDuringSchedulingIgnoredDuringExecution": [
-                        {
-                            "labelSelector": {
-                                "matchLabels": {"app.kubernetes.io/component": "training"}
-                            },
-                            "matchLabelKeys": ["app.kubernetes.io/name"],
-                            "topologyKey": "kubernetes.io/hostname",
-                        }
+    return {
+        "affinity": {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": node_label, "operator": "Exists"}]}
                     ]
                 }
             }
         },
-    )
+        "tolerations": [
+            {"key": cloud_facts.GPU_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
+        ],
+    }
+
+
+def colocation() -> dict[str, Any]:
+    """Without ReadWriteMany storage, the pods that share a checkpoint run on one node: a
+    ReadWriteOnce volume can be mounted by every pod on the node that holds it."""
+    return {
+        "affinity": {
+            "podAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "labelSelector": {
+                            "matchLabels": {"app.kubernetes.io/component": "training"}
+                        },
+                        "matchLabelKeys": ["app.kubernetes.io/name"],
+                        "topologyKey": "kubernetes.io/hostname",
+                    }
+                ]
+            }
+        }
+    }
+
+
+def _gpu_scheduling_patch(node_label: str) -> Patch:
+    return _job_patch("gpu-scheduling.yaml", f"{GPU_LABEL}=true", gpu_scheduling(node_label))
+
+
+def _colocation_patch() -> Patch:
+    return _job_patch("checkpoint-colocation.yaml", f"{CHECKPOINT_LABEL}=shared", colocation())
 
 
 def render_identity_component(config: model.Config, profile: CloudProfile) -> Unit:
@@ -218,14 +220,44 @@ def render_efs_class(config: model.Config, file_system_id: str) -> Manifest:
     }
 
 
+def cloud_scheduling(profile: CloudProfile, workload: model.Workload) -> list[dict[str, Any]]:
+    """The pod spec additions a workload's pods need on a cloud: GPU scheduling, and
+    co-location where shared checkpoints have only ReadWriteOnce volumes."""
+    additions = []
+    if profile.gpu_node_label and workload.resources_on(profile.cloud).gpu:
+        additions.append(gpu_scheduling(profile.gpu_node_label))
+    shared = workload.checkpoint and checkpoint_sharing(workload) == "shared"
+    if shared and profile.shared_access_mode == "ReadWriteOnce":
+        additions.append(colocation())
+    return additions
+
+
+def overlay_scheduling(profile: CloudProfile, workload: model.Workload) -> list[dict[str, Any]]:
+    """What a workload's own overlay adds. A Job gets it from the cloud's Component, which
+    selects Jobs by label, and a TrainJob from its runtime; the other runtimes nest their
+    pod templates each their own way, so their overlay carries it."""
+    if workload.runtime in ("job", "trainjob"):
+        return []
+    return cloud_scheduling(profile, workload)
+
+
 def workload_differs_on(config: model.Config, cloud: str, workload: model.Workload) -> bool:
-    return workload.resources_on(cloud) != workload.resources
+    profile = cloud_facts.CLOUD_PROFILES[cloud]
+    changed = workload.resources_on(cloud) != workload.resources
+    return changed or bool(overlay_scheduling(profile, workload))
 
 
 def render_workload_overlay(config: model.Config, cloud: str, workload: model.Workload) -> Unit:
-    on_cloud = replace(workload, resources=workload.resources_on(cloud))
-    operations = json_patch.diff(render_job(config, workload), render_job(config, on_cloud))
-    patch = Patch("job.yaml", {"kind": "Job", "name": workload.name}, operations)
+    """A JSON patch: the training object as rendered for the cloud, minus the base one."""
+    base = render_training_object(config, workload)
+    on_cloud = render_training_object(
+        config, replace(workload, resources=workload.resources_on(cloud))
+    )
+    for addition in overlay_scheduling(cloud_facts.CLOUD_PROFILES[cloud], workload):
+        add_to_pods(on_cloud, addition)
+    operations = json_patch.diff(base, on_cloud)
+    kind = base["kind"]
+    patch = Patch(f"{kind.lower()}.yaml", {"kind": kind, "name": workload.name}, operations)
     return Unit(
         workload_overlay_folder(cloud, workload),
         includes=[workload_folder(workload)],

@@ -14,19 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
-from generator.render import frameworks
-from generator.render.labels import (
-    CHECKPOINT_LABEL,
-    GPU_LABEL,
-    platform_labels,
-    workload_labels,
-    workload_selector,
-)
+from generator.render import frameworks, runtimes
+from generator.render.labels import CHECKPOINT_LABEL, platform_labels, workload_labels
 from generator.render.objects import Manifest, Unit, metadata
+from generator.render.pods import checkpoint_access_mode, checkpoint_claim, checkpoint_sharing
 
-CONTAINER_NAME = "trainer"
-CHECKPOINT_VOLUME = "checkpoint"
-SHARED_MEMORY_VOLUME = "dshm"
 KUBE_DNS_PEER = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
     "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
@@ -89,11 +81,10 @@ def render_namespace(config: model.Config, namespace: str) -> list[Manifest]:
 
 
 def render_workload(config: model.Config, workload: model.Workload) -> list[Manifest]:
-    objects = [
-        render_service_account(config, workload),
-        render_headless_service(config, workload),
-        render_job(config, workload),
-    ]
+    objects = [render_service_account(config, workload)]
+    if runtimes.has_own_service(workload):
+        objects.append(render_headless_service(config, workload))
+    objects.append(runtimes.render_training_object(config, workload))
     if workload.checkpoint:
         objects.append(render_checkpoint_claim(config, workload, workload.checkpoint))
     objects.extend(render_network_policies(config, workload))
@@ -119,7 +110,7 @@ def render_headless_service(config: model.Config, workload: model.Workload) -> M
         "spec": {
             "clusterIP": "None",
             "publishNotReadyAddresses": True,
-            "selector": workload_selector(workload),
+            "selector": runtimes.pod_selector(workload),
             "ports": [
                 {
                     "name": launch.port_name,
@@ -130,131 +121,6 @@ def render_headless_service(config: model.Config, workload: model.Workload) -> M
             ],
         },
     }
-
-
-def render_job(config: model.Config, workload: model.Workload) -> Manifest:
-    """An Indexed Job: pod i is rank i. One failed pod fails the job (backoffLimit 0), since
-    a static rendezvous cannot take a replacement in; parameter servers, which never exit
-    on their own, are stopped by the success policy once every worker has succeeded."""
-    labels = workload_labels(config, workload)
-    spec: dict[str, Any] = {
-        "completionMode": "Indexed",
-        "completions": workload.pod_count,
-        "parallelism": workload.pod_count,
-        "backoffLimit": 0,
-    }
-    if workload.parameter_servers:
-        last_worker = workload.workers - 1
-        indexes = "0" if last_worker == 0 else f"0-{last_worker}"
-        spec["successPolicy"] = {"rules": [{"succeededIndexes": indexes}]}
-    spec["template"] = {
-        "metadata": {"labels": labels},
-        "spec": render_pod_spec(workload),
-    }
-    job_metadata = metadata(
-        workload.name, {**labels, **selection_labels(workload)}, workload.namespace
-    )
-    if config.gitops == "argocd":
-        # A Job's pod template is immutable: a changed spec means a new run, so Argo CD
-        # deletes and recreates it (Flux does the same through its Kustomization's force).
-        job_metadata["annotations"] = {"argocd.argoproj.io/sync-options": "Force=true,Replace=true"}
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": job_metadata,
-        "spec": spec,
-    }
-
-
-def selection_labels(workload: model.Workload) -> dict[str, str]:
-    """What the per-cloud overlays select on: GPUs, and a checkpoint and how it is shared."""
-    labels = {}
-    if workload.resources.gpu:
-        labels[GPU_LABEL] = "true"
-    if workload.checkpoint:
-        labels[CHECKPOINT_LABEL] = checkpoint_sharing(workload)
-    return labels
-
-
-def checkpoint_sharing(workload: model.Workload) -> str:
-    return "shared" if workload.pod_count > 1 else "single"
-
-
-def render_pod_spec(workload: model.Workload) -> dict[str, Any]:
-    return {
-        "subdomain": workload.name,
-        "serviceAccountName": workload.name,
-        "automountServiceAccountToken": False,
-        "restartPolicy": "Never",
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": workload.run_as_user,
-            "runAsGroup": workload.run_as_user,
-            "fsGroup": workload.run_as_user,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "containers": [render_trainer_container(workload)],
-        "volumes": render_volumes(workload),
-    }
-
-
-def render_trainer_container(workload: model.Workload) -> dict[str, Any]:
-    launch = frameworks.launch(workload)
-    user_env = [{"name": k, "value": v} for k, v in sorted(workload.env.items())]
-    mounts = [{"name": SHARED_MEMORY_VOLUME, "mountPath": "/dev/shm"}]
-    if workload.checkpoint:
-        mounts.append({"name": CHECKPOINT_VOLUME, "mountPath": workload.checkpoint.mount_path})
-    return {
-        "name": CONTAINER_NAME,
-        "image": workload.image,
-        "command": launch.command,
-        "args": launch.args,
-        "env": launch.env + user_env,
-        "ports": [
-            {"name": launch.port_name, "containerPort": workload.rendezvous_port, "protocol": "TCP"}
-        ],
-        "resources": render_resources(workload.resources),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "runAsNonRoot": True,
-        },
-        "volumeMounts": mounts,
-    }
-
-
-def render_resources(resources: model.Resources) -> dict[str, Any]:
-    """Requests equal limits: training pods get the Guaranteed QoS class."""
-    amounts: dict[str, Any] = {"cpu": resources.cpu, "memory": resources.memory}
-    limits = dict(amounts)
-    if resources.gpu:
-        limits["nvidia.com/gpu"] = resources.gpu
-    return {"requests": amounts, "limits": limits}
-
-
-def render_volumes(workload: model.Workload) -> list[dict[str, Any]]:
-    """Shared memory for data loaders and NCCL (the 64Mi default is too small), and the
-    checkpoint claim. Both are allowed under Pod Security "restricted"; hostPath is not."""
-    volumes: list[dict[str, Any]] = [
-        {"name": SHARED_MEMORY_VOLUME, "emptyDir": {"medium": "Memory"}}
-    ]
-    if workload.checkpoint:
-        volumes.append(
-            {
-                "name": CHECKPOINT_VOLUME,
-                "persistentVolumeClaim": {"claimName": checkpoint_claim(workload)},
-            }
-        )
-    return volumes
-
-
-def checkpoint_claim(workload: model.Workload) -> str:
-    return f"{workload.name}-checkpoint"
-
-
-def checkpoint_access_mode(workload: model.Workload) -> str:
-    """Several pods writing one volume need ReadWriteMany; a single pod can own it."""
-    return "ReadWriteMany" if checkpoint_sharing(workload) == "shared" else "ReadWriteOnce"
 
 
 def render_checkpoint_claim(
@@ -282,7 +148,7 @@ def render_network_policies(config: model.Config, workload: model.Workload) -> l
 
     Pods of one job talk on all ports: NCCL and Gloo pick random ones."""
     labels = workload_labels(config, workload)
-    own_pods = {"podSelector": {"matchLabels": workload_selector(workload)}}
+    own_pods = {"podSelector": {"matchLabels": runtimes.pod_selector(workload)}}
     policies = [
         _network_policy(
             f"{workload.name}-allow-intra-job",
@@ -312,7 +178,7 @@ def _network_policy(
     ingress: list[dict[str, Any]] | None = None,
     egress: list[dict[str, Any]] | None = None,
 ) -> Manifest:
-    spec: dict[str, Any] = {"podSelector": {"matchLabels": workload_selector(workload)}}
+    spec: dict[str, Any] = {"podSelector": {"matchLabels": runtimes.pod_selector(workload)}}
     spec["policyTypes"] = [t for t, rules in (("Ingress", ingress), ("Egress", egress)) if rules]
     if ingress:
         spec["ingress"] = ingress

@@ -20,6 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from generator.config import model
+from generator.operator_facts import (
+    CONTROLLER_CLUSTER_KINDS,
+    CONTROLLER_NAMESPACED_KINDS,
+    Operator,
+    operators_for,
+)
 from generator.render.clusters import infrastructure_folder
 from generator.render.clusters.common import infra_namespace
 from generator.render.entrypoints import (
@@ -29,6 +35,7 @@ from generator.render.entrypoints import (
     namespaces_on,
 )
 from generator.render.objects import Document, Manifest, Unit
+from generator.render.training_runtimes import runs_generated_runtimes, training_runtimes_folder
 
 STORAGE_NAMESPACE = "default"  # destination of the cluster-scoped storage path
 
@@ -42,10 +49,11 @@ class SyncPath:
     cluster: model.Cluster
     on_management: bool  # applied to the management cluster rather than the cluster itself
     namespace: str
-    order: int  # 0 infrastructure, 1 storage, 2 workloads
+    order: int  # 0 infrastructure, 1 operators and storage, 2 runtimes, then workloads
     depends_on: list[str] = field(default_factory=list)
     objects: list[Manifest] = field(default_factory=list)
     holds_jobs: bool = False
+    operator: Operator | None = None  # set when the path is in an operator's repository
 
 
 @dataclass(frozen=True)
@@ -71,39 +79,79 @@ def scopes(config: model.Config) -> list[Scope]:
     return found
 
 
+@dataclass(frozen=True)
+class _Layer:
+    name: str
+    folder: str  # in this repository, or in the operator's repository
+    namespace: str
+    order: int
+    holds_jobs: bool = False
+    operator: Operator | None = None
+
+
 def sync_paths(
     config: model.Config, cluster: model.Cluster, units: dict[str, Unit]
 ) -> list[SyncPath]:
-    """Infrastructure (on the management cluster), then storage, then one path per
-    namespace; each later layer depends on every earlier one."""
-    layers: list[tuple[str, str, str, bool]] = []  # (name, folder, namespace, holds jobs)
+    """Infrastructure (on the management cluster); then the operators the workloads need
+    and the storage classes; then the training runtimes; then one path per namespace.
+    Each layer depends on every earlier one."""
+    layers = []
     if not isinstance(cluster, model.LocalCluster):
         layers.append(
-            ("infrastructure", infrastructure_folder(cluster), infra_namespace(cluster), False)
+            _Layer("infrastructure", infrastructure_folder(cluster), infra_namespace(cluster), 0)
+        )
+    for operator in operators_for(config.workloads_on(cluster)):
+        layers.append(
+            _Layer(operator.name, operator.path, operator.namespace, 1, operator=operator)
         )
     if has_storage(cluster):
-        layers.append(("storage", cluster_storage_folder(cluster), STORAGE_NAMESPACE, False))
+        layers.append(_Layer("storage", cluster_storage_folder(cluster), STORAGE_NAMESPACE, 1))
+    workloads_order = 2
+    if runs_generated_runtimes(config, cluster):
+        folder = training_runtimes_folder(cluster)
+        layers.append(_Layer("training-runtimes", folder, STORAGE_NAMESPACE, 2))
+        workloads_order = 3
     layers += [
-        (f"workloads-{ns}", cluster_namespace_folder(cluster, ns), ns, True)
+        _Layer(f"workloads-{ns}", cluster_namespace_folder(cluster, ns), ns, workloads_order, True)
         for ns in namespaces_on(config, cluster)
     ]
     paths: list[SyncPath] = []
-    for name, folder, namespace, holds_jobs in layers:
-        order = {"infrastructure": 0, "storage": 1}.get(name, 2)
+    for layer in layers:
         paths.append(
             SyncPath(
-                f"{cluster.name}-{name}",
-                folder,
+                f"{cluster.name}-{layer.name}",
+                layer.folder,
                 cluster,
-                on_management=order == 0,
-                namespace=namespace,
-                order=order,
-                depends_on=[p.name for p in paths if p.order < order],
-                objects=built_objects(units, folder),
-                holds_jobs=holds_jobs,
+                on_management=layer.order == 0,
+                namespace=layer.namespace,
+                order=layer.order,
+                depends_on=[p.name for p in paths if p.order < layer.order],
+                objects=(
+                    operator_objects(layer.operator)
+                    if layer.operator
+                    else built_objects(units, layer.folder)
+                ),
+                holds_jobs=layer.holds_jobs,
+                operator=layer.operator,
             )
         )
     return paths
+
+
+def operator_objects(operator: Operator) -> list[Manifest]:
+    """Stand-ins for what an operator's manifests create: their kinds and namespace."""
+    kinds: list[tuple[tuple[str, str], str | None]] = [
+        (kind, None) for kind in CONTROLLER_CLUSTER_KINDS
+    ]
+    kinds += [(kind, operator.namespace) for kind in CONTROLLER_NAMESPACED_KINDS]
+    return [
+        {
+            "apiVersion": f"{group}/v1" if group else "v1",
+            "kind": kind,
+            "metadata": {"name": operator.name} | ({"namespace": namespace} if namespace else {}),
+        }
+        for (group, kind), namespace in kinds
+    ]
 
 
 def built_objects(units: dict[str, Unit], folder: str) -> list[Manifest]:

@@ -17,14 +17,20 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
+from generator.operator_facts import CONTROLLER_CLUSTER_KINDS
 from generator.render.gitops import Scope, SyncPath, gitops_folder
-from generator.render.labels import platform_labels
+from generator.render.labels import QUEUE_LABEL, platform_labels
 from generator.render.objects import Manifest, Unit, metadata
 
 API = "argoproj.io/v1alpha1"
 ARGOCD_NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
-CLUSTER_SCOPED = {("", "Namespace"), ("storage.k8s.io", "StorageClass")}
+CLUSTER_SCOPED = {
+    ("", "Namespace"),
+    ("storage.k8s.io", "StorageClass"),
+    ("trainer.kubeflow.org", "ClusterTrainingRuntime"),
+    *CONTROLLER_CLUSTER_KINDS,
+}
 RETRY = {"limit": 10, "backoff": {"duration": "30s", "factor": 2, "maxDuration": "10m"}}
 
 
@@ -64,32 +70,73 @@ def destination(scope: Scope, path: SyncPath) -> dict[str, str]:
     return {"name": path.cluster.name, "namespace": path.namespace}
 
 
+# Where Kueue flips `suspend` when it admits a workload, per kind.
+SUSPEND_FIELDS = {
+    ("batch", "Job"): "/spec/suspend",
+    ("jobset.x-k8s.io", "JobSet"): "/spec/suspend",
+    ("trainer.kubeflow.org", "TrainJob"): "/spec/suspend",
+    ("kubeflow.org", "PyTorchJob"): "/spec/runPolicy/suspend",
+    ("kubeflow.org", "TFJob"): "/spec/runPolicy/suspend",
+}
+
+
 def application(config: model.Config, scope: Scope, project: str, path: SyncPath) -> Manifest:
-    manifest = _application(
-        config, path.name, project, path.path, destination(scope, path), ["PruneLast=true"]
-    )
+    operator = path.operator
+    if operator:
+        # An operator's CRDs are too large for client-side apply's annotation.
+        source = {"repoURL": operator.repo, "targetRevision": operator.tag, "path": path.path}
+        options = ["ServerSideApply=true"]
+    else:
+        source = _source(config, path.path)
+        options = ["PruneLast=true"]
+    ignored = _kueue_suspend_fields(path)
+    if ignored:
+        options.append("RespectIgnoreDifferences=true")
+    manifest = _application(config, path.name, project, source, destination(scope, path), options)
     manifest["metadata"]["annotations"] = {"argocd.argoproj.io/sync-wave": str(path.order)}
     if not path.on_management:
         # Removing a cluster's namespace from the config removes what it ran; a cloud
         # cluster's infrastructure is never deleted along with its Application.
         manifest["metadata"]["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]
+    if ignored:
+        manifest["spec"]["ignoreDifferences"] = ignored
     return manifest
+
+
+def _kueue_suspend_fields(path: SyncPath) -> list[dict[str, Any]]:
+    """Kueue admits a queued workload by setting `suspend: false`; self-heal must not
+    suspend it again."""
+    queued = {
+        (_group(obj), obj["kind"])
+        for obj in path.objects
+        if QUEUE_LABEL in obj["metadata"].get("labels", {})
+    }
+    return [
+        {"group": group, "kind": kind, "jsonPointers": [pointer]}
+        for (group, kind), pointer in sorted(SUSPEND_FIELDS.items())
+        if (group, kind) in queued
+    ]
 
 
 def root_application(config: model.Config, project: str, apps_folder: str) -> Manifest:
     target = {"server": IN_CLUSTER, "namespace": ARGOCD_NAMESPACE}
-    return _application(config, f"{project}-root", project, apps_folder, target, [])
+    source = _source(config, apps_folder)
+    return _application(config, f"{project}-root", project, source, target, [])
+
+
+def _source(config: model.Config, path: str) -> dict[str, str]:
+    return {"repoURL": config.repo.url, "targetRevision": config.repo.revision, "path": path}
 
 
 def _application(
     config: model.Config,
     name: str,
     project: str,
-    path: str,
+    source: dict[str, str],
     target: dict[str, str],
     sync_options: list[str],
 ) -> Manifest:
-    """An automated Application (prune, self-heal, retries) of one path of this repo."""
+    """An automated Application (prune, self-heal, retries) of one path."""
     sync_policy: Manifest = {"automated": {"prune": True, "selfHeal": True}}
     if sync_options:
         sync_policy["syncOptions"] = sync_options
@@ -100,11 +147,7 @@ def _application(
         "metadata": metadata(name, platform_labels(config), ARGOCD_NAMESPACE),
         "spec": {
             "project": project,
-            "source": {
-                "repoURL": config.repo.url,
-                "targetRevision": config.repo.revision,
-                "path": path,
-            },
+            "source": source,
             "destination": target,
             "syncPolicy": sync_policy,
         },
@@ -123,6 +166,7 @@ def app_project(
     only the kinds they contain (plus the Applications and the project itself, which
     the root app keeps in sync in the argocd namespace)."""
     destinations = {(IN_CLUSTER, "", ARGOCD_NAMESPACE)}
+    operator_repos = {p.operator.repo for p in paths if p.operator} - {config.repo.url}
     kinds = {(API.split("/")[0], "Application"), (API.split("/")[0], "AppProject")}
     for path in paths:
         target = destination(scope, path)
@@ -134,7 +178,7 @@ def app_project(
         "metadata": metadata(project, platform_labels(config), ARGOCD_NAMESPACE),
         "spec": {
             "description": f"{config.name}: training platform generated by mlgitops",
-            "sourceRepos": [config.repo.url],
+            "sourceRepos": [config.repo.url, *sorted(operator_repos)],
             "destinations": [_destination_entry(*d) for d in sorted(destinations)],
             "clusterResourceWhitelist": _kind_list(kinds & CLUSTER_SCOPED),
             "namespaceResourceWhitelist": _kind_list(kinds - CLUSTER_SCOPED),

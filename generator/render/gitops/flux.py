@@ -17,6 +17,7 @@ import re
 from typing import Any
 
 from generator.config import model
+from generator.operator_facts import Operator
 from generator.render.gitops import Scope, SyncPath, gitops_folder
 from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, Unit, metadata
@@ -42,7 +43,10 @@ def render_scope(
     ]
     source_folder = f"{scope.folder}/source"
     apps_folder = f"{scope.folder}/apps"
-    units.append(Unit(source_folder, [git_repository(config)]))
+    operators = {p.operator.name: p.operator for ps in paths.values() for p in ps if p.operator}
+    sources = [git_repository(config)]
+    sources += [operator_repository(config, operators[name]) for name in sorted(operators)]
+    units.append(Unit(source_folder, sources))
     units.append(
         Unit(apps_folder, includes=[source_folder, *(gitops_folder(c) for c in scope.clusters)])
     )
@@ -87,8 +91,24 @@ def git_repository(config: model.Config) -> Manifest:
     }
 
 
+def operator_repository(config: model.Config, operator: Operator) -> Manifest:
+    """An operator's upstream repository at its release tag."""
+    return {
+        "apiVersion": SOURCE_API,
+        "kind": "GitRepository",
+        "metadata": metadata(operator.name, platform_labels(config), FLUX_NAMESPACE),
+        "spec": {"interval": "1h", "url": operator.repo, "ref": {"tag": operator.tag}},
+    }
+
+
 def _kustomization_object(
-    config: model.Config, name: str, path: str, *, wait: bool, interval: str
+    config: model.Config,
+    name: str,
+    path: str,
+    *,
+    wait: bool,
+    interval: str,
+    source: str | None = None,
 ) -> Manifest:
     return {
         "apiVersion": KUSTOMIZE_API,
@@ -101,7 +121,7 @@ def _kustomization_object(
             "path": f"./{path}",
             "prune": True,
             "wait": wait,
-            "sourceRef": {"kind": "GitRepository", "name": source_name(config)},
+            "sourceRef": {"kind": "GitRepository", "name": source or source_name(config)},
         },
     }
 
@@ -111,7 +131,12 @@ def kustomization(config: model.Config, scope: Scope, path: SyncPath) -> Manifes
     them starts. Training Jobs are not waited for (they run for hours); they are
     recreated when their immutable spec changes (`force`)."""
     obj = _kustomization_object(
-        config, path.name, path.path, wait=not path.holds_jobs, interval="10m"
+        config,
+        path.name,
+        path.path,
+        wait=not path.holds_jobs,
+        interval="10m",
+        source=path.operator.name if path.operator else None,
     )
     spec = obj["spec"]
     if path.depends_on:

@@ -1,0 +1,328 @@
+"""The object that runs a workload's pods, for each runtime a workload can choose.
+
+- `job`: an Indexed Job (workloads.render_job), with the headless Service we render.
+- `jobset`: a JobSet of one replicated job per role (workers; parameter servers for
+  TensorFlow), each an Indexed Job; JobSet creates the headless Service itself
+  (`network.subdomain`), so pods are `<name>-<role>-0-<index>.<name>`.
+- `pytorchjob`, `tfjob`: the Kubeflow Training Operator's jobs. The operator creates a
+  Service per pod and sets the wiring itself (PET_* for torchrun, TF_CONFIG),
+  in the container it expects by name (`pytorch`, `tensorflow`) on the port it looks for
+  by name (`pytorchjob-port`, `tfjob-port`).
+- `trainjob`: a Kubeflow Trainer TrainJob that names a ClusterTrainingRuntime (its own,
+  see training_runtimes); the runtime's JobSet starts the pods.
+
+Every pod keeps what the base guarantees: Pod Security "restricted", requests equal to
+limits, the checkpoint and shared-memory volumes. `pod_selector` gives the labels the
+runtime's controller puts on every pod of the workload; the NetworkPolicies select on
+them, because that is what still holds whatever the operator does with template labels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from generator.config import model
+from generator.render import frameworks
+from generator.render.labels import QUEUE_LABEL, workload_labels, workload_selector
+from generator.render.objects import Manifest, metadata
+from generator.render.pods import (
+    render_pod_spec,
+    render_resources,
+    render_trainer_container,
+    selection_labels,
+)
+
+KUBEFLOW_API = "kubeflow.org/v1"
+JOBSET_API = "jobset.x-k8s.io/v1alpha2"
+TRAINER_API = "trainer.kubeflow.org/v1alpha1"
+DEFAULT_CLEAN_POD_POLICY = "Running"
+
+# The label each controller puts on every pod it creates, naming the workload:
+# - Training Operator v1: `training.kubeflow.org/job-name`;
+# - JobSet (and TrainJob, which runs as a JobSet of the same name):
+#   `jobset.sigs.k8s.io/jobset-name`.
+# The Job controller copies the template's labels, so a plain Job's pods are selected by
+# the workload's own name label.
+POD_NAME_LABELS = {
+    "pytorchjob": "training.kubeflow.org/job-name",
+    "tfjob": "training.kubeflow.org/job-name",
+    "jobset": "jobset.sigs.k8s.io/jobset-name",
+    "trainjob": "jobset.sigs.k8s.io/jobset-name",
+}
+
+
+def pod_selector(workload: model.Workload) -> dict[str, str]:
+    """Labels on every pod of this workload, whichever controller created it."""
+    if workload.runtime == "job":
+        return workload_selector(workload)
+    return {POD_NAME_LABELS[workload.runtime]: workload.name}
+
+
+def has_own_service(workload: model.Workload) -> bool:
+    """Only a plain Job needs our headless Service; the others create their own."""
+    return workload.runtime == "job"
+
+
+def render_training_object(config: model.Config, workload: model.Workload) -> Manifest:
+    renderers = {
+        "job": render_job,
+        "jobset": render_jobset,
+        "pytorchjob": render_pytorchjob,
+        "tfjob": render_tfjob,
+        "trainjob": render_trainjob,
+    }
+    return renderers[workload.runtime](config, workload)
+
+
+def _object_metadata(config: model.Config, workload: model.Workload) -> dict[str, Any]:
+    labels = {**workload_labels(config, workload), **selection_labels(workload)}
+    if workload.queue:
+        labels[QUEUE_LABEL] = workload.queue
+    meta = metadata(workload.name, labels, workload.namespace)
+    if config.gitops == "flux" and workload.queue:
+        # Kueue admits a queued workload by setting `suspend: false`; Flux creates it
+        # once and leaves it alone rather than suspending it again on the next apply.
+        meta["annotations"] = {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
+    if config.gitops == "argocd":
+        # A started run cannot take a new pod template (a Job's is immutable): a changed
+        # spec means a new run, so Argo CD replaces the object (Flux does the same
+        # through its Kustomization's force).
+        meta["annotations"] = {"argocd.argoproj.io/sync-options": "Force=true,Replace=true"}
+    return meta
+
+
+def _pod_template(config: model.Config, workload: model.Workload, container: Any) -> Manifest:
+    return {
+        "metadata": {"labels": workload_labels(config, workload)},
+        "spec": render_pod_spec(workload, container),
+    }
+
+
+def render_job(config: model.Config, workload: model.Workload) -> Manifest:
+    """An Indexed Job: pod i is rank i. One failed pod fails the job (backoffLimit 0), since
+    a static rendezvous cannot take a replacement in; parameter servers, which never exit
+    on their own, are stopped by the success policy once every worker has succeeded."""
+    labels = workload_labels(config, workload)
+    spec: dict[str, Any] = {
+        "completionMode": "Indexed",
+        "completions": workload.pod_count,
+        "parallelism": workload.pod_count,
+        "backoffLimit": 0,
+    }
+    if workload.parameter_servers:
+        last_worker = workload.workers - 1
+        indexes = "0" if last_worker == 0 else f"0-{last_worker}"
+        spec["successPolicy"] = {"rules": [{"succeededIndexes": indexes}]}
+    if workload.ttl_seconds_after_finished is not None:
+        spec["ttlSecondsAfterFinished"] = workload.ttl_seconds_after_finished
+    if workload.queue:
+        spec["suspend"] = True  # Kueue admits it by setting this to false
+    spec["template"] = {
+        "metadata": {"labels": labels},
+        "spec": render_pod_spec(workload, render_trainer_container(workload), workload.name),
+    }
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": _object_metadata(config, workload),
+        "spec": spec,
+    }
+
+
+def render_jobset(config: model.Config, workload: model.Workload) -> Manifest:
+    """One replicated job per role; the run succeeds when every worker has (parameter
+    servers never exit on their own), and restarts as a whole up to maxRestarts."""
+    roles: list[tuple[frameworks.Role, int]] = [("worker", workload.workers)]
+    if workload.parameter_servers:
+        roles.append(("ps", workload.parameter_servers))
+    replicated_jobs = []
+    for role, count in roles:
+        container = render_trainer_container(workload, frameworks.launch(workload, role))
+        replicated_jobs.append(
+            {
+                "name": role,
+                "replicas": 1,
+                "template": {
+                    "metadata": {"labels": workload_labels(config, workload)},
+                    "spec": {
+                        "completionMode": "Indexed",
+                        "completions": count,
+                        "parallelism": count,
+                        "backoffLimit": 0,
+                        "template": _pod_template(config, workload, container),
+                    },
+                },
+            }
+        )
+    spec: dict[str, Any] = {
+        "network": {
+            "enableDNSHostnames": True,
+            "subdomain": workload.name,
+            "publishNotReadyAddresses": True,
+        },
+        "successPolicy": {"operator": "All", "targetReplicatedJobs": ["worker"]},
+        "failurePolicy": {"maxRestarts": workload.max_restarts},
+    }
+    if workload.queue:
+        spec["suspend"] = True
+    if workload.ttl_seconds_after_finished is not None:
+        spec["ttlSecondsAfterFinished"] = workload.ttl_seconds_after_finished
+    spec["replicatedJobs"] = replicated_jobs
+    return {
+        "apiVersion": JOBSET_API,
+        "kind": "JobSet",
+        "metadata": _object_metadata(config, workload),
+        "spec": spec,
+    }
+
+
+def _run_policy(workload: model.Workload) -> dict[str, Any]:
+    policy: dict[str, Any] = {
+        "cleanPodPolicy": workload.clean_pod_policy or DEFAULT_CLEAN_POD_POLICY,
+        "backoffLimit": workload.max_restarts,
+    }
+    if workload.ttl_seconds_after_finished is not None:
+        policy["ttlSecondsAfterFinished"] = workload.ttl_seconds_after_finished
+    if workload.queue:
+        policy["suspend"] = True
+    return policy
+
+
+def _replica(
+    config: model.Config, workload: model.Workload, count: int, container: Any
+) -> Manifest:
+    """A replica spec: pods restart in place only when the job may restart at all."""
+    restart_policy = "OnFailure" if workload.max_restarts or workload.elastic else "Never"
+    template = _pod_template(config, workload, container)
+    template["spec"]["restartPolicy"] = restart_policy  # the operator's pods follow the replica
+    return {"replicas": count, "restartPolicy": restart_policy, "template": template}
+
+
+def _kubeflow_container(workload: model.Workload, launch: frameworks.Launch, name: str) -> Any:
+    return render_trainer_container(workload, launch, name)
+
+
+def render_pytorchjob(config: model.Config, workload: model.Workload) -> Manifest:
+    """Workers only, with a c10d rendezvous on worker 0 between the elastic bounds (both
+    equal to `workers` unless the config lets them vary). With a Master replica the
+    operator would add an `init-pytorch` container without a security context to every
+    worker, which Pod Security "restricted" refuses; without one it sets PET_NNODES,
+    PET_NPROC_PER_NODE and PET_RDZV_* for torchrun to read."""
+    container = _kubeflow_container(
+        workload, frameworks.kubeflow_torchrun(workload), frameworks.PYTORCHJOB_CONTAINER
+    )
+    elastic = workload.elastic or model.ElasticPolicy(workload.workers, workload.workers)
+    spec: dict[str, Any] = {
+        "runPolicy": _run_policy(workload),
+        "elasticPolicy": {
+            "minReplicas": elastic.min_replicas,
+            "maxReplicas": elastic.max_replicas,
+            "rdzvBackend": "c10d",
+            "rdzvPort": workload.rendezvous_port,
+            "maxRestarts": workload.max_restarts,
+        },
+        "nprocPerNode": str(workload.resources.gpu or 1),
+        "pytorchReplicaSpecs": {"Worker": _replica(config, workload, workload.workers, container)},
+    }
+    return {
+        "apiVersion": KUBEFLOW_API,
+        "kind": "PyTorchJob",
+        "metadata": _object_metadata(config, workload),
+        "spec": spec,
+    }
+
+
+def render_tfjob(config: model.Config, workload: model.Workload) -> Manifest:
+    """A chief (worker 0), the other workers and the parameter servers; the operator
+    writes TF_CONFIG for each pod, so the container runs the program as it is."""
+    container = _kubeflow_container(
+        workload, frameworks.kubeflow_tensorflow(workload), frameworks.TFJOB_CONTAINER
+    )
+    replicas = {"Chief": _replica(config, workload, 1, container)}
+    if workload.workers > 1:
+        replicas["Worker"] = _replica(config, workload, workload.workers - 1, container)
+    if workload.parameter_servers:
+        replicas["PS"] = _replica(config, workload, workload.parameter_servers, container)
+    return {
+        "apiVersion": KUBEFLOW_API,
+        "kind": "TFJob",
+        "metadata": _object_metadata(config, workload),
+        "spec": {"runPolicy": _run_policy(workload), "tfReplicaSpecs": replicas},
+    }
+
+
+def render_trainjob(config: model.Config, workload: model.Workload) -> Manifest:
+    """Only what every Trainer release accepts: the runtime by name (the workload's own,
+    see training_runtimes), the image, the program, the nodes and their resources."""
+    trainer: dict[str, Any] = {
+        "image": workload.image,
+        "command": frameworks.trainjob_command(workload),
+        "numNodes": workload.workers,
+        "resourcesPerNode": render_resources(workload.resources),
+    }
+    if workload.env:
+        trainer["env"] = [{"name": k, "value": v} for k, v in sorted(workload.env.items())]
+    spec: dict[str, Any] = {"runtimeRef": {"name": training_runtime_name(config, workload)}}
+    if workload.queue:
+        spec["suspend"] = True
+    spec["trainer"] = trainer
+    return {
+        "apiVersion": TRAINER_API,
+        "kind": "TrainJob",
+        "metadata": _object_metadata(config, workload),
+        "spec": spec,
+    }
+
+
+def training_runtime_name(config: model.Config, workload: model.Workload) -> str:
+    """The ClusterTrainingRuntime a TrainJob names: the one given, or its own
+    (cluster-wide, hence the platform prefix)."""
+    return workload.training_runtime or f"{config.name}-{workload.name}"
+
+
+# Where each runtime keeps its pod specs (a TrainJob's are in its runtime).
+POD_SPEC_PATHS: dict[str, list[tuple[str, ...]]] = {
+    "Job": [("spec", "template", "spec")],
+    "JobSet": [("spec", "replicatedJobs", "*", "template", "spec", "template", "spec")],
+    "PyTorchJob": [("spec", "pytorchReplicaSpecs", "*", "template", "spec")],
+    "TFJob": [("spec", "tfReplicaSpecs", "*", "template", "spec")],
+    "TrainJob": [],
+}
+
+
+def pod_specs(obj: Manifest) -> list[dict[str, Any]]:
+    """Every pod spec inside a training object, in document order."""
+    found: list[dict[str, Any]] = []
+    for path in POD_SPEC_PATHS[obj["kind"]]:
+        nodes: list[Any] = [obj]
+        for key in path:
+            if key == "*":
+                nodes = [v for n in nodes for v in (n.values() if isinstance(n, dict) else n)]
+            else:
+                nodes = [n[key] for n in nodes if key in n]
+        found += nodes
+    return found
+
+
+def add_to_pods(obj: Manifest, addition: dict[str, Any]) -> None:
+    """Merge pod spec fields (affinity, tolerations) into every pod of a training object."""
+    for spec in pod_specs(obj):
+        add_to_pod_spec(spec, addition)
+
+
+def add_to_pod_spec(spec: dict[str, Any], addition: dict[str, Any]) -> None:
+    for key, value in addition.items():
+        if isinstance(value, dict):
+            spec[key] = _merged(spec.get(key, {}), value)
+        elif isinstance(value, list):
+            spec[key] = [*spec.get(key, []), *value]
+        else:
+            spec[key] = value
+
+
+def _merged(into: dict[str, Any], addition: dict[str, Any]) -> dict[str, Any]:
+    result = dict(into)
+    for key, value in addition.items():
+        both_maps = isinstance(value, dict) and isinstance(result.get(key), dict)
+        result[key] = _merged(result[key], value) if both_maps else value
+    return result
