@@ -7,10 +7,12 @@ import difflib
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
-from helpers import CONFIGS, ROOT, SEEDS, build_and_validate
+from helpers import CONFIGS, ROOT, SEEDS, build_and_validate, kustomize_build
 
 from generator import __version__
 from generator.cli import main
@@ -176,3 +178,81 @@ def test_builtin_default_is_the_reference_scenario() -> None:
     from generator.config.load import load_config_file, load_default_config
 
     assert load_default_config() == load_config_file(SEEDS)
+
+
+def fleet_config(tmp_path: Path, extra_workload: dict[str, Any] | None = None) -> Path:
+    """The seeds scenario on two EKS clusters and a kind cluster, with `resnet-ddp` on
+    the first EKS cluster only."""
+    config = yaml.safe_load(SEEDS.read_text())
+    eks = next(c for c in config["clusters"] if c["cloud"] == "eks")
+    config["clusters"] = [
+        eks,
+        {**eks, "name": "eks-second"},
+        {"name": "local", "cloud": "local"},
+    ]
+    config["workloads"][0]["clusters"] = [eks["name"]]
+    if extra_workload:
+        config["workloads"].append(extra_workload)
+    path = tmp_path / "fleet.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def test_a_namespace_lists_its_workloads_once_per_cloud_and_each_cluster_adds_its_own(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    generate(fleet_config(tmp_path), out)
+
+    def listed(folder: str) -> list[str]:
+        text = (out / folder / "kustomization.yaml").read_text()
+        return yaml.safe_load(text)["resources"]
+
+    assert listed("overlays/eks/namespaces/ml-workloads") == [
+        "../../../../base/namespaces/ml-workloads",
+        "../../../../base/bert-finetune",
+    ]
+    for cluster in ("eks-training", "eks-second"):
+        assert listed(f"clusters/{cluster}/workloads/namespaces/ml-workloads") == [
+            "../../../../../overlays/eks/namespaces/ml-workloads"
+        ]
+    # resnet-ddp runs on one EKS cluster only: no cloud-wide list, and only there.
+    assert not (out / "overlays/eks/namespaces/distributed-training").exists()
+    assert listed("clusters/eks-training/workloads/namespaces/distributed-training") == [
+        "../../../../../base/namespaces/distributed-training",
+        "../../../../../base/resnet-ddp",
+    ]
+    assert not (out / "clusters/eks-second/workloads/namespaces/distributed-training").exists()
+    built = kustomize_build(out / "clusters/eks-second/workloads")
+    jobs = sorted(o["metadata"]["name"] for o in built if o["kind"] == "Job")
+    assert jobs == ["bert-finetune"]
+    built = kustomize_build(out / "clusters/eks-training/workloads")
+    jobs = sorted(o["metadata"]["name"] for o in built if o["kind"] == "Job")
+    assert jobs == ["bert-finetune", "resnet-ddp"]
+
+
+def test_adding_a_workload_touches_its_own_files_and_the_lists_that_name_it(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    generate(fleet_config(tmp_path), out)
+    before = tree_files(out)
+    workload = {
+        "name": "gpt-small",
+        "namespace": "ml-workloads",
+        "framework": "pytorch",
+        "image": "registry.example.com/ml/gpt:1.0.0",
+        "command": ["python", "train.py"],
+        "workers": 2,
+        "resources": {"cpu": "2", "memory": "8Gi"},
+    }
+    generate(fleet_config(tmp_path, workload), out)
+    after = tree_files(out)
+    changed = {p for p in after if before.get(p) != after[p]} | (before.keys() - after.keys())
+    own = {p for p in changed if p.startswith(("base/gpt-small/", "overlays/local/workloads/"))}
+    assert own and all("gpt-small" in p for p in own)
+    assert changed - own == {
+        ".mlgitops-state.json",
+        "overlays/eks/namespaces/ml-workloads/kustomization.yaml",
+        "overlays/local/namespaces/ml-workloads/kustomization.yaml",
+    }

@@ -1,14 +1,19 @@
 """What each cluster runs: `clusters/<cluster>/workloads/`, thin kustomizations over the
 bases and the cloud's overlay with only that cluster's own values.
 
+    overlays/<cloud>/namespaces/<ns>/              one namespace and the workloads every
+                                                   cluster of the cloud runs in it
     clusters/<cluster>/workloads/                  everything the cluster runs (one build)
     clusters/<cluster>/workloads/storage/          StorageClasses the workloads need
-    clusters/<cluster>/workloads/namespaces/<ns>/  one namespace and its workloads
+    clusters/<cluster>/workloads/namespaces/<ns>/  the cloud's namespace, the workloads only
+                                                   this cluster runs, the cluster's values
     clusters/<cluster>/custom/                     people's own Component, never rewritten
 
 Each namespace is its own small build (kustomize slows down sharply with resources per
 build), and the GitOps engine syncs them one by one; the folder above them composes
 them for a person who wants to see the whole cluster with one `kubectl kustomize`.
+The list of a namespace's workloads is written once per cloud, not once per cluster,
+so adding a workload to a fleet of thirty clusters changes three lists, not thirty.
 The invariant: what a cluster runs is exactly `kustomize build` of these paths.
 """
 
@@ -51,6 +56,10 @@ def cluster_custom_folder(cluster: model.Cluster) -> str:
     return f"clusters/{cluster.name}/custom"
 
 
+def cloud_namespace_folder(cloud: str, namespace: str) -> str:
+    return f"overlays/{cloud}/namespaces/{namespace}"
+
+
 def namespaces_on(config: model.Config, cluster: model.Cluster) -> list[str]:
     return sorted({w.namespace for w in config.workloads_on(cluster)})
 
@@ -68,15 +77,24 @@ def has_storage(cluster: model.Cluster) -> bool:
 
 
 def render_entrypoint_units(config: model.Config) -> list[Unit]:
-    units: list[Unit] = []
+    shared = cloud_wide_workloads(config)
+    units: list[Unit] = [
+        render_cloud_namespace(config, cloud, namespace, workloads)
+        for (cloud, namespace), workloads in shared.items()
+    ]
     for cluster in config.clusters:
         units.append(Unit(workloads_folder(cluster), includes=sync_paths(config, cluster)))
         units.append(custom_unit(cluster_custom_folder(cluster), f"cluster {cluster.name}"))
         if isinstance(cluster, model.EksCluster):
             units.append(render_eks_storage(config, cluster))
+        by_namespace: dict[str, list[model.Workload]] = {}
+        for workload in config.workloads_on(cluster):
+            by_namespace.setdefault(workload.namespace, []).append(workload)
         units.extend(
-            render_namespace_entrypoint(config, cluster, namespace)
-            for namespace in namespaces_on(config, cluster)
+            render_namespace_entrypoint(
+                config, cluster, namespace, workloads, shared.get((cluster.cloud, namespace), [])
+            )
+            for namespace, workloads in sorted(by_namespace.items())
         )
     return units
 
@@ -90,16 +108,48 @@ def render_eks_storage(config: model.Config, cluster: model.EksCluster) -> Unit:
     return Unit(cluster_storage_folder(cluster), objects, includes=[storage_folder("eks")])
 
 
-def render_namespace_entrypoint(
-    config: model.Config, cluster: model.Cluster, namespace: str
+def cloud_wide_workloads(config: model.Config) -> dict[tuple[str, str], list[model.Workload]]:
+    """Per (cloud, namespace), the workloads that every cluster of the cloud runs."""
+    found: dict[tuple[str, str], list[model.Workload]] = {}
+    for cloud in config.clouds():
+        names = [c.name for c in config.clusters if c.cloud == cloud]
+        for workload in config.workloads:
+            if all(workload.runs_on(name) for name in names):
+                found.setdefault((cloud, workload.namespace), []).append(workload)
+    return found
+
+
+def workload_on_cloud(config: model.Config, cloud: str, workload: model.Workload) -> str:
+    """The folder of a workload as a cloud runs it: its overlay where it differs there."""
+    if workload_differs_on(config, cloud, workload):
+        return workload_overlay_folder(cloud, workload)
+    return workload_folder(workload)
+
+
+def render_cloud_namespace(
+    config: model.Config, cloud: str, namespace: str, workloads: list[model.Workload]
 ) -> Unit:
-    workloads = [w for w in config.workloads_on(cluster) if w.namespace == namespace]
+    """What every cluster of a cloud runs in a namespace; each cluster's entry point
+    includes it and adds its own values on top."""
+    includes = [namespace_folder(namespace)]
+    includes += [workload_on_cloud(config, cloud, w) for w in workloads]
+    return Unit(cloud_namespace_folder(cloud, namespace), includes=includes)
+
+
+def render_namespace_entrypoint(
+    config: model.Config,
+    cluster: model.Cluster,
+    namespace: str,
+    workloads: list[model.Workload],
+    shared: list[model.Workload],
+) -> Unit:
+    """One namespace of one cluster: `workloads` it runs there, of which `shared` come
+    from the cloud's list of the namespace."""
     cloud = cluster.cloud
-    includes = [namespace_folder(namespace)] + [
-        workload_overlay_folder(cloud, w)
-        if workload_differs_on(config, cloud, w)
-        else workload_folder(w)
-        for w in workloads
+    shared_names = {w.name for w in shared}
+    includes = [cloud_namespace_folder(cloud, namespace) if shared else namespace_folder(namespace)]
+    includes += [
+        workload_on_cloud(config, cloud, w) for w in workloads if w.name not in shared_names
     ]
     components = [overlay_folder(cloud)]
     if identity_enabled(cluster):
