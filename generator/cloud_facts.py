@@ -146,3 +146,83 @@ CLOUD_PROFILES = {
         identity_endpoints=(),
     ),
 }
+
+
+@dataclass(frozen=True)
+class NodeCapacity:
+    """What one node offers: vCPUs, memory (a Kubernetes quantity) and GPUs."""
+
+    cpu: int
+    memory: str
+    gpus: int
+
+
+# EC2: vCPUs follow the size (large 2, xlarge 4, Nxlarge 4N); memory per vCPU follows the
+# family (EC2 instance type pages). P instances, which break the pattern, are listed.
+EC2_MEMORY_GIB_PER_VCPU = {
+    "c": 2,
+    "m": 4,
+    "t": 4,
+    "r": 8,
+    "g4dn": 4,
+    "g5": 4,
+    "g6": 4,
+    "g6e": 8,
+    "gr6": 8,
+}
+EC2_LISTED = {
+    "p3.2xlarge": NodeCapacity(8, "61Gi", 1),
+    "p3.8xlarge": NodeCapacity(32, "244Gi", 4),
+    "p3.16xlarge": NodeCapacity(64, "488Gi", 8),
+    "p3dn.24xlarge": NodeCapacity(96, "768Gi", 8),
+    "p4d.24xlarge": NodeCapacity(96, "1152Gi", 8),
+    "p4de.24xlarge": NodeCapacity(96, "1152Gi", 8),
+    "p5.48xlarge": NodeCapacity(192, "2048Gi", 8),
+    "p5e.48xlarge": NodeCapacity(192, "2048Gi", 8),
+    "p5en.48xlarge": NodeCapacity(192, "2048Gi", 8),
+}
+# G instances: one GPU up to 16xlarge, four at 12xlarge and 24xlarge, eight at 48xlarge.
+EC2_GPUS_BY_SIZE = {"12xlarge": 4, "24xlarge": 4, "48xlarge": 8}
+
+
+def ec2_capacity(instance_type: str) -> NodeCapacity | None:
+    """An EC2 instance type's capacity, or None when these tables do not know it."""
+    if instance_type in EC2_LISTED:
+        return EC2_LISTED[instance_type]
+    family, _, size = instance_type.partition(".")
+    sizes = re.fullmatch(r"(\d*)xlarge|large", size)
+    if not sizes:
+        return None
+    vcpus = 4 * int(sizes.group(1) or 1) if sizes.group(0).endswith("xlarge") else 2
+    per_vcpu = EC2_MEMORY_GIB_PER_VCPU.get(family) or EC2_MEMORY_GIB_PER_VCPU.get(family[0])
+    if per_vcpu is None or family.startswith("p"):
+        return None
+    gpus = EC2_GPUS_BY_SIZE.get(size, 1) if ec2_gpu(instance_type) else 0
+    return NodeCapacity(vcpus, f"{vcpus * per_vcpu}Gi", gpus)
+
+
+# Compute Engine: `<series>-<kind>-<vCPUs>`; memory per vCPU by kind (N1 differs).
+GCE_MEMORY_MB_PER_VCPU = {
+    ("n1", "standard"): 3840,
+    ("n1", "highmem"): 6656,
+    ("n1", "highcpu"): 922,
+    ("*", "standard"): 4096,
+    ("*", "highmem"): 8192,
+    ("*", "highcpu"): 1024,
+}
+
+
+def gce_capacity(machine_type: str, gpus: int) -> NodeCapacity | None:
+    """A Compute Engine machine type's capacity (GPUs come from the node pool's
+    accelerator), or None for machine types named otherwise."""
+    parts = re.fullmatch(r"([a-z0-9]+)-(standard|highmem|highcpu)-(\d+)", machine_type)
+    if not parts:
+        return None
+    series, kind, vcpus = parts.group(1), parts.group(2), int(parts.group(3))
+    per_vcpu = GCE_MEMORY_MB_PER_VCPU.get((series, kind)) or GCE_MEMORY_MB_PER_VCPU[("*", kind)]
+    return NodeCapacity(vcpus, f"{vcpus * per_vcpu}Mi", gpus)
+
+
+def gke_zones(location: str) -> int:
+    """A regional cluster spreads each node pool over three zones; a zonal one has one."""
+    return 1 if re.fullmatch(r".*-[a-z]", location) else 3

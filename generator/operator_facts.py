@@ -76,8 +76,9 @@ KUEUE = Operator(
 )
 
 
-def operators_for(workloads: list[model.Workload]) -> list[Operator]:
-    """What a cluster running these workloads needs installed, in a fixed order."""
+def operators_for(workloads: list[model.Workload], queues: bool) -> list[Operator]:
+    """What a cluster running these workloads (and Kueue queues, when `queues`) needs
+    installed, in a fixed order."""
     runtimes = {w.runtime for w in workloads}
     needed = []
     if runtimes & set(model.KUBEFLOW_V1_RUNTIMES):
@@ -86,6 +87,6 @@ def operators_for(workloads: list[model.Workload]) -> list[Operator]:
         needed.append(TRAINER)  # it installs JobSet too: one JobSet per cluster
     elif "jobset" in runtimes:
         needed.append(JOBSET)
-    if any(w.queue for w in workloads):
+    if queues:
         needed.append(KUEUE)
     return needed

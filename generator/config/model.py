@@ -136,7 +136,7 @@ Framework = Literal["pytorch", "tensorflow"]
 # How a workload runs: a plain Indexed Job (needs nothing installed), the Kubeflow
 # Training Operator's PyTorchJob or TFJob, a JobSet, or a Kubeflow Trainer TrainJob.
 Runtime = Literal["job", "pytorchjob", "tfjob", "jobset", "trainjob"]
-RUNTIMES_THAT_RESTART = ("pytorchjob", "tfjob", "jobset")
+RUNTIMES_THAT_RESTART = ("pytorchjob", "tfjob", "jobset", "trainjob")
 KUBEFLOW_V1_RUNTIMES = ("pytorchjob", "tfjob")
 DEFAULT_TRAINING_RUNTIME = "torch-distributed"
 
@@ -212,7 +212,7 @@ class Workload:
         default=0,
         metadata=spec(
             "maxRestarts",
-            doc="restarts of the whole job after a failure (pytorchjob, tfjob, jobset)",
+            doc="restarts of the whole run after a failure (not with runtime job)",
             minimum=0,
             maximum=100,
         ),
@@ -271,6 +271,15 @@ class Workload:
 
 
 @dataclass(frozen=True)
+class NodeCapacity:
+    """One node's capacity, for Kueue quotas on types mlgitops has no figures for."""
+
+    cpu: int = field(metadata=spec(doc="vCPUs per node", minimum=1))
+    memory: Quantity = field(metadata=spec(doc="memory per node, e.g. 64Gi"))
+    gpus: int = field(default=0, metadata=spec(doc="GPUs per node", minimum=0, maximum=16))
+
+
+@dataclass(frozen=True)
 class EksNodeGroup:
     name: DnsLabel = field(metadata=spec(doc="node group name"))
     instance_types: tuple[NonEmptyString, ...] = field(
@@ -281,6 +290,10 @@ class EksNodeGroup:
         metadata=spec("desiredSize", doc="nodes to start with", minimum=0, maximum=1000)
     )
     max_size: int = field(metadata=spec("maxSize", doc="most nodes", minimum=1, maximum=1000))
+    capacity: NodeCapacity | None = field(
+        default=None,
+        metadata=spec(doc="one node's capacity, for queue quotas (default: from the type)"),
+    )
     capacity_type: Literal["ON_DEMAND", "SPOT"] = field(
         default="ON_DEMAND", metadata=spec("capacityType", doc="ON_DEMAND or SPOT instances")
     )
@@ -368,6 +381,10 @@ class GkeNodePool:
     )
     autoscaling: GkeAutoscaling | None = field(
         default=None, metadata=spec(doc="let GKE scale the pool between these bounds")
+    )
+    capacity: NodeCapacity | None = field(
+        default=None,
+        metadata=spec(doc="one node's capacity, for queue quotas (default: from the type)"),
     )
 
 

@@ -49,6 +49,7 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *(p for i, w in loaded.workloads for p in _workload(w, f"workloads[{i}]")),
         *(p for i, c in loaded.clusters for p in _cluster(c, f"clusters[{i}]", loaded)),
         *(p for i, w in loaded.workloads for p in _placement(w, f"workloads[{i}]", loaded)),
+        *(p for i, c in loaded.clusters for p in _queue_capacity(c, f"clusters[{i}]", loaded)),
         *_sync_names(loaded),
     ]
 
@@ -183,10 +184,19 @@ def _runtime(workload: model.Workload, path: str) -> Iterator[Found]:
     if workload.max_restarts and runtime not in model.RUNTIMES_THAT_RESTART:
         yield (
             f"{path}.maxRestarts",
-            f"a {runtime} cannot restart a distributed run: use pytorchjob, tfjob or jobset",
+            f"a {runtime} cannot restart a distributed run: use pytorchjob, tfjob, jobset "
+            "or trainjob",
         )
-    if workload.ttl_seconds_after_finished is not None and runtime == "trainjob":
-        yield f"{path}.ttlSecondsAfterFinished", "a trainjob has no TTL (its runtime sets one)"
+    for key, value in (
+        ("maxRestarts", workload.max_restarts),
+        ("ttlSecondsAfterFinished", workload.ttl_seconds_after_finished),
+    ):
+        if value and runtime == "trainjob" and workload.training_runtime:
+            yield (
+                f"{path}.{key}",
+                f"a trainjob's {key} comes from its runtime: set it in "
+                f"{workload.training_runtime!r}, or leave trainingRuntime out",
+            )
     elastic = workload.elastic
     if elastic and runtime != "pytorchjob":
         yield f"{path}.elastic", f"elastic training needs runtime pytorchjob, not {runtime}"
@@ -229,6 +239,32 @@ def _placement(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[
                 f"{'node group' if cluster.cloud == 'eks' else 'node pool'} "
                 "(set the workload's clusters, or give the cluster GPU nodes)",
             )
+
+
+def _queue_capacity(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Found]:
+    """Kueue quotas come from node capacity: a cluster that runs queued workloads needs
+    it for every node group, from the tables or the config."""
+    queued = {w.namespace for _, w in loaded.workloads if w.queue}
+    if not any(w.namespace in queued and w.runs_on(cluster.name) for _, w in loaded.workloads):
+        return
+    if isinstance(cluster, model.EksCluster):
+        for i, group in enumerate(cluster.node_groups):
+            known = cloud_facts.ec2_capacity(group.instance_types[0])
+            if group.capacity is None and known is None:
+                yield (
+                    f"{path}.nodeGroups[{i}].instanceTypes[0]",
+                    f"no capacity figures for {group.instance_types[0]!r}, which Kueue "
+                    "quotas need: give the node group a capacity: {cpu, memory, gpus}",
+                )
+    elif isinstance(cluster, model.GkeCluster):
+        for i, pool in enumerate(cluster.node_pools):
+            known = cloud_facts.gce_capacity(pool.machine_type, 0)
+            if pool.capacity is None and known is None:
+                yield (
+                    f"{path}.nodePools[{i}].machineType",
+                    f"no capacity figures for {pool.machine_type!r}, which Kueue quotas "
+                    "need: give the node pool a capacity: {cpu, memory, gpus}",
+                )
 
 
 def _has_gpu_nodes(cluster: model.Cluster) -> bool:

@@ -8,7 +8,7 @@ from generator.render.entrypoints import render_entrypoint_units
 from generator.render.gitops import render_gitops_units
 from generator.render.objects import Document, Unit
 from generator.render.overlays import render_overlay_units
-from generator.render.training_runtimes import render_training_runtime_units
+from generator.render.platform import render_platform_units
 from generator.render.workloads import render_namespace_units, render_workload_units
 
 
@@ -19,6 +19,6 @@ def render(config: model.Config) -> list[Unit | Document]:
         *render_overlay_units(config),
         *render_entrypoint_units(config),
         *render_cluster_units(config),
-        *render_training_runtime_units(config),
+        *render_platform_units(config),
     ]
     return [*units, *render_gitops_units(config, units)]

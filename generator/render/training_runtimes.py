@@ -1,4 +1,4 @@
-"""A ClusterTrainingRuntime for each TrainJob, per cluster: `clusters/<c>/training-runtimes/`.
+"""A ClusterTrainingRuntime for each TrainJob, per cluster (in its platform path).
 
 Kubeflow Trainer builds a TrainJob's pods from the runtime it names. The runtimes it
 ships have no security context, so Pod Security "restricted" (which every generated
@@ -9,20 +9,21 @@ and shared-memory volumes, and the cloud's GPU scheduling. The TrainJob then car
 only what every Trainer release accepts: the runtime's name, image, command, node count
 and resources.
 
-Runtimes are cluster-scoped, so they live in their own path, applied after the Trainer
-controller and before the workloads. A workload that names its own `trainingRuntime`
+Runtimes are cluster-scoped, so they live in the cluster's platform path, applied after
+the Trainer controller and before the workloads. A workload that names its own `trainingRuntime`
 uses that one instead, which must then meet Pod Security "restricted" itself.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from generator import cloud_facts
 from generator.config import model
 from generator.render import frameworks
 from generator.render.labels import workload_labels
-from generator.render.objects import Manifest, Unit, metadata
+from generator.render.objects import Manifest, metadata
 from generator.render.overlays import cloud_scheduling
 from generator.render.pods import render_pod_spec, render_trainer_container
 from generator.render.runtimes import TRAINER_API, add_to_pod_spec, training_runtime_name
@@ -31,31 +32,8 @@ from generator.render.runtimes import TRAINER_API, add_to_pod_spec, training_run
 ANCESTOR_LABEL = {"trainer.kubeflow.org/trainjob-ancestor-step": "trainer"}
 
 
-def training_runtimes_folder(cluster: model.Cluster) -> str:
-    return f"clusters/{cluster.name}/training-runtimes"
-
-
 def generates_runtime(workload: model.Workload) -> bool:
     return workload.runtime == "trainjob" and workload.training_runtime is None
-
-
-def runs_generated_runtimes(config: model.Config, cluster: model.Cluster) -> bool:
-    return any(generates_runtime(w) for w in config.workloads_on(cluster))
-
-
-def render_training_runtime_units(config: model.Config) -> list[Unit]:
-    return [
-        Unit(
-            training_runtimes_folder(cluster),
-            [
-                render_training_runtime(config, cluster, w)
-                for w in config.workloads_on(cluster)
-                if generates_runtime(w)
-            ],
-        )
-        for cluster in config.clusters
-        if runs_generated_runtimes(config, cluster)
-    ]
 
 
 def render_training_runtime(
@@ -84,6 +62,7 @@ def render_training_runtime(
             },
             "template": {
                 "spec": {
+                    **_run_limits(workload),
                     "replicatedJobs": [
                         {
                             "name": frameworks.TRAINJOB_NODE,
@@ -94,8 +73,16 @@ def render_training_runtime(
                                 },
                             },
                         }
-                    ]
+                    ],
                 }
             },
         },
     }
+
+
+def _run_limits(workload: model.Workload) -> dict[str, Any]:
+    """Restarts of the whole run and the TTL, on the JobSet the runtime describes."""
+    limits: dict[str, Any] = {"failurePolicy": {"maxRestarts": workload.max_restarts}}
+    if workload.ttl_seconds_after_finished is not None:
+        limits["ttlSecondsAfterFinished"] = workload.ttl_seconds_after_finished
+    return limits

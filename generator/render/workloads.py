@@ -18,6 +18,7 @@ from generator.render import frameworks, runtimes
 from generator.render.labels import CHECKPOINT_LABEL, platform_labels, workload_labels
 from generator.render.objects import Manifest, Unit, metadata
 from generator.render.pods import checkpoint_access_mode, checkpoint_claim, checkpoint_sharing
+from generator.render.queues import render_local_queues
 
 KUBE_DNS_PEER = {
     "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
@@ -77,6 +78,7 @@ def render_namespace(config: model.Config, namespace: str) -> list[Manifest]:
                 ],
             },
         },
+        *render_local_queues(config, namespace),
     ]
 
 

@@ -35,7 +35,8 @@ from generator.render.entrypoints import (
     namespaces_on,
 )
 from generator.render.objects import Document, Manifest, Unit
-from generator.render.training_runtimes import runs_generated_runtimes, training_runtimes_folder
+from generator.render.platform import has_platform, platform_folder
+from generator.render.queues import runs_queues
 
 STORAGE_NAMESPACE = "default"  # destination of the cluster-scoped storage path
 
@@ -93,23 +94,21 @@ def sync_paths(
     config: model.Config, cluster: model.Cluster, units: dict[str, Unit]
 ) -> list[SyncPath]:
     """Infrastructure (on the management cluster); then the operators the workloads need
-    and the storage classes; then the training runtimes; then one path per namespace.
+    and the storage classes; then the platform (training runtimes, Kueue queues); then
+    one path per namespace.
     Each layer depends on every earlier one."""
     layers = []
     if not isinstance(cluster, model.LocalCluster):
         layers.append(
             _Layer("infrastructure", infrastructure_folder(cluster), infra_namespace(cluster), 0)
         )
-    for operator in operators_for(config.workloads_on(cluster)):
-        layers.append(
-            _Layer(operator.name, operator.path, operator.namespace, 1, operator=operator)
-        )
+    operators = operators_for(config.workloads_on(cluster), runs_queues(config, cluster))
+    layers += [_Layer(op.name, op.path, op.namespace, 1, operator=op) for op in operators]
     if has_storage(cluster):
         layers.append(_Layer("storage", cluster_storage_folder(cluster), STORAGE_NAMESPACE, 1))
     workloads_order = 2
-    if runs_generated_runtimes(config, cluster):
-        folder = training_runtimes_folder(cluster)
-        layers.append(_Layer("training-runtimes", folder, STORAGE_NAMESPACE, 2))
+    if has_platform(config, cluster):
+        layers.append(_Layer("platform", platform_folder(cluster), STORAGE_NAMESPACE, 2))
         workloads_order = 3
     layers += [
         _Layer(f"workloads-{ns}", cluster_namespace_folder(cluster, ns), ns, workloads_order, True)

@@ -1,0 +1,314 @@
+"""Every runtime a workload can choose, built with the real kustomize and checked against
+strict schemas, and the NetworkPolicies checked against the pods each controller makes.
+
+The pods are modelled here, independently of the generator, from each controller's
+source (labels it writes on the pods it creates, on top of the template's own):
+
+- Job controller (kubernetes/kubernetes pkg/controller/job): the template's labels plus
+  `batch.kubernetes.io/job-name`, `job-name`, `batch.kubernetes.io/controller-uid` and,
+  for Indexed Jobs, `batch.kubernetes.io/job-completion-index`.
+- JobSet (kubernetes-sigs/jobset pkg/controllers/jobset_controller.go,
+  labelAndAnnotateObject): the template's labels plus `jobset.sigs.k8s.io/jobset-name`,
+  `replicatedjob-name`, `job-index`, `job-key`, `restart-attempt`, `global-replicas`,
+  `replicatedjob-replicas`; then the Job controller's.
+- Training Operator v1 (kubeflow/trainer release-1.9 pkg/controller.v1/common,
+  GenLabels and createNewPod): the template's labels plus
+  `training.kubeflow.org/operator-name`, `job-name`, `replica-type` (lowercase) and
+  `replica-index`.
+- Trainer v2 TrainJob (kubeflow/trainer pkg/runtime/framework/plugins/jobset): a JobSet
+  named after the TrainJob from the runtime's template, so the runtime template's labels
+  plus JobSet's and the Job controller's; the TrainJob's own labels are not copied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from helpers import CONFIGS, SCHEMAS, build_and_validate, kustomization_folders
+
+from generator.cli import main
+
+RUNTIMES_CONFIG = CONFIGS / "runtimes.yaml"
+Objects = list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("runtimes")
+    result = CliRunner().invoke(
+        main, ["generate", "--config", str(RUNTIMES_CONFIG), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(tree: Path) -> dict[Path, Objects]:
+    return build_and_validate(tree, "1.34")
+
+
+def _objects(built: dict[Path, Objects], folder: str) -> Objects:
+    return next(objects for path, objects in built.items() if path.as_posix().endswith(folder))
+
+
+def _one(objects: Objects, kind: str, name: str) -> dict[str, Any]:
+    (found,) = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+# --- the controllers, modelled -------------------------------------------------------
+
+
+def _job_pods(
+    job_name: str, job_spec: dict[str, Any], extra: dict[str, str]
+) -> list[dict[str, str]]:
+    template = job_spec["template"]["metadata"].get("labels", {})
+    return [
+        {
+            **template,
+            **extra,
+            "batch.kubernetes.io/job-name": job_name,
+            "job-name": job_name,
+            "batch.kubernetes.io/controller-uid": "uid",
+            "batch.kubernetes.io/job-completion-index": str(index),
+        }
+        for index in range(job_spec["completions"])
+    ]
+
+
+def _jobset_pods(name: str, spec: dict[str, Any]) -> list[dict[str, str]]:
+    pods = []
+    for rjob in spec["replicatedJobs"]:
+        for job_index in range(rjob.get("replicas", 1)):
+            job_name = f"{name}-{rjob['name']}-{job_index}"
+            jobset_labels = {
+                "jobset.sigs.k8s.io/jobset-name": name,
+                "jobset.sigs.k8s.io/replicatedjob-name": rjob["name"],
+                "jobset.sigs.k8s.io/job-index": str(job_index),
+                "jobset.sigs.k8s.io/job-key": "sha1",
+                "jobset.sigs.k8s.io/restart-attempt": "0",
+            }
+            pods += _job_pods(job_name, rjob["template"]["spec"], jobset_labels)
+    return pods
+
+
+def _kubeflow_pods(obj: dict[str, Any], replica_specs: str) -> list[dict[str, str]]:
+    operator = {"PyTorchJob": "pytorchjob-controller", "TFJob": "tfjob-controller"}[obj["kind"]]
+    pods = []
+    for replica_type, replica in obj["spec"][replica_specs].items():
+        for index in range(replica["replicas"]):
+            pods.append(
+                {
+                    **replica["template"]["metadata"].get("labels", {}),
+                    "training.kubeflow.org/operator-name": operator,
+                    "training.kubeflow.org/job-name": obj["metadata"]["name"],
+                    "training.kubeflow.org/replica-type": replica_type.lower(),
+                    "training.kubeflow.org/replica-index": str(index),
+                }
+            )
+    return pods
+
+
+def pods_of(obj: dict[str, Any], runtimes: Objects) -> list[dict[str, str]]:
+    """The labels of every pod the object's controller would create."""
+    kind, name = obj["kind"], obj["metadata"]["name"]
+    if kind == "Job":
+        return _job_pods(name, obj["spec"], {})
+    if kind == "JobSet":
+        return _jobset_pods(name, obj["spec"])
+    if kind == "PyTorchJob":
+        return _kubeflow_pods(obj, "pytorchReplicaSpecs")
+    if kind == "TFJob":
+        return _kubeflow_pods(obj, "tfReplicaSpecs")
+    assert kind == "TrainJob"
+    runtime = _one(runtimes, "ClusterTrainingRuntime", obj["spec"]["runtimeRef"]["name"])
+    jobset = runtime["spec"]["template"]["spec"]
+    (node,) = jobset["replicatedJobs"]  # Trainer runs numNodes pods of it
+    nodes = {**node["template"]["spec"], "completions": obj["spec"]["trainer"]["numNodes"]}
+    template = {**node["template"], "spec": nodes}
+    return _jobset_pods(name, {"replicatedJobs": [{**node, "template": template}]})
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
+
+
+TRAINING_KINDS = {"Job", "JobSet", "PyTorchJob", "TFJob", "TrainJob"}
+
+
+@pytest.mark.parametrize("cluster", ["eks-a", "gke-b", "laptop"])
+def test_network_policies_select_exactly_the_pods_each_controller_creates(
+    built: dict[Path, Objects], cluster: str
+) -> None:
+    runtimes = _objects(built, f"clusters/{cluster}/platform")
+    kinds_seen = set()
+    for namespace in ("training", "research", "llm"):
+        objects = _objects(built, f"clusters/{cluster}/workloads/namespaces/{namespace}")
+        training = [o for o in objects if o["kind"] in TRAINING_KINDS]
+        pods = {o["metadata"]["name"]: pods_of(o, runtimes) for o in training}
+        for obj in training:
+            name = obj["metadata"]["name"]
+            kinds_seen.add(obj["kind"])
+            policy = _one(objects, "NetworkPolicy", f"{name}-allow-intra-job")
+            peers = policy["spec"]["ingress"][0]["from"][0]["podSelector"]
+            for selector in (policy["spec"]["podSelector"], peers):
+                assert pods[name], name
+                assert all(_selects(selector, p) for p in pods[name]), (name, selector)
+                others = [p for other, ps in pods.items() if other != name for p in ps]
+                assert not any(_selects(selector, p) for p in others), (name, selector)
+    assert kinds_seen == TRAINING_KINDS
+
+
+def test_every_runtime_builds_and_passes_strict_schemas(built: dict[Path, Objects]) -> None:
+    kinds = {o["kind"] for objects in built.values() for o in objects}
+    assert TRAINING_KINDS | {"ClusterTrainingRuntime", "ClusterQueue", "LocalQueue"} <= kinds
+    assert SCHEMAS.is_dir()
+
+
+def _pod_specs(obj: dict[str, Any], runtimes: Objects) -> list[dict[str, Any]]:
+    spec = obj["spec"]
+    if obj["kind"] == "Job":
+        return [spec["template"]["spec"]]
+    if obj["kind"] == "JobSet":
+        return [r["template"]["spec"]["template"]["spec"] for r in spec["replicatedJobs"]]
+    if obj["kind"] in ("PyTorchJob", "TFJob"):
+        replicas = spec["pytorchReplicaSpecs" if obj["kind"] == "PyTorchJob" else "tfReplicaSpecs"]
+        return [r["template"]["spec"] for r in replicas.values()]
+    runtime = _one(runtimes, "ClusterTrainingRuntime", spec["runtimeRef"]["name"])
+    return _pod_specs({"kind": "JobSet", "spec": runtime["spec"]["template"]["spec"]}, [])
+
+
+@pytest.mark.parametrize("cluster", ["eks-a", "gke-b", "laptop"])
+def test_every_runtime_keeps_the_restricted_pod_and_its_volumes(
+    built: dict[Path, Objects], cluster: str
+) -> None:
+    runtimes = _objects(built, f"clusters/{cluster}/platform")
+    for namespace in ("training", "research", "llm"):
+        objects = _objects(built, f"clusters/{cluster}/workloads/namespaces/{namespace}")
+        for obj in (o for o in objects if o["kind"] in TRAINING_KINDS):
+            for pod in _pod_specs(obj, runtimes):
+                assert pod["securityContext"]["runAsNonRoot"] is True
+                assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+                (container,) = pod["containers"]
+                assert container["securityContext"]["allowPrivilegeEscalation"] is False
+                assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+                assert container["resources"]["requests"] == {
+                    k: v
+                    for k, v in container["resources"]["limits"].items()
+                    if k != "nvidia.com/gpu"
+                }
+                assert not pod.get("initContainers")
+                volumes = {v["name"] for v in pod["volumes"]}
+                assert "dshm" in volumes
+                if obj["metadata"]["name"] in ("torch-elastic", "jobset-tf"):
+                    assert "checkpoint" in volumes
+
+
+def test_each_runtime_gets_the_container_and_wiring_its_controller_expects(
+    built: dict[Path, Objects],
+) -> None:
+    objects = _objects(built, "clusters/eks-a/workloads/namespaces/training")
+    elastic = _one(objects, "PyTorchJob", "torch-elastic")["spec"]
+    assert list(elastic["pytorchReplicaSpecs"]) == ["Worker"]  # no Master: no init container
+    assert elastic["elasticPolicy"]["minReplicas"] == 2
+    assert elastic["elasticPolicy"]["maxReplicas"] == 4
+    worker = elastic["pytorchReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0]
+    assert worker["name"] == "pytorch"
+    assert worker["ports"][0]["name"] == "pytorchjob-port"
+    assert worker["command"] == ["torchrun"] and worker["args"] == ["-m", "trainer.main"]
+    research = _objects(built, "clusters/eks-a/workloads/namespaces/research")
+    tfjob = _one(research, "TFJob", "tf-ps")["spec"]["tfReplicaSpecs"]
+    assert {k: v["replicas"] for k, v in tfjob.items()} == {"Chief": 1, "Worker": 2, "PS": 2}
+    assert tfjob["Chief"]["template"]["spec"]["containers"][0]["name"] == "tensorflow"
+    jobset = _one(research, "JobSet", "jobset-tf")["spec"]
+    assert [r["name"] for r in jobset["replicatedJobs"]] == ["worker", "ps"]
+    assert jobset["network"]["subdomain"] == "jobset-tf"
+    env = {
+        e["name"]: e["value"]
+        for e in jobset["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]["containers"][
+            0
+        ]["env"]
+    }
+    assert yaml.safe_load(env["TF_CLUSTER"]) == {
+        "worker": ["jobset-tf-worker-0-0.jobset-tf:2222", "jobset-tf-worker-0-1.jobset-tf:2222"],
+        "ps": ["jobset-tf-ps-0-0.jobset-tf:2222"],
+    }
+    assert jobset["successPolicy"] == {"operator": "All", "targetReplicatedJobs": ["worker"]}
+    assert jobset["failurePolicy"] == {"maxRestarts": 2}
+
+
+def test_queued_workloads_start_suspended_in_their_local_queue(built: dict[Path, Objects]) -> None:
+    for cluster in ("eks-a", "gke-b", "laptop"):
+        training = _objects(built, f"clusters/{cluster}/workloads/namespaces/training")
+        job = _one(training, "Job", "plain-ddp")
+        assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "cpu-jobs"
+        assert job["spec"]["suspend"] is True
+        elastic = _one(training, "PyTorchJob", "torch-elastic")
+        assert elastic["spec"]["runPolicy"]["suspend"] is True
+        queues = {o["metadata"]["name"] for o in training if o["kind"] == "LocalQueue"}
+        assert queues == {"cpu-jobs", "gpu-jobs"}
+        assert all(
+            o["spec"]["clusterQueue"] == "ml-runtimes"
+            for o in training
+            if o["kind"] == "LocalQueue"
+        )
+        research = _objects(built, f"clusters/{cluster}/workloads/namespaces/research")
+        assert "suspend" not in _one(research, "JobSet", "jobset-tf")["spec"]
+        platform = _objects(built, f"clusters/{cluster}/platform")
+        queue = _one(platform, "ClusterQueue", "ml-runtimes")
+        selector = queue["spec"]["namespaceSelector"]["matchExpressions"][0]
+        assert selector["values"] == ["llm", "training"]
+        flavors = {o["metadata"]["name"] for o in platform if o["kind"] == "ResourceFlavor"}
+        assert flavors == {f["name"] for f in queue["spec"]["resourceGroups"][0]["flavors"]}
+
+
+def test_cluster_queue_quotas_come_from_node_capacity(built: dict[Path, Objects]) -> None:
+    eks = _one(_objects(built, "clusters/eks-a/platform"), "ClusterQueue", "ml-runtimes")
+    quotas = {
+        f["name"]: {r["name"]: r["nominalQuota"] for r in f["resources"]}
+        for f in eks["spec"]["resourceGroups"][0]["flavors"]
+    }
+    # g6.2xlarge: 8 vCPUs, 32 GiB, 1 GPU, at most 4 nodes; m6i.2xlarge: 8, 32 GiB, at most 6.
+    assert quotas == {
+        "gpu": {"cpu": 32, "memory": "128Gi", "nvidia.com/gpu": 4},
+        "cpu": {"cpu": 48, "memory": "192Gi", "nvidia.com/gpu": 0},
+    }
+
+
+def test_operators_are_installed_from_pinned_tags_before_the_workloads(tree: Path) -> None:
+    sync = [
+        doc
+        for path in sorted((tree / "clusters/eks-a/gitops").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc["apiVersion"].startswith("kustomize.toolkit.fluxcd.io/")
+    ]
+    by_name = {doc["metadata"]["name"]: doc for doc in sync}
+    sources = {
+        doc["metadata"]["name"]: doc
+        for path in sorted((tree / "bootstrap/fleet/source").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc["kind"] == "GitRepository"
+    }
+    for operator in ("training-operator", "trainer", "kueue"):
+        installed = by_name[f"eks-a-{operator}"]
+        source = sources[installed["spec"]["sourceRef"]["name"]]
+        assert source["spec"]["ref"]["tag"].startswith("v")
+        assert source["spec"]["url"].startswith("https://github.com/")
+        for namespace in ("training", "research", "llm"):
+            workloads = by_name[f"eks-a-workloads-{namespace}"]
+            assert {"name": f"eks-a-{operator}"} in workloads["spec"]["dependsOn"]
+    assert "eks-a-jobset" not in by_name  # Trainer brings its own JobSet
+    assert {"name": "eks-a-platform"} in by_name["eks-a-workloads-llm"]["spec"]["dependsOn"]
+
+
+def test_every_build_in_the_tree_is_local(tree: Path) -> None:
+    """No remote bases: the operators come through the engines, not through kustomize."""
+    for folder in kustomization_folders(tree):
+        kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+        for entry in kustomization.get("resources", []) + kustomization.get("components", []):
+            assert "://" not in entry and not entry.startswith("github.com"), (folder, entry)
+            assert (folder / entry).exists(), (folder, entry)
