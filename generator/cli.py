@@ -205,6 +205,14 @@ def _report_check(out_dir: Path, changes: list[Change]) -> None:
 @click.option(
     "--jobs", type=click.IntRange(min=0), default=0, help="Parallel builds (0: one per core)."
 )
+@click.option(
+    "--cache-dir",
+    "cache_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where results are kept between runs, keyed by the content of each build's inputs "
+    "(default: $XDG_CACHE_HOME/mlgitops/validate, else ~/.cache/mlgitops/validate).",
+)
+@click.option("--no-cache", is_flag=True, help="Build and check everything; read and keep nothing.")
 def validate(
     root: Path,
     schema_locations: tuple[str, ...],
@@ -213,10 +221,16 @@ def validate(
     engine: str,
     output_format: str,
     jobs: int,
+    cache_dir: Path | None,
+    no_cache: bool,
 ) -> None:
     """Build every kustomization under ROOT and check every object: strict schemas and
-    policies. Exit 0 when clean, 1 with one line per problem."""
+    policies. Exit 0 when clean, 1 with one line per problem. Builds whose inputs have
+    not changed since a run with the same settings are not built again."""
+    from dataclasses import replace
+
     from generator.validate import validate_tree
+    from generator.validate.cache import default_folder
     from generator.validate.report import FORMATS
 
     if not root.is_dir():
@@ -224,6 +238,7 @@ def validate(
     options = _validate_options(
         root, list(schema_locations), kubernetes_version, ignore_missing_schemas, jobs
     )
+    options = replace(options, cache_folder=None if no_cache else cache_dir or default_folder())
     progress = _progress_bar() if sys.stderr.isatty() else None
     if engine == "kubeconform":
         from generator.validate.kubeconform import validate_with_kubeconform
@@ -233,9 +248,13 @@ def validate(
         report = validate_tree(root, options, progress)
     click.echo(FORMATS[output_format](report), nl=False)
     status = "clean" if not report.problems else f"{len(report.problems)} problem(s)"
+    work = (
+        f"{report.kustomize_runs} kustomize runs, {report.cached} from cache, "
+        f"{report.composed} composed from their parts"
+    )
     click.echo(
-        f"mlgitops: validated {report.builds} builds, {report.objects} objects: {status}"
-        + (f", {len(report.waivers)} waiver(s)" if report.waivers else ""),
+        f"mlgitops: validated {report.builds} builds ({work}), {report.objects} objects: "
+        f"{status}" + (f", {len(report.waivers)} waiver(s)" if report.waivers else ""),
         err=True,
     )
     if report.problems:

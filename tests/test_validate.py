@@ -6,15 +6,18 @@ from __future__ import annotations
 import json
 import shutil
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from helpers import ROOT, SCHEMAS, SEEDS
+from helpers import ROOT, SCHEMAS, SEEDS, kustomize_build
 
 from generator.cli import main
-from generator.validate import policies
+from generator.validate import Options, policies, validate_tree
+from generator.validate.inputs import InputGraph
+from generator.validate.kustomize import entry_points, error_message
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +34,12 @@ def tree(seeds_tree: Path, tmp_path: Path) -> Path:
     copy = tmp_path / "tree"
     shutil.copytree(seeds_tree, copy)
     return copy
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test starts cold: results are cached under a folder of its own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
 
 
 def validate(root: Path, *extra: str) -> Result:
@@ -276,7 +285,7 @@ def test_schemas_from_a_url_template_are_downloaded_once_and_cached(
     )
     try:
         first = CliRunner().invoke(
-            main, ["validate", str(seeds_tree), "--schema-location", template]
+            main, ["validate", str(seeds_tree), "--schema-location", template, "--no-cache"]
         )
     finally:
         server.shutdown()
@@ -284,5 +293,150 @@ def test_schemas_from_a_url_template_are_downloaded_once_and_cached(
     assert first.exit_code == 0, first.stdout
     assert "/eks.services.k8s.aws/cluster_v1alpha1.json" in " ".join(requests)
     assert len(requests) == len(set(requests))  # one download per schema
-    second = CliRunner().invoke(main, ["validate", str(seeds_tree), "--schema-location", template])
+    second = CliRunner().invoke(
+        main, ["validate", str(seeds_tree), "--schema-location", template, "--no-cache"]
+    )
     assert second.exit_code == 0, second.stdout
+
+
+# Work done once: the cache, builds shared by equal inputs, aggregates composed from
+# their parts. Each must report exactly what building every entry point on its own does.
+
+
+def break_several_ways(tree: Path, failing_builds: bool = True) -> None:
+    """Problems of every kind: schema, policy, waiver, default deny and, if asked, a
+    failing build and an aggregate whose parts hold the same object."""
+    edit_yaml(tree / JOB, lambda d: d["spec"].update(completions="three"))
+    edit_yaml(
+        tree / "base/bert-finetune/job.yaml",
+        lambda d: d["metadata"].update(annotations={"mlgitops.io/waive-mlg004": "sized later"}),
+    )
+    policy = tree / "base/namespaces/ml-workloads/networkpolicy.yaml"
+    documents = [
+        d for d in yaml.safe_load_all(policy.read_text()) if d["metadata"]["name"] != "default-deny"
+    ]
+    policy.write_text(yaml.safe_dump_all(documents))
+    if not failing_builds:
+        return
+    (tree / "overlays/local/workloads/bert-finetune/job.yaml").write_text("- op: [broken\n")
+    extra = tree / "extra"
+    extra.mkdir()
+    (extra / "kustomization.yaml").write_text(
+        "resources: [../base/namespaces/ml-workloads, ../clusters/eks-training/workloads]\n"
+    )
+
+
+def test_shared_and_composed_builds_report_what_separate_builds_report(tree: Path) -> None:
+    break_several_ways(tree)
+    options = Options([str(SCHEMAS)], "1.33")
+    separate = validate_tree(tree, replace(options, compose_aggregates=False, batch_builds=False))
+    shared = validate_tree(tree, options)
+    lines = [str(p) for p in separate.problems]
+    assert lines == [str(p) for p in shared.problems]
+    assert separate.waivers == shared.waivers and separate.waivers
+    assert separate.objects == shared.objects
+    assert shared.composed > 0 and shared.kustomize_runs < separate.kustomize_runs
+    assert any(
+        line.startswith("extra: kustomize build failed: ") and "already registered id" in line
+        for line in lines
+    )
+    assert any(
+        line.startswith("overlays/local/workloads/bert-finetune: kustomize") for line in lines
+    )
+    assert any("[MLG002]" in line for line in lines)
+
+
+def test_a_cached_run_reports_what_a_cold_run_reports(tree: Path, tmp_path: Path) -> None:
+    break_several_ways(tree, failing_builds=False)
+    cache = str(tmp_path / "cache")
+    cold = validate(tree, "--no-cache")
+    first = validate(tree, "--cache-dir", cache)
+    second = validate(tree, "--cache-dir", cache)
+    assert cold.exit_code == first.exit_code == second.exit_code == 1
+    assert cold.stdout == first.stdout == second.stdout
+    assert "waived" in cold.stdout and "[MLG002]" in cold.stdout
+    assert "(0 kustomize runs" not in first.stderr
+    builds = int(second.stderr.split("validated ")[1].split(" ")[0])
+    assert f"(0 kustomize runs, {builds} from cache, 0 composed" in second.stderr
+
+
+def entry_point_builds(tree: Path) -> dict[str, str]:
+    return {
+        folder.relative_to(tree).as_posix(): json.dumps(kustomize_build(folder), sort_keys=True)
+        for folder in entry_points(tree)
+    }
+
+
+def test_changing_one_file_rechecks_exactly_the_builds_that_include_it(
+    tree: Path, tmp_path: Path
+) -> None:
+    options = Options([str(SCHEMAS)], "1.33", cache_folder=tmp_path / "cache")
+    cold = validate_tree(tree, options)
+    assert cold.cached == 0 and len(cold.checked) == cold.builds
+    before = entry_point_builds(tree)
+    job = tree / JOB
+    job.write_text(job.read_text().replace("resnet-train:1.4.2", "resnet-train:1.4.3"))
+    after = entry_point_builds(tree)
+    changed = sorted(path for path in before if before[path] != after[path])
+    assert "base/resnet-ddp" in changed and len(changed) < len(before) / 2
+    warm = validate_tree(tree, options)
+    assert warm.checked == changed
+    assert warm.cached == warm.builds - len(changed)
+    assert [str(p) for p in warm.problems] == [str(p) for p in cold.problems] == []
+
+
+def test_builds_with_the_same_inputs_share_a_key_and_comments_do_not_count(
+    tmp_path: Path,
+) -> None:
+    config = yaml.safe_load(SEEDS.read_text())
+    eks = next(c for c in config["clusters"] if c["cloud"] == "eks")
+    config["clusters"].append({**eks, "name": "eks-second"})
+    (tmp_path / "fleet.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["generate", "--config", str(tmp_path / "fleet.yaml"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+
+    def keys() -> tuple[str | None, str | None]:
+        graph = InputGraph()
+        first, second = (
+            graph.key(out / f"clusters/{c}/workloads/namespaces/ml-workloads")
+            for c in ("eks-training", "eks-second")
+        )
+        return first, second
+
+    first, second = keys()
+    assert first is not None and first == second
+    custom = out / "clusters/eks-second/custom/kustomization.yaml"
+    custom.write_text(custom.read_text() + "# only a comment\n")
+    assert keys() == (first, second)
+    custom.write_text(custom.read_text() + "commonAnnotations: {team: vision}\n")
+    changed = keys()
+    assert changed[0] == first and changed[1] not in (None, first)
+
+
+@pytest.mark.parametrize(
+    ("stderr", "message"),
+    [
+        (
+            'E1123 17:52:25.000142   26885 run.go:72] "command failed" '
+            'err="accumulating resources: \\"x\\" is missing"\n',
+            'accumulating resources: "x" is missing',
+        ),
+        (
+            'E1123 18:01:46.047282   20982 run.go:72] "command failed" err=<\n'
+            "\tyaml: unmarshal errors:\n"
+            '\t  line 19: mapping key "annotations" already defined at line 7\n'
+            " >\n",
+            'yaml: unmarshal errors: line 19: mapping key "annotations" already defined at line 7',
+        ),
+        (
+            "error: yaml: unmarshal errors:\n  line 19: mapping key already defined\n",
+            "yaml: unmarshal errors: line 19: mapping key already defined",
+        ),
+    ],
+    ids=["kubectl-quoted", "kubectl-block", "kustomize"],
+)
+def test_build_errors_read_without_kubectl_log_prefixes(stderr: str, message: str) -> None:
+    assert error_message(stderr) == message

@@ -2,30 +2,52 @@
 every object it yields, and policy checks — what Argo CD or Flux would choke on, and the
 mistakes that bite later.
 
-Builds run in parallel (they are separate processes); each object is then checked by a
-compiled validator cached per kind. Problems read `PATH: Kind/name: field: message`.
+Problems read `PATH: Kind/name: field: message`. No work is done twice:
+
+- every entry point gets a key from the content of what its build reads (inputs.py);
+  a result whose key is in the cache (cache.py) is reused as it is;
+- entry points with the same key (thirty clusters that include the same namespace with
+  the same values) are built once;
+- a pure aggregate (a kustomization that only lists other entry points, such as
+  `clusters/<cluster>/workloads/`) is not built: its objects are exactly those of its
+  parts when no part renames anything and no two parts hold the same object, so its
+  result is composed from theirs; otherwise it is built like any other;
+- each distinct object is checked once per Kubernetes version.
+
+Builds run in parallel (they are separate processes). Whatever path a result took, the
+report is the same: problems are listed sorted by path, object and field.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from generator.validate import policies
+from generator.validate.cache import ResultCache, fingerprint
+from generator.validate.inputs import InputGraph
 from generator.validate.kustomize import (
     Build,
     build,
+    build_together,
     entry_points,
     kustomization_file,
     kustomize_command,
+    load_document,
 )
 from generator.validate.schemas import MissingSchema, SchemaSet
 
 Progress = Callable[[int, int], None]
+Output = Build | list[dict[str, Any]]  # one build's printout, or its objects from a shared run
+BATCH_FOLDERS = 60  # folders built together in one kustomize run, at most
+BATCH_FILES = 200  # resource files in one such run, at most: kustomize slows down with size
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,10 @@ class Report:
     objects: int = 0
     problems: list[Problem] = field(default_factory=list)
     waivers: list[Waiver] = field(default_factory=list)
+    kustomize_runs: int = 0
+    cached: int = 0  # entry points whose result came from the cache
+    composed: int = 0  # aggregates whose result was composed from their parts'
+    checked: list[str] = field(default_factory=list)  # entry points not from the cache
 
 
 @dataclass(frozen=True)
@@ -66,6 +92,35 @@ class Options:
     ignore_missing_schemas: bool = False
     repo_url: str | None = None
     jobs: int = 0
+    cache_folder: Path | None = None  # None: no cache
+    compose_aggregates: bool = True
+    batch_builds: bool = True
+
+
+@dataclass
+class Result:
+    """What validating one build found, without its path: reusable for every entry point
+    with the same inputs, and stored as JSON in the cache."""
+
+    error: str | None = None
+    objects: int = 0
+    ids: list[list[str]] = field(default_factory=list)  # [group, kind, namespace, name]
+    problems: list[list[Any]] = field(default_factory=list)  # [object, field, message, rule]
+    waivers: list[list[str]] = field(default_factory=list)  # [object, rule, reason]
+    sync: list[list[Any]] = field(default_factory=list)  # [object, path, repo URL]
+    pods: list[str] = field(default_factory=list)  # namespaces that run pods
+    denied: list[str] = field(default_factory=list)  # namespaces with default deny
+    cacheable: bool = True
+
+    def add(self, other: Result) -> None:
+        self.objects += other.objects
+        self.ids += other.ids
+        self.problems += other.problems
+        self.waivers += other.waivers
+        self.sync += other.sync
+        self.pods = sorted({*self.pods, *other.pods})
+        self.denied = sorted({*self.denied, *other.denied})
+        self.cacheable = self.cacheable and other.cacheable
 
 
 def object_name(obj: dict[str, Any]) -> str:
@@ -80,68 +135,288 @@ def version_for(folder: str, options: Options) -> str:
     return options.kubernetes_version
 
 
+class _Checker:
+    """Schemas and policies for one object, each distinct document once per version."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.schemas = SchemaSet(options.schema_locations)
+        self._seen: dict[tuple[str, str], Result] = {}
+
+    def build(self, documents: list[str], version: str) -> Result:
+        result = Result()
+        for text in documents:
+            key = (text, version)
+            if key not in self._seen:
+                try:
+                    obj = load_document(text)
+                except yaml.YAMLError as error:
+                    return Result(error=f"unreadable build output: {error}", cacheable=False)
+                self._seen[key] = self.check(obj, version) if isinstance(obj, dict) else Result()
+            result.add(self._seen[key])
+        return result
+
+    def objects(self, objects: list[dict[str, Any]], version: str) -> Result:
+        """Objects that come parsed (from a shared build), known by their content."""
+        result = Result()
+        for obj in objects:
+            key = (json.dumps(obj, sort_keys=True, default=str), version)
+            if key not in self._seen:
+                self._seen[key] = self.check(obj, version) if isinstance(obj, dict) else Result()
+            result.add(self._seen[key])
+        return result
+
+    def check(self, obj: dict[str, Any], version: str) -> Result:
+        name = object_name(obj)
+        meta = obj.get("metadata") or {}
+        group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+        namespace = str(meta.get("namespace") or "")
+        identity = [group, str(obj.get("kind")), "" if namespace == "default" else namespace]
+        result = Result(objects=1, ids=[[*identity, str(meta.get("name"))]])
+        try:
+            for error in self.schemas.errors(obj, version):
+                result.problems.append([name, error.field, error.message, None])
+        except MissingSchema as missing:
+            result.cacheable = not missing.transient
+            if not self.options.ignore_missing_schemas:
+                result.problems.append([name, "", str(missing), None])
+        waived = policies.waivers(obj)
+        for rule_id, reason in sorted(waived.items()):
+            if reason:
+                result.waivers.append([name, rule_id, reason])
+            else:
+                annotation = f"metadata.annotations.{policies.WAIVER_PREFIX}{rule_id.lower()}"
+                message = "a waiver must give its reason"
+                result.problems.append([name, annotation, message, "MLG009"])
+        for rule_id, field_path, message in policies.object_findings(obj):
+            if not waived.get(rule_id):
+                result.problems.append([name, field_path, message, rule_id])
+        result.sync = [[name, target, repo] for target, repo in sync_targets(obj)]
+        result.pods = sorted(policies.namespaces_running_pods([obj]))
+        result.denied = sorted(policies.namespaces_denied([obj]))
+        return result
+
+
 def validate_tree(root: Path, options: Options, progress: Progress | None = None) -> Report:
+    root = Path(os.path.realpath(root))  # builds name their files by absolute path
     command = kustomize_command()
     folders = entry_points(root)
-    report = Report(builds=len(folders))
-    builds = _build_all(command, folders, options.jobs, progress)
-    schemas = SchemaSet(options.schema_locations)
-    for result in builds:
-        relative = result.folder.relative_to(root).as_posix() or "."
-        if result.error:
+    run = _Run(root, command, options, progress)
+    results = run.results_for(folders)
+    report = Report(
+        builds=len(folders),
+        kustomize_runs=run.kustomize_runs,
+        cached=run.cached,
+        composed=run.composed,
+        checked=sorted(_relative(root, f) for f in run.checked),
+    )
+    for folder in folders:
+        relative = _relative(root, folder)
+        result = results[folder]
+        if result.error is not None:
             report.problems.append(
                 Problem(relative, "", "", f"kustomize build failed: {result.error}")
             )
             continue
-        version = version_for(relative, options)
-        for obj in result.objects:
-            report.objects += 1
-            _check_object(obj, relative, version, schemas, options, report)
-    _check_sync_paths(root, builds, options, report)
-    _check_default_deny(root, builds, report)
+        report.objects += result.objects
+        report.problems += [Problem(relative, *problem) for problem in result.problems]
+        report.waivers += [Waiver(relative, *waiver) for waiver in result.waivers]
+    by_path = {_relative(root, f): results[f] for f in folders}
+    _check_sync_paths(root, by_path, options, report)
+    _check_default_deny(by_path, report)
+    report.problems.sort(key=lambda p: (p.path, p.object, p.field, p.rule or "", p.message))
+    report.waivers.sort(key=lambda w: (w.path, w.object, w.rule, w.reason))
     return report
 
 
-def _build_all(
-    command: list[str], folders: list[Path], jobs: int, progress: Progress | None
-) -> list[Build]:
-    workers = jobs or os.cpu_count() or 2
-    results: list[Build] = []
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        for done, result in enumerate(pool.map(lambda f: build(command, f), folders), start=1):
-            results.append(result)
-            if progress:
-                progress(done, len(folders))
-    return results
+def _relative(root: Path, folder: Path) -> str:
+    return folder.relative_to(root).as_posix() or "."
 
 
-def _check_object(
-    obj: dict[str, Any],
-    path: str,
-    version: str,
-    schemas: SchemaSet,
-    options: Options,
-    report: Report,
-) -> None:
-    name = object_name(obj)
-    try:
-        for error in schemas.errors(obj, version):
-            report.problems.append(Problem(path, name, error.field, error.message))
-    except MissingSchema as missing:
-        if not options.ignore_missing_schemas:
-            report.problems.append(Problem(path, name, "", str(missing)))
-    waived = policies.waivers(obj)
-    for rule_id, reason in sorted(waived.items()):
-        if reason:
-            report.waivers.append(Waiver(path, name, rule_id, reason))
-        else:
-            annotation = f"metadata.annotations.{policies.WAIVER_PREFIX}{rule_id.lower()}"
-            report.problems.append(
-                Problem(path, name, annotation, "a waiver must give its reason", "MLG009")
+class _Run:
+    """One validation run: cache, shared builds, composed aggregates."""
+
+    def __init__(
+        self, root: Path, command: list[str], options: Options, progress: Progress | None
+    ) -> None:
+        self.root = root
+        self.command = command
+        self.options = options
+        self.progress = progress
+        self.graph = InputGraph()
+        self.checker = _Checker(options)
+        self.cache = (
+            ResultCache(
+                options.cache_folder,
+                fingerprint(command, options.schema_locations, options.ignore_missing_schemas),
             )
-    for rule_id, field_path, message in policies.object_findings(obj):
-        if not waived.get(rule_id):
-            report.problems.append(Problem(path, name, field_path, message, rule_id))
+            if options.cache_folder
+            else None
+        )
+        self.results: dict[Path, Result] = {}
+        self.keys: dict[Path, str | None] = {}
+        self.versions: dict[Path, str] = {}
+        self.checked: list[Path] = []
+        self.kustomize_runs = self.cached = self.composed = 0
+
+    def results_for(self, folders: list[Path]) -> dict[Path, Result]:
+        for folder in folders:
+            self.keys[folder] = self.graph.key(folder)
+            self.versions[folder] = version_for(_relative(self.root, folder), self.options)
+        missing = [f for f in folders if not self._from_cache(f)]
+        self.checked = missing
+        aggregates = self._aggregates(missing, set(folders))
+        self._build([f for f in missing if f not in aggregates])
+        fallback: list[Path] = []
+        for folder in aggregates:
+            self._compose(folder, aggregates, fallback)
+        self._build(fallback)
+        return self.results
+
+    def _from_cache(self, folder: Path) -> bool:
+        key = self.keys[folder]
+        if self.cache is None or key is None:
+            return False
+        found = self.cache.get(key, self.versions[folder])
+        if found is None:
+            return False
+        self.results[folder] = Result(**found)
+        self.cached += 1
+        return True
+
+    def _store(self, folder: Path, result: Result) -> None:
+        self.results[folder] = result
+        key = self.keys[folder]
+        if self.cache is not None and key is not None and result.cacheable:
+            self.cache.put(key, self.versions[folder], asdict(result))
+
+    def _aggregates(self, missing: list[Path], entries: set[Path]) -> dict[Path, list[Path]]:
+        if not self.options.compose_aggregates:
+            return {}
+        found = {}
+        for folder in missing:
+            parts = self.graph.aggregate_parts(folder)
+            if parts is not None and all(
+                part in entries
+                and self.versions[part] == self.versions[folder]
+                and self.graph.renames_nothing(part)
+                for part in parts
+            ):
+                found[folder] = parts
+        return found
+
+    def _compose(
+        self, folder: Path, aggregates: dict[Path, list[Path]], fallback: list[Path]
+    ) -> None:
+        if folder in self.results or folder in fallback:
+            return
+        composed = Result()
+        for part in aggregates[folder]:
+            if part in aggregates:
+                self._compose(part, aggregates, fallback)
+            result = self.results.get(part)
+            if result is None or result.error is not None:
+                fallback.append(folder)  # the real build says what is wrong
+                return
+            composed.add(result)
+        identities = [(g, k, n, name) for g, k, n, name in composed.ids]
+        if len(set(identities)) != len(identities):
+            fallback.append(folder)  # the same object twice: kustomize refuses, in its words
+            return
+        self.composed += 1
+        self._store(folder, composed)
+
+    def _build(self, folders: list[Path]) -> None:
+        """Build each distinct input once, small builds together; an entry point that
+        fails is built on its own too, so that its error names its own files. Outputs
+        are checked as they come, while kustomize builds the next ones."""
+        groups: dict[object, list[Path]] = {}
+        for folder in folders:
+            groups.setdefault(self.keys[folder] or folder, []).append(folder)
+        members_of = {members[0]: members for members in groups.values()}
+        alone: list[Path] = []
+
+        def take(folder: Path, output: Output) -> None:
+            members = members_of.get(folder, [folder])
+            if isinstance(output, Build) and output.error is not None:
+                alone.extend(members[1:])
+                members = members[:1]
+            for member in members:
+                self._store(member, self._check(output, self.versions[member]))
+
+        singles, batches = self._batches(list(members_of))
+        failed = self._run_kustomize(singles, batches, take)
+        self._run_kustomize(failed, [], take)
+        members_of = {}
+        self._run_kustomize(alone, [], take)
+
+    def _check(self, output: Output, version: str) -> Result:
+        if not isinstance(output, Build):
+            return self.checker.objects(output, version)
+        if output.error is not None:
+            return Result(error=output.error, cacheable=False)
+        return self.checker.build(output.documents, version)
+
+    def _batches(self, folders: list[Path]) -> tuple[list[Path], list[list[Path]]]:
+        """Folders to build alone, and groups to build together: folders that rename
+        nothing, whose resource files no other folder of the group has."""
+        if not self.options.batch_builds:
+            return folders, []
+        alone: list[Path] = []
+        groups: list[tuple[list[Path], set[str]]] = []
+        for folder in folders:
+            inputs = self.graph.inputs(folder)
+            if inputs.key is None or not inputs.local:
+                alone.append(folder)
+                continue
+            files = inputs.resource_files
+            for members, used in groups:
+                if (
+                    len(members) < BATCH_FOLDERS
+                    and len(used) + len(files) <= BATCH_FILES
+                    and used.isdisjoint(files)
+                ):
+                    members.append(folder)
+                    used |= files
+                    break
+            else:
+                groups.append(([folder], set(files)))
+        alone += [members[0] for members, _ in groups if len(members) == 1]
+        return alone, [members for members, _ in groups if len(members) > 1]
+
+    def _run_kustomize(
+        self, singles: list[Path], batches: list[list[Path]], take: Callable[[Path, Output], None]
+    ) -> list[Path]:
+        """Hands each folder's output to `take`; returns the folders of batches that did
+        not work out."""
+        tasks: list[Path | list[Path]] = [*singles, *batches]
+        failed: list[Path] = []
+        if not tasks:
+            return failed
+        self.kustomize_runs += len(tasks)
+        workers = self.options.jobs or os.cpu_count() or 2
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(self._task, task): task for task in tasks}
+            for done, future in enumerate(as_completed(futures), start=1):
+                output, task = future.result(), futures[future]
+                if isinstance(output, Build):
+                    take(output.folder, output)
+                elif output is not None:
+                    for folder, objects in output.items():
+                        take(folder, objects)
+                elif isinstance(task, list):
+                    failed += task
+                if self.progress:
+                    self.progress(done, len(tasks))
+        return failed
+
+    def _task(self, task: Path | list[Path]) -> Build | dict[Path, list[dict[str, Any]]] | None:
+        if isinstance(task, Path):
+            return build(self.command, task)
+        owners = {
+            file: folder for folder in task for file in self.graph.inputs(folder).resource_files
+        }
+        return build_together(self.command, task, owners)
 
 
 def sync_targets(obj: dict[str, Any]) -> list[tuple[str, str | None]]:
@@ -155,47 +430,42 @@ def sync_targets(obj: dict[str, Any]) -> list[tuple[str, str | None]]:
     return []
 
 
-def _check_sync_paths(root: Path, builds: list[Build], options: Options, report: Report) -> None:
-    built = {b.folder.relative_to(root).as_posix(): b for b in builds}
+def _check_sync_paths(
+    root: Path, results: dict[str, Result], options: Options, report: Report
+) -> None:
     seen: set[tuple[str, str, str]] = set()
-    for result in builds:
-        relative = result.folder.relative_to(root).as_posix()
-        for obj in result.objects:
-            for target, repo in sync_targets(obj):
-                if options.repo_url and repo and repo != options.repo_url:
-                    continue
-                key = (relative, object_name(obj), target)
-                if key in seen:
-                    continue
-                seen.add(key)
-                message = _sync_path_problem(root, target, built)
-                if message:
-                    report.problems.append(
-                        Problem(relative, object_name(obj), "spec.path", message, "MLG008")
-                    )
+    for relative, result in results.items():
+        for name, target, repo in result.sync:
+            if options.repo_url and repo and repo != options.repo_url:
+                continue
+            if (relative, name, target) in seen:
+                continue
+            seen.add((relative, name, target))
+            message = _sync_path_problem(root, target, results)
+            if message:
+                report.problems.append(Problem(relative, name, "spec.path", message, "MLG008"))
 
 
-def _sync_path_problem(root: Path, target: str, built: dict[str, Build]) -> str | None:
+def _sync_path_problem(root: Path, target: str, results: dict[str, Result]) -> str | None:
     folder = (root / target).resolve()
     if not folder.is_dir() or kustomization_file(folder) is None:
         return f"{target!r} is not a kustomization in this repository"
-    result = built.get(folder.relative_to(root.resolve()).as_posix())
+    result = results.get(folder.relative_to(root.resolve()).as_posix())
     if result is not None and result.error:
         return f"{target!r} does not build: {result.error}"
     return None
 
 
-def _check_default_deny(root: Path, builds: list[Build], report: Report) -> None:
+def _check_default_deny(results: dict[str, Result], report: Report) -> None:
     """Per synced path when the tree has GitOps objects (that is what a cluster gets),
     else over the whole tree."""
-    synced = {target for b in builds for obj in b.objects for target, _ in sync_targets(obj)}
-    scopes = [b for b in builds if b.folder.relative_to(root).as_posix() in synced]
-    groups = [[b] for b in scopes] if scopes else [builds]
-    for group in groups:
-        objects = [obj for b in group for obj in b.objects]
-        missing = policies.namespaces_running_pods(objects) - policies.namespaces_denied(objects)
-        where = group[0].folder.relative_to(root).as_posix() if scopes else "."
-        for namespace in sorted(missing):
+    synced = {target for result in results.values() for _, target, _ in result.sync}
+    scopes = [(path, [result]) for path, result in results.items() if path in synced]
+    groups: Iterable[tuple[str, list[Result]]] = scopes or [(".", list(results.values()))]
+    for where, group in groups:
+        pods = {ns for result in group for ns in result.pods}
+        denied = {ns for result in group for ns in result.denied}
+        for namespace in sorted(pods - denied):
             report.problems.append(
                 Problem(
                     where,

@@ -8,8 +8,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import yaml
-
 from generator.errors import UsageError
 from generator.validate import Options, Problem, Progress, Report, validate_tree
 
@@ -36,6 +34,7 @@ def validate_with_kubeconform(root: Path, options: Options, progress: Progress |
             True,
             options.repo_url,
             options.jobs,
+            options.cache_folder,
         ),
         progress,
     )
@@ -60,7 +59,7 @@ def validate_with_kubeconform(root: Path, options: Options, progress: Progress |
         result = build(kustomize, folder)
         if result.error:
             continue  # already reported
-        stream = yaml.safe_dump_all(result.objects, sort_keys=False)
+        stream = "\n---\n".join(result.documents)
         run = subprocess.run(command, input=stream, capture_output=True, text=True, check=False)
         relative = folder.relative_to(root).as_posix()
         for resource in json.loads(run.stdout or "{}").get("resources") or []:

@@ -60,7 +60,12 @@ class SchemaError:
 
 
 class MissingSchema(Exception):
-    """No schema for an object's kind; the caller decides whether that is an error."""
+    """No schema for an object's kind; the caller decides whether that is an error.
+    `transient` when the schema could not be fetched: worth asking again next run."""
+
+    def __init__(self, message: str, transient: bool = False) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def split_api_version(api_version: str) -> tuple[str, str]:
@@ -146,10 +151,10 @@ def _download(url: str) -> dict[str, Any] | None:
             schema: dict[str, Any] | None = json.loads(response.read())
     except urllib.error.HTTPError as error:
         if error.code != 404:
-            raise MissingSchema(f"{url}: HTTP {error.code}") from None
+            raise MissingSchema(f"{url}: HTTP {error.code}", transient=True) from None
         schema = None
     except (urllib.error.URLError, OSError, ValueError) as error:
-        raise MissingSchema(f"{url}: {error}") from None
+        raise MissingSchema(f"{url}: {error}", transient=True) from None
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps(schema))
     return schema
