@@ -173,6 +173,23 @@ def _report_check(out_dir: Path, changes: list[Change]) -> None:
 
 
 @main.command()
+def schema() -> None:
+    """Print the JSON Schema of mlgitops.yaml, for editors and other tools.
+
+    \b
+    Examples:
+      mlgitops schema > mlgitops.schema.json
+      # then, as the first line of mlgitops.yaml:
+      # yaml-language-server: $schema=mlgitops.schema.json
+    """
+    import json
+
+    from generator.config.schema import config_schema
+
+    click.echo(json.dumps(config_schema(), indent=2))
+
+
+@main.command()
 @click.argument(
     "root", required=False, default=".", type=click.Path(file_okay=False, path_type=Path)
 )

@@ -284,3 +284,47 @@ STRING_CHECKS: dict[object, Check] = {
 }
 INTEGER_CHECKS: dict[object, Callable[[int], str | None]] = {model.Port: port}
 NUMBERS_ALLOWED_AS_STRINGS = {model.Quantity, model.LabelValue}
+
+
+def _plain(pattern: re.Pattern[str]) -> str:
+    """A Python pattern as JSON Schema's dialect reads it: no named groups."""
+    return re.sub(r"\(\?P<\w+>", "(", pattern.pattern)
+
+
+_OCTET = "(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_MINORS = "|".join(str(m) for m in SUPPORTED_KUBERNETES_MINORS)
+_LABEL_KEY = rf"^({_DNS_SUBDOMAIN.pattern[1:-1]}/)?{_LABEL_NAME.pattern[1:]}"
+
+# What each value type's check accepts, as far as JSON Schema can say it (the config's
+# JSON Schema is built from these and the model; the checks above stay the authority
+# for what a pattern cannot express, such as a CIDR's host bits).
+SCHEMA_KEYWORDS: dict[object, dict[str, object]] = {
+    model.DnsLabel: {"pattern": _DNS_LABEL.pattern, "maxLength": 63},
+    model.WorkloadName: {"pattern": _DNS_1035_LABEL.pattern, "maxLength": 63},
+    model.Quantity: {"pattern": _plain(_QUANTITY)},
+    model.Cidr: {
+        "pattern": rf"^(({_OCTET}\.){{3}}{_OCTET}/(3[0-2]|[12]?[0-9])"
+        r"|[0-9a-fA-F:]*:[0-9a-fA-F:.]*/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$"
+    },
+    model.Image: {
+        "pattern": r"^\S+(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})$",
+        "not": {"pattern": r":latest$"},
+    },
+    model.AbsolutePath: {"pattern": r"^/"},
+    model.EnvName: {"pattern": _ENV_NAME.pattern},
+    model.LabelKey: {"pattern": _LABEL_KEY},
+    model.LabelValue: {"pattern": rf"^({_LABEL_NAME.pattern[1:-1]})?$", "maxLength": 63},
+    model.KubernetesVersion: {"pattern": rf"^1\.({_MINORS})$"},
+    model.GitUrl: {"pattern": _GIT_URL.pattern},
+    model.AwsRegion: {"pattern": _AWS_REGION.pattern},
+    model.AwsSubnetId: {"pattern": _AWS_SUBNET.pattern},
+    model.GcpProject: {"pattern": _GCP_PROJECT.pattern},
+    model.GcpLocation: {"pattern": _GCP_LOCATION.pattern},
+    model.NonEmptyString: {"pattern": r"\S"},
+    model.ImageRegistry: {"pattern": _REGISTRY.pattern},
+    model.EfsFileSystemId: {"pattern": _EFS_ID.pattern},
+    model.IamPolicyArn: {"pattern": _IAM_POLICY_ARN.pattern},
+    model.GcpRole: {"pattern": _GCP_ROLE.pattern},
+    model.GcpServiceAccountName: {"pattern": _GCP_SERVICE_ACCOUNT.pattern},
+    model.Port: {"minimum": 1, "maximum": 65535},
+}
