@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from generator.config.model import Config
+    from generator.starter import Answers
     from generator.validate import Options
     from generator.write import Change
 
@@ -170,6 +171,109 @@ def _report_check(out_dir: Path, changes: list[Change]) -> None:
         )
         sys.exit(1)
     click.echo(f"mlgitops: {out_dir} is up to date", err=True)
+
+
+@main.command()
+@click.option(
+    "--cloud",
+    "clouds",
+    multiple=True,
+    type=click.Choice(["eks", "gke", "local"]),
+    help="A cluster on this cloud (repeat for several; default: local).",
+)
+@click.option("--gitops", type=click.Choice(["argocd", "flux"]), help="The sync engine.")
+@click.option("--name", help="The platform's name: prefix for names and labels.")
+@click.option("--repo-url", help="The Git repository the generated tree is pushed to.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=CONFIG_NAME,
+    show_default=True,
+    help="Where to write the config.",
+)
+def init(
+    clouds: tuple[str, ...],
+    gitops: str | None,
+    name: str | None,
+    repo_url: str | None,
+    config_path: Path,
+) -> None:
+    """Write a commented starter mlgitops.yaml, and its JSON Schema beside it.
+
+    Asks for the answers when run in a terminal without options; otherwise takes the
+    options, and the defaults for the rest. Never overwrites an existing config.
+
+    \b
+    Examples:
+      mlgitops init
+      mlgitops init --cloud eks --cloud local --gitops flux --name vision
+    """
+    import json
+
+    from generator.config.load import load_config_text
+    from generator.config.schema import SCHEMA_FILE, config_schema
+    from generator.errors import UsageError
+    from generator.starter import Answers, starter_config
+
+    if config_path.exists():
+        raise UsageError(f"{config_path}: already exists; mlgitops init never overwrites a config")
+    defaults = Answers()
+    if not (clouds or gitops or name or repo_url) and _in_a_terminal():
+        answers = _ask(defaults)
+    else:
+        answers = Answers(
+            name=name or defaults.name,
+            repo_url=repo_url or defaults.repo_url,
+            clouds=clouds or defaults.clouds,
+            gitops=gitops or defaults.gitops,
+        )
+    text = starter_config(answers)
+    load_config_text(text, str(config_path))  # the answers are checked before writing
+    try:
+        with config_path.open("x", encoding="utf-8") as config_file:
+            config_file.write(text)
+    except FileExistsError:
+        raise UsageError(
+            f"{config_path}: already exists; mlgitops init never overwrites a config"
+        ) from None
+    except OSError as error:
+        raise UsageError(f"{config_path}: cannot write ({error.strerror})") from None
+    schema_path = config_path.parent / SCHEMA_FILE
+    if not schema_path.exists():
+        schema_path.write_text(json.dumps(config_schema(), indent=2) + "\n", encoding="utf-8")
+    click.echo(
+        f"mlgitops: wrote {config_path} (and {schema_path.name} for editors); "
+        "edit it, then run `mlgitops generate`",
+        err=True,
+    )
+
+
+def _in_a_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _ask(defaults: Answers) -> Answers:
+    """The starter's answers, asked one by one in the terminal."""
+    from generator.starter import CLOUDS, ENGINES, Answers
+
+    name = click.prompt("Platform name (prefix for names and labels)", default=defaults.name)
+    repo_url = click.prompt("Git repository the tree is pushed to", default=defaults.repo_url)
+    clouds = click.prompt(
+        f"Clouds, comma-separated ({', '.join(CLOUDS)})",
+        default=",".join(defaults.clouds),
+        value_proc=lambda text: _clouds(text, CLOUDS),
+    )
+    gitops = click.prompt("Sync engine", type=click.Choice(ENGINES), default=defaults.gitops)
+    return Answers(name=name, repo_url=repo_url, clouds=clouds, gitops=gitops)
+
+
+def _clouds(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    chosen = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [cloud for cloud in chosen if cloud not in known]
+    if unknown or not chosen:
+        raise click.BadParameter(f"choose from {', '.join(known)}")
+    return chosen
 
 
 @main.command()

@@ -109,3 +109,11 @@ def test_schema_command_prints_it() -> None:
     result = CliRunner().invoke(main, ["schema"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == config_schema()
+
+
+def test_the_repository_config_points_at_its_up_to_date_schema() -> None:
+    root = Path(__file__).resolve().parent.parent
+    first_line = (root / "mlgitops.yaml").read_text().splitlines()[0]
+    assert first_line == "# yaml-language-server: $schema=mlgitops.schema.json"
+    committed = json.loads((root / "mlgitops.schema.json").read_text())
+    assert committed == config_schema(), "run `mlgitops schema > mlgitops.schema.json`"
