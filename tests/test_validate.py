@@ -440,3 +440,16 @@ def test_builds_with_the_same_inputs_share_a_key_and_comments_do_not_count(
 )
 def test_build_errors_read_without_kubectl_log_prefixes(stderr: str, message: str) -> None:
     assert error_message(stderr) == message
+
+
+def test_kustomizations_that_include_each_other_are_reported_not_followed(
+    tmp_path: Path,
+) -> None:
+    for name, other in (("a", "b"), ("b", "a")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "kustomization.yaml").write_text(f"resources: [../{other}]\n")
+    result = validate(tmp_path)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["a", "b"]
+    assert all("cycle detected" in line for line in lines)

@@ -269,7 +269,7 @@ class _Run:
         self._build([f for f in missing if f not in aggregates])
         fallback: list[Path] = []
         for folder in aggregates:
-            self._compose(folder, aggregates, fallback)
+            self._compose(folder, aggregates, fallback, set())
         self._build(fallback)
         return self.results
 
@@ -306,14 +306,22 @@ class _Run:
         return found
 
     def _compose(
-        self, folder: Path, aggregates: dict[Path, list[Path]], fallback: list[Path]
+        self,
+        folder: Path,
+        aggregates: dict[Path, list[Path]],
+        fallback: list[Path],
+        composing: set[Path],
     ) -> None:
         if folder in self.results or folder in fallback:
             return
+        if folder in composing:  # a cycle: kustomize reports it
+            fallback.append(folder)
+            return
+        composing.add(folder)
         composed = Result()
         for part in aggregates[folder]:
             if part in aggregates:
-                self._compose(part, aggregates, fallback)
+                self._compose(part, aggregates, fallback, composing)
             result = self.results.get(part)
             if result is None or result.error is not None:
                 fallback.append(folder)  # the real build says what is wrong
