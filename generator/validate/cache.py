@@ -1,9 +1,10 @@
 """Results of validated builds, kept on disk between runs and keyed by everything they
 depend on: the build's input key (see inputs.py), the Kubernetes version it was checked
 against, and a fingerprint of the checker itself (mlgitops' validate code, the
-kustomize binary, the schema package and every schema location's files, and the
-options). Entries are never updated in place, only added, so concurrent runs and
-several trees can share one folder, and deleting it at any time only costs time.
+kustomize binary, the versions of the packages that read and check objects, every
+schema location's files, and the options). Entries are never updated in place, only
+added, so concurrent runs and several trees can share one folder, and deleting it at
+any time only costs time.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ def fingerprint(command: list[str], schema_locations: list[str], ignore_missing:
     code = Path(__file__).parent
     parts += [_digest(path) for path in sorted(code.glob("*.py"))]
     parts.append(_stat(Path(command[0])))
-    try:
-        parts.append(metadata.version("kubernetes-validate"))
-    except metadata.PackageNotFoundError:
-        parts.append(None)
+    for package in ("kubernetes-validate", "jsonschema", "PyYAML"):
+        try:
+            parts.append(metadata.version(package))
+        except metadata.PackageNotFoundError:
+            parts.append(None)
     for location in schema_locations:
         parts.append(location)
         if "{{" not in location and Path(location).is_dir():
