@@ -16,7 +16,9 @@ wrote last time. From that:
 
 Every file goes to a temporary file in its own folder and is renamed into place, and
 the state file is written last, so a run killed at any point leaves each file old or
-new, and the next run finishes the job.
+new, and the next run finishes the job. Before it writes anything, a run adds what it
+is about to write to a pending record, which only a finished run removes: after
+several killed runs in a row, a file may hold any of their versions, and each is ours.
 """
 
 from __future__ import annotations
@@ -85,8 +87,8 @@ def read_state(root: Path) -> dict[str, set[str]]:
     what we would write is then a conflict, never overwritten, and nothing is deleted."""
     owned: dict[str, set[str]] = {}
     for name in (STATE_FILE, PENDING_FILE):
-        for path, value in _read_state(root / name)[0].items():
-            owned.setdefault(path, set()).add(value)
+        for path, values in _read_state(root / name)[0].items():
+            owned.setdefault(path, set()).update(values)
     return owned
 
 
@@ -95,7 +97,8 @@ def state_problem(root: Path) -> str | None:
     return _read_state(root / STATE_FILE)[1]
 
 
-def _read_state(path: Path) -> tuple[dict[str, str], str | None]:
+def _read_state(path: Path) -> tuple[dict[str, list[str]], str | None]:
+    """Each path's digests: one in the state file, any number in the pending record."""
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -103,11 +106,17 @@ def _read_state(path: Path) -> tuple[dict[str, str], str | None]:
     except (OSError, ValueError) as error:
         return {}, f"{path} is unreadable ({error})"
     files = raw.get("files") if isinstance(raw, dict) else None
-    if not isinstance(files, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) and _is_inside(k) for k, v in files.items()
-    ):
+    if not isinstance(files, dict):
         return {}, f"{path} is malformed"
-    return files, None
+    found: dict[str, list[str]] = {}
+    for key, value in files.items():
+        values = value if isinstance(value, list) else [value]
+        if not (isinstance(key, str) and _is_inside(key)) or not all(
+            isinstance(v, str) for v in values
+        ):
+            return {}, f"{path} is malformed"
+        found[key] = values
+    return found, None
 
 
 @contextlib.contextmanager
@@ -136,6 +145,17 @@ def locked(root: Path) -> Iterator[None]:
 
 def render_state(tree: Mapping[str, bytes]) -> bytes:
     files = {path: digest(content) for path, content in sorted(tree.items())}
+    text = json.dumps({"version": STATE_VERSION, "files": files}, indent=2, sort_keys=True)
+    return (text + "\n").encode("utf-8")
+
+
+def render_pending(root: Path, tree: Mapping[str, bytes]) -> bytes:
+    """What this run is about to write, added to what earlier runs that were killed
+    before they finished may have written: until a run finishes, a file can hold any
+    of those versions, and each is ours."""
+    files = _read_state(root / PENDING_FILE)[0]
+    for path, content in tree.items():
+        files[path] = sorted({*files.get(path, []), digest(content)})
     text = json.dumps({"version": STATE_VERSION, "files": files}, indent=2, sort_keys=True)
     return (text + "\n").encode("utf-8")
 
@@ -195,7 +215,7 @@ def apply(root: Path, changes: Iterable[Change], tree: Mapping[str, bytes], forc
     _remove_stale_temporaries(root)
     if any(c.action not in (Action.UNCHANGED, Action.FORGET) for c in changes):
         # Recorded before anything changes, so a run killed halfway still knows its files.
-        _atomic_write(root / PENDING_FILE, render_state(tree))
+        _atomic_write(root / PENDING_FILE, render_pending(root, tree))
     folders: set[Path] = set()  # known to exist: one mkdir per folder, not per file
     for change in changes:
         target = root / change.path

@@ -310,3 +310,51 @@ def test_temporary_files_of_a_killed_run_are_removed_wherever_they_are(tmp_path:
     assert run(out).exit_code == 0
     assert not stale.parent.exists()
     assert mine.read_text() == "kept\n"
+
+
+class _Killed(Exception):
+    """Stands for SIGKILL at a chosen moment."""
+
+
+def _run_killed_after(
+    out: Path, config: Path, writes: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A generate that dies after its first `writes` file writes (the pending record first)."""
+    real = write._atomic_write
+    done: list[Path] = []
+
+    def dying(target: Path, content: bytes, folders: set[Path] | None = None) -> None:
+        if len(done) == writes:
+            raise _Killed
+        done.append(target)
+        real(target, content, folders)
+
+    monkeypatch.setattr(write, "_atomic_write", dying)
+    result = run(out, config=config)
+    monkeypatch.setattr(write, "_atomic_write", real)
+    assert isinstance(result.exception, _Killed), result.output
+
+
+def test_files_of_several_killed_runs_in_a_row_stay_ours(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run A dies after writing one file, run B dies before reaching it: the file holds
+    A's version, which neither the state file nor B's own record knows. It is still
+    ours, so the next run replaces it instead of calling it a hand edit."""
+    configs = {}
+    for tag in ("1.4.2", "1.5.0", "1.6.0"):
+        configs[tag] = tmp_path / f"{tag}.yaml"
+        configs[tag].write_text(
+            SEEDS.read_text().replace("resnet-train:1.4.2", f"resnet-train:{tag}")
+        )
+    out = tmp_path / "out"
+    assert run(out, config=configs["1.4.2"]).exit_code == 0
+    job = out / "base" / "resnet-ddp" / "job.yaml"
+    _run_killed_after(out, configs["1.5.0"], 2, monkeypatch)  # the record, then job.yaml
+    assert b"resnet-train:1.5.0" in job.read_bytes()
+    _run_killed_after(out, configs["1.6.0"], 1, monkeypatch)  # the record only
+    result = run(out, config=configs["1.6.0"])
+    assert result.exit_code == 0, result.output
+    assert b"resnet-train:1.6.0" in job.read_bytes()
+    assert not (out / write.PENDING_FILE).exists()
+    assert run(out, "--check", config=configs["1.6.0"]).exit_code == 0
