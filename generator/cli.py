@@ -294,6 +294,107 @@ def schema() -> None:
 
 
 @main.command()
+@click.option(
+    "--against",
+    "revision",
+    metavar="REV",
+    default="HEAD",
+    show_default=True,
+    help="The git revision whose config is compared with the working tree's.",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=CONFIG_NAME,
+    show_default=True,
+    help="The config in the working tree; the same file is read at the revision.",
+)
+@click.option(
+    "--output",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for scripts.",
+)
+def diff(revision: str, config_path: Path, output_format: str) -> None:
+    """Show what each cluster would get differently if the working tree's config
+    replaced the one at a git revision: objects added, removed and changed, with the
+    fields that change (the real kustomize build of every synced path, both sides).
+    Exit 0 when nothing differs, 1 when something does, 2 on a usage error.
+
+    \b
+    Examples:
+      mlgitops diff
+      mlgitops diff --against origin/main
+      mlgitops diff --against HEAD~3 --output json | jq '.targets[].name'
+    """
+    import os
+
+    from generator.diff import (
+        config_at_revision,
+        diff_rendered,
+        format_json,
+        format_text,
+        render_config,
+        render_file,
+        summary,
+        use_color,
+    )
+
+    new = render_file(config_path)
+    old = render_config(*config_at_revision(config_path, revision))
+    difference = diff_rendered(old, new)
+    if output_format == "json":
+        click.echo(format_json(difference), nl=False)
+    else:
+        color = use_color(sys.stdout, os.environ)
+        click.echo(format_text(difference, color), nl=False, color=color)
+    click.echo(f"mlgitops: {summary(difference)}", err=True)
+    if difference.differs:
+        sys.exit(1)
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Config file (default: ./{CONFIG_NAME}, else the built-in default).",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["mermaid", "dot", "svg"]),
+    default="mermaid",
+    show_default=True,
+    help="Mermaid text, Graphviz DOT text, or SVG drawn by Graphviz's `dot`.",
+)
+def graph(config_path: Path | None, output_format: str) -> None:
+    """Draw the fleet: every cluster, its sync objects (Argo CD Applications or Flux
+    Kustomizations) in their order, the path each one syncs and the workloads in it.
+
+    \b
+    Examples:
+      mlgitops graph > fleet.mmd
+      mlgitops graph --format svg > fleet.svg
+      mlgitops graph --format dot | dot -Tpng > fleet.png
+    """
+    from generator.graph import fleet_graph, to_dot, to_mermaid, to_svg
+    from generator.render import render
+
+    config = _load(config_path)
+    picture = fleet_graph(config, render(config))
+    if output_format == "mermaid":
+        click.echo(to_mermaid(picture), nl=False)
+    elif output_format == "dot":
+        click.echo(to_dot(picture), nl=False)
+    else:
+        click.echo(to_svg(to_dot(picture)), nl=False)
+
+
+@main.command()
 @click.argument(
     "root", required=False, default=".", type=click.Path(file_okay=False, path_type=Path)
 )
