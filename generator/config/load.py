@@ -305,6 +305,11 @@ class _Reader:
 
     def read_scalar(self, node: Any, hint: Any, path: str) -> Any:
         base = getattr(hint, "__supertype__", hint)
+        if base is bool:
+            if isinstance(node, bool):
+                return node
+            written = " (write true or false, unquoted)" if isinstance(node, str) else ""
+            return self.fail(path, f"expected true or false, got {_yaml_kind(node)}{written}")
         if base is int:
             if isinstance(node, str) and node.strip().isdigit():
                 return self.fail(

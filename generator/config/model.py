@@ -471,6 +471,20 @@ class Repo:
 
 
 @dataclass(frozen=True)
+class CiSettings:
+    """The CI workflow generated for the repository (GitHub Actions)."""
+
+    workflow: bool = field(
+        default=True,
+        metadata=spec(doc="write .github/workflows/mlgitops.yaml: generate --check and validate"),
+    )
+    kubeconform: bool = field(
+        default=False,
+        metadata=spec(doc="also check every object with kubeconform and the CRDs catalog"),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     name: DnsLabel = field(metadata=spec(doc="the platform's name: prefix for names and labels"))
     repo: Repo = field(metadata=spec(doc="where the generated tree lives"))
@@ -482,6 +496,9 @@ class Config:
     kubernetes_version: KubernetesVersion = field(
         default=KubernetesVersion("1.33"),
         metadata=spec("kubernetesVersion", doc="default cluster version; schemas for validate"),
+    )
+    ci: CiSettings = field(
+        default_factory=CiSettings, metadata=spec(doc="the CI workflow of the generated repo")
     )
 
     def cluster_version(self, cluster: Cluster) -> str:

@@ -90,6 +90,8 @@ def _type_schema(hint: Any, definitions: dict[str, Any]) -> dict[str, Any]:
         return {"enum": list(typing.get_args(hint))}
     base = getattr(hint, "__supertype__", hint)
     keywords = dict(checks.SCHEMA_KEYWORDS.get(hint, {}))
+    if base is bool:
+        return {"type": "boolean"}
     if base is int:
         return {"type": "integer", **keywords}
     if base is str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from generator.config import model
+from generator.render.ci import render_ci_units
 from generator.render.clusters import render_cluster_units
 from generator.render.entrypoints import render_entrypoint_units
 from generator.render.gitops import render_gitops_units
@@ -21,4 +22,4 @@ def render(config: model.Config) -> list[Unit | Document]:
         *render_cluster_units(config),
         *render_platform_units(config),
     ]
-    return [*units, *render_gitops_units(config, units)]
+    return [*units, *render_gitops_units(config, units), *render_ci_units(config)]

@@ -1,0 +1,79 @@
+"""The CI workflow of the generated repository (GitHub Actions), so the tree is guarded
+from its first commit: on every pull request and every push to the tracked branch it
+installs the same mlgitops version that wrote the tree, fails when the tree is not what
+the config generates (`generate --check`), and validates every build (`validate`), with
+custom resources checked against the community CRDs catalog. With `ci.kubeconform` it
+also runs the same objects through kubeconform, for teams that standardise on it.
+
+Only read access to the repository; actions pinned by release tag.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from generator import __version__
+from generator.config import model
+from generator.render.gitops.flux import git_reference
+from generator.render.objects import Document
+
+WORKFLOW_PATH = ".github/workflows/mlgitops.yaml"
+CHECKOUT = "actions/checkout@v4"
+SETUP_PYTHON = "actions/setup-python@v5"
+KUBECONFORM_VERSION = "v0.6.7"
+CRDS_CATALOG = (
+    "https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/"
+    "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
+)
+COMMENT = """\
+# Checks that this repository is exactly what mlgitops.yaml generates and that every
+# build is valid. To go without it, set `ci: {workflow: false}` in mlgitops.yaml.
+"""
+
+
+def render_ci_units(config: model.Config) -> list[Document]:
+    if not config.ci.workflow:
+        return []
+    return [Document(WORKFLOW_PATH, [render_workflow(config)], comment=COMMENT)]
+
+
+def render_workflow(config: model.Config) -> dict[str, Any]:
+    triggers: dict[str, Any] = {"pull_request": {}}
+    branch = git_reference(config.repo.revision).get("branch")
+    triggers["push"] = {"branches": [branch]} if branch else {}
+    steps: list[dict[str, Any]] = [
+        {"uses": CHECKOUT},
+        {"uses": SETUP_PYTHON, "with": {"python-version": "3.11"}},
+        {
+            "name": "Install mlgitops",
+            "run": f'pip install "mlgitops[kubectl]=={__version__}"',
+        },
+        {"name": "The tree is what the config generates", "run": "mlgitops generate --check"},
+        {
+            "name": "Every build is valid",
+            "run": f"mlgitops validate --schema-location '{CRDS_CATALOG}'",
+        },
+    ]
+    if config.ci.kubeconform:
+        release = (
+            "https://github.com/yannh/kubeconform/releases/download/"
+            f"{KUBECONFORM_VERSION}/kubeconform-linux-amd64.tar.gz"
+        )
+        steps += [
+            {
+                "name": "Install kubeconform",
+                "run": f"curl -sSfL {release} | tar -xz -C /usr/local/bin kubeconform",
+            },
+            {
+                "name": "Every object passes kubeconform",
+                "run": (
+                    f"mlgitops validate --engine kubeconform --schema-location '{CRDS_CATALOG}'"
+                ),
+            },
+        ]
+    return {
+        "name": "mlgitops",
+        "on": triggers,
+        "permissions": {"contents": "read"},
+        "jobs": {"check": {"runs-on": "ubuntu-latest", "steps": steps}},
+    }
