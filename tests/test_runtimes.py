@@ -312,3 +312,31 @@ def test_every_build_in_the_tree_is_local(tree: Path) -> None:
         for entry in kustomization.get("resources", []) + kustomization.get("components", []):
             assert "://" not in entry and not entry.startswith("github.com"), (folder, entry)
             assert (folder / entry).exists(), (folder, entry)
+
+
+@pytest.mark.parametrize("gitops", ["flux", "argocd"])
+def test_validate_is_clean_and_checks_only_this_repositorys_paths(
+    tmp_path: Path, gitops: str
+) -> None:
+    config = tmp_path / "runtimes.yaml"
+    config.write_text(RUNTIMES_CONFIG.read_text().replace("gitops: flux", f"gitops: {gitops}"))
+    out = tmp_path / "tree"
+    assert (
+        CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)]).exit_code
+        == 0
+    )
+    validate = ["validate", str(out), "--schema-location", str(SCHEMAS), "--no-cache"]
+    clean = CliRunner().invoke(main, validate)
+    assert clean.exit_code == 0, clean.output
+    sync = next((out / "clusters/laptop/gitops").glob("*.yaml"))
+    sync.write_text(
+        sync.read_text().replace("clusters/laptop/platform", "clusters/laptop/platfrom")
+    )
+    broken = CliRunner().invoke(main, validate)
+    assert broken.exit_code == 1
+    problems = [line for line in broken.output.splitlines() if "MLG008" in line]
+    assert problems  # once per build that holds the sync object
+    for problem in problems:
+        assert problem.endswith(
+            "[MLG008] 'clusters/laptop/platfrom' is not a kustomization in this repository"
+        )

@@ -434,24 +434,41 @@ def sync_targets(obj: dict[str, Any]) -> list[tuple[str, str | None]]:
         sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
         return [(s.get("path", ""), s.get("repoURL")) for s in sources if "path" in s]
     if obj.get("kind") == "Kustomization" and "toolkit.fluxcd.io" in obj.get("apiVersion", ""):
-        return [(str(spec.get("path", "")).removeprefix("./"), None)]
+        source = spec.get("sourceRef") or {}
+        repo = f"{source.get('kind', 'GitRepository')}/{source.get('name', '')}"
+        return [(str(spec.get("path", "")).removeprefix("./"), repo)]
     return []
 
 
 def _check_sync_paths(
     root: Path, results: dict[str, Result], options: Options, report: Report
 ) -> None:
+    own = _own_sources(root, results, options)
     seen: set[tuple[str, str, str]] = set()
     for relative, result in results.items():
         for name, target, repo in result.sync:
-            if options.repo_url and repo and repo != options.repo_url:
-                continue
+            if repo not in own:
+                continue  # another repository's path, such as an operator's manifests
             if (relative, name, target) in seen:
                 continue
             seen.add((relative, name, target))
             message = _sync_path_problem(root, target, results)
             if message:
                 report.problems.append(Problem(relative, name, "spec.path", message, "MLG008"))
+
+
+def _own_sources(root: Path, results: dict[str, Result], options: Options) -> set[str | None]:
+    """The sources (Argo CD repo URLs, Flux source references) that mean this repository:
+    the one given, else those through which some path of this tree is synced. With none
+    found, every source counts, so a tree whose every path is wrong is still reported."""
+    targets = [(target, repo) for result in results.values() for _, target, repo in result.sync]
+    if options.repo_url:
+        own = {options.repo_url}
+    else:
+        own = {repo for target, repo in targets if _sync_path_problem(root, target, {}) is None}
+    if not own:
+        own = {repo for _, repo in targets}
+    return own | {None}
 
 
 def _sync_path_problem(root: Path, target: str, results: dict[str, Result]) -> str | None:
