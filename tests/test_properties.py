@@ -118,6 +118,7 @@ def workload(draw: st.DrawFn, name: str, cluster_names: list[str]) -> Config:
         spec["runAsUser"] = draw(st.integers(1, 65535))
     if draw(st.booleans()):
         spec["clusters"] = draw(st.lists(st.sampled_from(cluster_names), min_size=1, unique=True))
+    spec |= draw(runtime_settings(framework, spec["workers"]))
     overrides = {
         cloud: {"resources": draw(resources_override(cloud))}
         for cloud in draw(st.lists(st.sampled_from(["eks", "gke", "local"]), unique=True))
@@ -125,6 +126,31 @@ def workload(draw: st.DrawFn, name: str, cluster_names: list[str]) -> Config:
     if overrides:
         spec["overrides"] = overrides
     return spec
+
+
+RUNTIMES = {
+    "pytorch": ["job", "pytorchjob", "jobset", "trainjob"],
+    "tensorflow": ["job", "tfjob", "jobset"],
+}
+
+
+@st.composite
+def runtime_settings(draw: st.DrawFn, framework: str, workers: int) -> Config:
+    """How the workload runs, and the settings its runtime can honour."""
+    runtime = draw(st.sampled_from(RUNTIMES[framework]))
+    settings: Config = {"runtime": runtime}
+    if runtime != "job" and draw(st.booleans()):
+        settings["maxRestarts"] = draw(st.integers(0, 3))
+    if draw(st.booleans()):
+        settings["ttlSecondsAfterFinished"] = draw(st.integers(0, 86400))
+    if runtime in ("pytorchjob", "tfjob") and draw(st.booleans()):
+        settings["cleanPodPolicy"] = draw(st.sampled_from(["All", "Running", "None"]))
+    if runtime == "pytorchjob" and draw(st.booleans()):
+        low = draw(st.integers(1, workers))
+        settings["elastic"] = {"minReplicas": low, "maxReplicas": draw(st.integers(workers, 8))}
+    if draw(st.booleans()):
+        settings["queue"] = draw(st.sampled_from(["gpu-jobs", "batch"]))
+    return settings
 
 
 @st.composite
@@ -154,6 +180,8 @@ def eks_cluster(draw: st.DrawFn, name: str) -> Config:
         }
         if draw(st.booleans()):
             group["capacityType"] = draw(st.sampled_from(["ON_DEMAND", "SPOT"]))
+        if draw(st.booleans()):
+            group["capacity"] = {"cpu": 16, "memory": "64Gi", "gpus": draw(st.integers(0, 4))}
         groups.append(group)
     spec: Config = {
         "name": name,
@@ -271,6 +299,8 @@ def valid_configs(draw: st.DrawFn) -> Config:
     }
     if draw(st.booleans()):
         config["repo"]["revision"] = draw(st.sampled_from(["main", "refs/tags/v1.2.0"]))
+    if draw(st.booleans()):
+        config["ci"] = {"kubeconform": draw(st.booleans()), "workflow": draw(st.booleans())}
     return config
 
 
