@@ -68,6 +68,13 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would change per file; write nothing.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print a unified diff; write nothing.")
 @click.option("--force", is_flag=True, help="Overwrite generated files that were edited by hand.")
+@click.option(
+    "--output",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="With --check or --dry-run: JSON on stdout, for scripts.",
+)
 def generate(
     config_path: Path | None,
     out_dir: Path,
@@ -75,8 +82,17 @@ def generate(
     dry_run: bool,
     show_diff: bool,
     force: bool,
+    output: str,
 ) -> None:
-    """Render the config into base/ (and the rest of the tree) under --out."""
+    """Render the config into base/ (and the rest of the tree) under --out.
+
+    \b
+    Examples:
+      mlgitops generate                          # ./mlgitops.yaml into ./
+      mlgitops generate --config fleet.yaml --out ../fleet-gitops
+      mlgitops generate --check                  # CI: exit 1 when the tree is stale
+      mlgitops generate --dry-run --output json  # what would change, for scripts
+    """
     from generator import write
     from generator.layout import layout
     from generator.render import render
@@ -88,7 +104,11 @@ def generate(
     if check or dry_run or show_diff:
         changes = write.plan(out_dir, tree, rendered.seeds)
         if check:
-            _report_check(out_dir, [*changes, write.plan_state(out_dir, tree)])
+            changes = [*changes, write.plan_state(out_dir, tree)]
+        if output == "json" and not show_diff:
+            _report_json(out_dir, changes, check)
+        elif check:
+            _report_check(out_dir, changes)
         else:
             _report_plan(changes, show_diff)
         return
@@ -155,6 +175,23 @@ def _report_plan(changes: list[Change], show_diff: bool) -> None:
                 click.echo(text, nl=False)
         else:
             click.echo(f"{change.action.value:9} {change.path}")
+
+
+def _report_json(out_dir: Path, changes: list[Change], check: bool) -> None:
+    """Every file with what a run would do to it; with --check, exit 1 when stale."""
+    import json
+
+    from generator.write import Action
+
+    stale = [c for c in changes if c.action not in (Action.UNCHANGED, Action.FORGET)]
+    report = {
+        "root": str(out_dir),
+        "upToDate": not stale,
+        "files": [{"path": c.path, "action": c.action.value} for c in changes],
+    }
+    click.echo(json.dumps(report, indent=2))
+    if check and stale:
+        sys.exit(1)
 
 
 def _report_check(out_dir: Path, changes: list[Change]) -> None:
@@ -448,7 +485,15 @@ def validate(
 ) -> None:
     """Build every kustomization under ROOT and check every object: strict schemas and
     policies. Exit 0 when clean, 1 with one line per problem. Builds whose inputs have
-    not changed since a run with the same settings are not built again."""
+    not changed since a run with the same settings are not built again.
+
+    \b
+    Examples:
+      mlgitops validate --schema-location ../schemas
+      mlgitops validate out/ --output junit > report.xml
+      mlgitops validate --schema-location \\
+        'https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'
+    """
     from dataclasses import replace
 
     from generator.validate import validate_tree
