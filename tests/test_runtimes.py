@@ -340,3 +340,19 @@ def test_validate_is_clean_and_checks_only_this_repositorys_paths(
         assert problem.endswith(
             "[MLG008] 'clusters/laptop/platfrom' is not a kustomization in this repository"
         )
+
+
+def test_a_ttl_is_generated_with_a_warning_that_the_engine_recreates_the_run(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "tree"
+    result = CliRunner().invoke(
+        main, ["generate", "--config", str(RUNTIMES_CONFIG), "--out", str(out)]
+    )
+    assert result.exit_code == 0
+    assert (
+        "mlgitops: warning: workload 'tf-ps': ttlSecondsAfterFinished deletes the finished "
+        "run, which Flux then creates again from git, and it trains again\n"
+    ) in result.stderr
+    tfjob = yaml.safe_load(next((out / "base/tf-ps").glob("tfjob*.yaml")).read_text())
+    assert tfjob["spec"]["runPolicy"]["ttlSecondsAfterFinished"] == 3600

@@ -228,4 +228,11 @@ def warnings(config: model.Config) -> list[str]:
                     f"need the {shared_class} class: set efsFileSystemId on the cluster, "
                     "or their claims stay Pending"
                 )
+    engine = "Argo CD" if config.gitops == "argocd" else "Flux"
+    for workload in config.workloads:
+        if workload.ttl_seconds_after_finished is not None:
+            found.append(
+                f"workload {workload.name!r}: ttlSecondsAfterFinished deletes the finished "
+                f"run, which {engine} then creates again from git, and it trains again"
+            )
     return found
