@@ -1,4 +1,5 @@
-"""Fixtures of the end-to-end tests: the built seeds workloads and the training image."""
+"""Fixtures of the end-to-end tests: the built seeds workloads (as Jobs, and under the
+other runtimes) and the training image."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 from jobrun import Image
 from sandbox import unavailable_reason
-from workloads import IMAGE_FOLDER, Workload, build_seeds_workloads
+from workloads import IMAGE_FOLDER, Workload, build_runtime_workloads, build_seeds_workloads
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,11 @@ def sandboxes(tmp_path_factory: pytest.TempPathFactory) -> None:
 @pytest.fixture(scope="session")
 def seeds_workloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Workload]:
     return build_seeds_workloads(tmp_path_factory.mktemp("seeds"))
+
+
+@pytest.fixture(scope="session")
+def runtime_workloads(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Workload]:
+    return build_runtime_workloads(tmp_path_factory.mktemp("runtimes"))
 
 
 @pytest.fixture(scope="session")

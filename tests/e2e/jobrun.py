@@ -1,21 +1,25 @@
-"""Run a built Indexed Job: one local process per pod, in a sandbox, with Job semantics.
+"""Run a built training workload: one local process per pod, in a sandbox, with the
+semantics of the controller that owns the pods.
 
-The outcome follows the Job controller for `backoffLimit: 0` and `restartPolicy: Never`:
-the first pod that fails fails the Job; the Job succeeds when every index has succeeded,
-or, with a `successPolicy`, when its indexes have; then the remaining pods are stopped.
-A run that reaches neither within the deadline has hung, which for a training job that
-cannot rendezvous is the usual way to fail.
+Each controller's model says which pods it creates, which Services it adds, and when its
+object has finished: an Indexed Job (kube.py: the first failed pod fails it, it succeeds
+when every index, or its `successPolicy`'s, has), a JobSet (jobset.py) or a PyTorchJob
+(kubeflow.py). Once finished, the remaining pods are stopped. A run that finishes neither
+way within the deadline has hung, which for a training job that cannot rendezvous is the
+usual way to fail.
 """
 
 from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jobset
 import kube
+import kubeflow
 from sandbox import Host, Sandbox
 
 POLL_SECONDS = 0.2
@@ -40,15 +44,23 @@ class PodRun:
     output: str
 
 
+# The finished condition of each kind of workload, by its controller.
+SUCCESS = ("Complete", "SuccessCriteriaMet", "Completed", "Succeeded")
+# What a controller model decides from the pods' exit codes (None: still running).
+Status = Callable[[Sequence[int | None]], str | None]
+
+
 @dataclass(frozen=True)
 class JobRun:
-    outcome: str  # Complete | SuccessCriteriaMet | Failed | DeadlineExceeded
+    # Job: Complete | SuccessCriteriaMet | Failed; JobSet: Completed | Failed;
+    # PyTorchJob: Succeeded | Failed; any: DeadlineExceeded
+    outcome: str
     seconds: float
     pods: list[PodRun]
 
     @property
     def succeeded(self) -> bool:
-        return self.outcome in ("Complete", "SuccessCriteriaMet")
+        return self.outcome in SUCCESS
 
     def describe(self) -> str:
         """The outcome and each pod's exit and last lines, for assertion messages."""
@@ -61,23 +73,25 @@ class JobRun:
         return "\n".join(lines)
 
 
-def hosts_file(own: kube.Pod, own_address: str, records: Mapping[str, str]) -> str:
-    """The kubelet's hosts file for `own`, plus the cluster DNS records of the job's pods
-    under every name the pod's search list completes (glibc does not apply the search
-    list to /etc/hosts, a resolver asking cluster DNS does)."""
+def hosts_file(
+    own: kube.Pod, own_address: str, own_fqdn: str | None, records: Mapping[str, Sequence[str]]
+) -> str:
+    """The kubelet's hosts file for `own` (its address under its FQDN, if a Service gives
+    it one, and its hostname), then the cluster DNS records of the workload, each under
+    every name the pod's search list completes (glibc does not apply the search list to
+    /etc/hosts, a resolver asking cluster DNS does). The kubelet's line comes first, so a
+    reverse lookup of the pod's address finds what it would in a cluster."""
+    own_names = [own_fqdn, own.hostname] if own_fqdn else [own.hostname]
     lines = [
         "# Kubernetes-managed hosts file.",
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
+        f"{own_address}\t{' '.join(own_names)}",
     ]
     searches = kube.search_list(own.namespace)
-    for fqdn, address in records.items():
-        names = kube.names_resolving_to(fqdn, searches)
-        if address == own_address:
-            names.append(own.hostname)
-        lines.append(f"{address}\t{' '.join(names)}")
-    if own_address not in records.values():
-        lines.append(f"{own_address}\t{own.hostname}")
+    for fqdn, addresses in records.items():
+        names = " ".join(kube.names_resolving_to(fqdn, searches))
+        lines.extend(f"{address}\t{names}" for address in addresses)
     return "\n".join(lines) + "\n"
 
 
@@ -96,10 +110,71 @@ def run_indexed_job(
 ) -> JobRun:
     """Start every pod of the Job at once and wait for the Job's outcome."""
     job = kube.find(objects, "Job", job_name)
-    assert job["spec"].get("backoffLimit") == 0, "only backoffLimit 0 is modelled"
-    assert job["spec"]["template"]["spec"].get("restartPolicy") == "Never"
     pods = kube.indexed_job_pods(job)
-    success_indexes = kube.succeeded_indexes(job) or {p.index for p in pods}
+    return run_pods(
+        objects,
+        pods,
+        lambda exits: kube.job_status(job, pods, exits),
+        image,
+        folder,
+        deadline_seconds,
+    )
+
+
+def run_jobset(
+    objects: Sequence[kube.Manifest],
+    name: str,
+    image: Image,
+    folder: Path,
+    deadline_seconds: float,
+) -> JobRun:
+    """Start every pod of every Job of the JobSet at once; wait for the JobSet's outcome."""
+    js = kube.find(objects, "JobSet", name)
+    pods = jobset.pods(js)
+    service = jobset.headless_service(js)
+    created = [service] if service else []
+    return run_pods(
+        [*objects, *created],
+        pods,
+        lambda exits: jobset.status(js, pods, exits),
+        image,
+        folder,
+        deadline_seconds,
+    )
+
+
+def run_pytorchjob(
+    objects: Sequence[kube.Manifest],
+    name: str,
+    image: Image,
+    folder: Path,
+    deadline_seconds: float,
+) -> JobRun:
+    """Start every pod the Training Operator creates at once; wait for the job's outcome."""
+    job = kube.find(objects, "PyTorchJob", name)
+    pods = kubeflow.pods(job)
+    return run_pods(
+        [*objects, *kubeflow.services(job)],
+        pods,
+        lambda exits: kubeflow.status(job, pods, exits),
+        image,
+        folder,
+        deadline_seconds,
+    )
+
+
+def run_pods(
+    objects: Sequence[kube.Manifest],
+    pods: Sequence[kube.Pod],
+    status: Status,
+    image: Image,
+    folder: Path,
+    deadline_seconds: float,
+) -> JobRun:
+    """Start `pods` at once, each in its own network, with the cluster DNS `objects` (the
+    build and what the controller created) give them; stop when `status` says the
+    workload has finished, or at the deadline."""
+    assert status([None] * len(pods)) is None, "the workload has finished before it started"
     logs = folder / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     with Sandbox(folder / "pods") as sandbox:
@@ -110,11 +185,11 @@ def run_indexed_job(
             for pod, host in zip(pods, hosts, strict=True)
         ]
         started = [
-            _start(pod, host, process, records, image, logs / f"{pod.hostname}.log")
+            _start(pod, host, process, objects, records, image, logs / f"{pod.hostname}.log")
             for pod, host, process in zip(pods, hosts, processes, strict=True)
         ]
         begin = time.monotonic()
-        outcome = _wait(started, success_indexes, begin + deadline_seconds)
+        outcome = _wait(started, status, begin + deadline_seconds)
         seconds = time.monotonic() - begin
         codes = [process.poll() for process in started]
     return JobRun(
@@ -129,13 +204,17 @@ def run_indexed_job(
 
 def dns_records(
     objects: Sequence[kube.Manifest], pods: Sequence[kube.Pod], hosts: Sequence[Host]
-) -> dict[str, str]:
-    """Cluster DNS for these pods: FQDN -> address, for the pods a Service names."""
-    records = {}
-    for pod, host in zip(pods, hosts, strict=True):
+) -> dict[str, list[str]]:
+    """Cluster DNS for these pods: each name a Service gives them -> their addresses
+    (a pod's own FQDN, and every headless Service's name)."""
+    address = {id(pod): host.address for pod, host in zip(pods, hosts, strict=True)}
+    records: dict[str, list[str]] = {}
+    for pod in pods:
         fqdn = kube.pod_fqdn(objects, pod)
         if fqdn:
-            records[fqdn] = host.address
+            records[fqdn] = [address[id(pod)]]
+    for fqdn, selected in kube.service_fqdns(objects, pods).items():
+        records.setdefault(fqdn, [address[id(pod)] for pod in selected])
     return records
 
 
@@ -143,12 +222,14 @@ def _start(
     pod: kube.Pod,
     host: Host,
     process: kube.Process,
-    records: Mapping[str, str],
+    objects: Sequence[kube.Manifest],
+    records: Mapping[str, Sequence[str]],
     image: Image,
     log_path: Path,
 ) -> subprocess.Popen[bytes]:
     """The kubelet's files for the pod, then its container's process."""
-    host.provide("/etc/hosts", hosts_file(pod, host.address, records))
+    own_fqdn = kube.pod_fqdn(objects, pod)
+    host.provide("/etc/hosts", hosts_file(pod, host.address, own_fqdn, records))
     host.provide("/etc/hostname", pod.hostname + "\n")
     host.provide("/etc/resolv.conf", resolv_conf(pod))
     cwd = Path(process.working_dir) if process.working_dir else image.workdir
@@ -156,13 +237,11 @@ def _start(
         return host.start(process.argv, {**image.env, **process.env}, cwd, log)
 
 
-def _wait(started: Sequence[subprocess.Popen[bytes]], success: set[int], until: float) -> str:
+def _wait(started: Sequence[subprocess.Popen[bytes]], status: Status, until: float) -> str:
     while True:
-        codes = [process.poll() for process in started]
-        if any(code not in (None, 0) for code in codes):
-            return "Failed"
-        if all(codes[i] == 0 for i in success):
-            return "Complete" if all(code == 0 for code in codes) else "SuccessCriteriaMet"
+        outcome = status([process.poll() for process in started])
+        if outcome is not None:
+            return outcome
         if time.monotonic() > until:
             return "DeadlineExceeded"
         time.sleep(POLL_SECONDS)

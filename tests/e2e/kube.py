@@ -12,10 +12,14 @@ what the control plane and the kubelet would add, and nothing else:
   environment, leaving references to unknown variables as they are (`$$` escapes);
 - the container runtime adds `HOSTNAME`;
 - cluster DNS answers `<hostname>.<subdomain>.<namespace>.svc.cluster.local` for a pod only
-  when a headless Service named like the subdomain, in the pod's namespace, selects it;
-  the pod's resolver completes shorter names through its search list.
+  when a headless Service named like the subdomain, in the pod's namespace, selects it,
+  and `<service>.<namespace>.svc.cluster.local` with the address of every pod a headless
+  Service selects; the pod's resolver completes shorter names through its search list;
+- with `backoffLimit: 0` the first failed pod fails the Job; it completes when every
+  index has succeeded, or, with a `successPolicy`, when its indexes have.
 
-Everything here reads the built manifests; nothing rewrites them.
+Other controllers that create pods (JobSet: jobset.py; the Training Operator: kubeflow.py)
+build on the same Pod. Everything here reads the built manifests; nothing rewrites them.
 """
 
 from __future__ import annotations
@@ -45,11 +49,14 @@ class Pod:
     labels: dict[str, str]
     annotations: dict[str, str]
     spec: dict[str, Any]
+    # A controller that names its pods itself (the Training Operator) sets this.
+    pod_name: str | None = None
 
     @property
     def name(self) -> str:
-        """`<job>-<index>-<random suffix>`; a fixed suffix keeps runs comparable."""
-        return f"{self.hostname}-e2e00"
+        """The Job controller's `<job>-<index>-<random suffix>` (a fixed suffix keeps runs
+        comparable), unless the pod's controller chose the name."""
+        return self.pod_name or f"{self.hostname}-e2e00"
 
 
 @dataclass(frozen=True)
@@ -206,6 +213,24 @@ def _selects(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
+def service_fqdns(objects: Sequence[Manifest], pods: Sequence[Pod]) -> dict[str, list[Pod]]:
+    """Each headless Service's DNS name and the pods it answers with, in order.
+
+    Every pod counts as ready from its start: the generated pods have no readiness probe,
+    so a Service that does not publish not-ready addresses still lists a started pod."""
+    names: dict[str, list[Pod]] = {}
+    for service in objects:
+        if service["kind"] != "Service" or service["spec"].get("clusterIP") != "None":
+            continue
+        namespace = service["metadata"].get("namespace", "default")
+        selector = service["spec"].get("selector") or {}
+        selected = [p for p in pods if p.namespace == namespace and _selects(selector, p.labels)]
+        if selected:
+            fqdn = f"{service['metadata']['name']}.{namespace}.svc.{CLUSTER_DOMAIN}"
+            names[fqdn] = selected
+    return names
+
+
 def search_list(namespace: str) -> list[str]:
     """The resolver search list the kubelet writes for a pod with ClusterFirst DNS."""
     return [f"{namespace}.svc.{CLUSTER_DOMAIN}", f"svc.{CLUSTER_DOMAIN}", CLUSTER_DOMAIN]
@@ -218,6 +243,22 @@ def names_resolving_to(fqdn: str, searches: Sequence[str]) -> list[str]:
         if fqdn.endswith(f".{domain}"):
             names.append(fqdn[: -len(domain) - 1])
     return names
+
+
+def job_status(job: Manifest, pods: Sequence[Pod], exits: Sequence[int | None]) -> str | None:
+    """The Job's finished condition once its pods have exited as `exits` say (None:
+    still running), for `backoffLimit: 0` and `restartPolicy: Never`; None while it runs."""
+    assert job["spec"].get("backoffLimit") == 0, "only backoffLimit 0 is modelled"
+    assert job["spec"]["template"]["spec"].get("restartPolicy") == "Never"
+    if any(code not in (None, 0) for code in exits):
+        return "Failed"
+    succeeded = {pod.index for pod, code in zip(pods, exits, strict=True) if code == 0}
+    if succeeded == {pod.index for pod in pods}:
+        return "Complete"
+    needed = succeeded_indexes(job)
+    if needed is not None and needed <= succeeded:
+        return "SuccessCriteriaMet"
+    return None
 
 
 def succeeded_indexes(job: Manifest) -> set[int] | None:

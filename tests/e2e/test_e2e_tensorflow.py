@@ -10,30 +10,17 @@ needs its own network namespace.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import pytest
-from jobrun import Image, JobRun, run_indexed_job
+from checks import tensorflow_results as results
+from jobrun import Image, run_indexed_job
 from workloads import Workload, replace_in_command
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("sandboxes")]
 
 # Generous: a healthy run takes about 10 s on 2 cores; this only stops a hang.
 DEADLINE_SECONDS = 240.0
-RESULT_PREFIX = "E2E-RESULT "
-
-
-def results(run: JobRun) -> dict[str, dict[str, Any]]:
-    """Each worker's report, by its task (`worker:<i>`)."""
-    reports = [
-        json.loads(line.removeprefix(RESULT_PREFIX))
-        for pod in run.pods
-        for line in pod.output.splitlines()
-        if line.startswith(RESULT_PREFIX)
-    ]
-    return {report["task"]: report for report in reports}
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 The end-to-end runs are only as faithful as this model: these cases pin the kubelet's
 `$(VAR)` expansion, the order in which environment variables see each other, what the
-Job controller adds to each pod, and when cluster DNS has a name for a pod.
+Job controller adds to each pod and when it says the Job has finished, and when cluster
+DNS has a name for a pod or a Service.
 """
 
 from __future__ import annotations
@@ -140,3 +141,36 @@ def test_success_policy_indexes() -> None:
     assert kube.succeeded_indexes(job) is None
     job["spec"]["successPolicy"] = {"rules": [{"succeededIndexes": "0-2,5"}]}
     assert kube.succeeded_indexes(job) == {0, 1, 2, 5}
+
+
+def test_a_headless_service_answers_with_every_pod_it_selects() -> None:
+    pods = kube.indexed_job_pods(JOB)
+    assert kube.service_fqdns([JOB, SERVICE], pods) == {"train.ml.svc.cluster.local": pods}
+    not_headless = copy.deepcopy(SERVICE)
+    not_headless["spec"]["clusterIP"] = "10.0.0.1"
+    other_selector = copy.deepcopy(SERVICE)
+    other_selector["spec"]["selector"] = {"app": "other"}
+    for service in (not_headless, other_selector):
+        assert kube.service_fqdns([JOB, service], pods) == {}
+
+
+@pytest.mark.parametrize(
+    ("policy", "exits", "status"),
+    [
+        (None, [None, None], None),
+        (None, [0, None], None),
+        (None, [0, 0], "Complete"),
+        (None, [None, 1], "Failed"),
+        ("0", [0, None], "SuccessCriteriaMet"),
+        ("0", [None, 0], None),
+    ],
+)
+def test_job_status_follows_backoff_limit_zero_and_the_success_policy(
+    policy: str | None, exits: list[int | None], status: str | None
+) -> None:
+    job = copy.deepcopy(JOB)
+    job["spec"]["backoffLimit"] = 0
+    job["spec"]["template"]["spec"]["restartPolicy"] = "Never"
+    if policy:
+        job["spec"]["successPolicy"] = {"rules": [{"succeededIndexes": policy}]}
+    assert kube.job_status(job, kube.indexed_job_pods(job), exits) == status

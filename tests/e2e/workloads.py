@@ -5,6 +5,9 @@ TensorFlow: 2 workers and 1 parameter server), so a later edit of the seeds cann
 quietly shrink what these tests prove. The copy is generated with the real CLI and each
 namespace is built with the real kustomize, exactly as Argo CD or Flux would build the
 path `clusters/local/workloads/namespaces/<namespace>`.
+
+The same workloads under the other runtimes (`RUNTIMES`) come from a second copy of the
+seeds whose workloads are those, renamed by runtime, and nothing else.
 """
 
 from __future__ import annotations
@@ -25,6 +28,13 @@ from generator.cli import main
 CLUSTER = "local"
 IMAGE_FOLDER = Path(__file__).resolve().parent / "image"
 SHAPES = {"pytorch": {"workers": 3}, "tensorflow": {"workers": 2, "parameterServers": 1}}
+# key: (framework, what changes). The PyTorchJob leaves `elastic` out: its bounds are then
+# both `workers`, and its pods do not restart (`restartPolicy: Never`).
+RUNTIMES: dict[str, tuple[str, dict[str, Any]]] = {
+    "jobset-pytorch": ("pytorch", {"runtime": "jobset", "name": "resnet-ddp-jobset"}),
+    "jobset-tensorflow": ("tensorflow", {"runtime": "jobset", "name": "bert-finetune-jobset"}),
+    "pytorchjob": ("pytorch", {"runtime": "pytorchjob", "name": "resnet-ddp-elastic"}),
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,23 @@ def build_seeds_workloads(folder: Path) -> dict[str, Workload]:
         workload = next(w for w in config["workloads"] if w["framework"] == framework)
         workload.update(shape)
         chosen[framework] = workload
+    return _generate_and_build(config, chosen, folder)
+
+
+def build_runtime_workloads(folder: Path) -> dict[str, Workload]:
+    """The seeds' workloads (in their pinned shapes) under each of `RUNTIMES`, by key."""
+    config = yaml.safe_load(SEEDS.read_text())
+    chosen = {}
+    for key, (framework, change) in RUNTIMES.items():
+        workload = next(w for w in config["workloads"] if w["framework"] == framework)
+        chosen[key] = {**copy.deepcopy(workload), **SHAPES[framework], **change}
+    config["workloads"] = list(chosen.values())
+    return _generate_and_build(config, chosen, folder)
+
+
+def _generate_and_build(
+    config: dict[str, Any], chosen: dict[str, dict[str, Any]], folder: Path
+) -> dict[str, Workload]:
     config_file = folder / "mlgitops.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     tree = folder / "tree"
@@ -50,22 +77,29 @@ def build_seeds_workloads(folder: Path) -> dict[str, Workload]:
         main, ["generate", "--config", str(config_file), "--out", str(tree)]
     )
     assert result.exit_code == 0, result.output
-    built = {}
-    for framework, workload in chosen.items():
-        path = tree / "clusters" / CLUSTER / "workloads" / "namespaces" / workload["namespace"]
-        built[framework] = Workload(
-            workload["name"], workload["namespace"], kustomize_build(path), workload
-        )
-    return built
+    namespaces = tree / "clusters" / CLUSTER / "workloads" / "namespaces"
+    builds = {
+        ns: kustomize_build(namespaces / ns) for ns in {w["namespace"] for w in chosen.values()}
+    }
+    return {
+        key: Workload(w["name"], w["namespace"], builds[w["namespace"]], w)
+        for key, w in chosen.items()
+    }
 
 
 def with_trainer_edited(
     workload: Workload, edit: Callable[[dict[str, Any]], None]
 ) -> list[kube.Manifest]:
-    """A copy of the built objects whose Job's trainer container `edit` has changed."""
+    """A copy of the built objects whose trainer containers `edit` has changed: the Job's,
+    or each replicated job's of a JobSet."""
     objects = copy.deepcopy(workload.objects)
-    job = kube.find(objects, "Job", workload.name)
-    edit(job["spec"]["template"]["spec"]["containers"][0])
+    if workload.config.get("runtime", "job") == "jobset":
+        jobset = kube.find(objects, "JobSet", workload.name)
+        for rjob in jobset["spec"]["replicatedJobs"]:
+            edit(rjob["template"]["spec"]["template"]["spec"]["containers"][0])
+    else:
+        job = kube.find(objects, "Job", workload.name)
+        edit(job["spec"]["template"]["spec"]["containers"][0])
     return objects
 
 
