@@ -229,7 +229,7 @@ class Workload:
         default=None,
         metadata=spec(
             "cleanPodPolicy",
-            doc="pods deleted when a pytorchjob or tfjob finishes (default Running)",
+            doc="pods deleted when a pytorchjob (default None) or tfjob (default Running) ends",
         ),
     )
     elastic: ElasticPolicy | None = field(

@@ -35,7 +35,11 @@ from generator.render.pods import (
 KUBEFLOW_API = "kubeflow.org/v1"
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
 TRAINER_API = "trainer.kubeflow.org/v1alpha1"
-DEFAULT_CLEAN_POD_POLICY = "Running"
+# Pods deleted when a Kubeflow job ends. An elastic PyTorchJob succeeds as soon as one
+# worker does, so deleting the running ones could cut off ranks still writing a
+# checkpoint: none are deleted. A TFJob ends with its chief; its parameter servers
+# never exit on their own, so the running pods go.
+DEFAULT_CLEAN_POD_POLICY = {"pytorchjob": "None", "tfjob": "Running"}
 
 # The label each controller puts on every pod it creates, naming the workload:
 # - Training Operator v1: `training.kubeflow.org/job-name`;
@@ -178,7 +182,7 @@ def render_jobset(config: model.Config, workload: model.Workload) -> Manifest:
 
 def _run_policy(workload: model.Workload) -> dict[str, Any]:
     policy: dict[str, Any] = {
-        "cleanPodPolicy": workload.clean_pod_policy or DEFAULT_CLEAN_POD_POLICY,
+        "cleanPodPolicy": workload.clean_pod_policy or DEFAULT_CLEAN_POD_POLICY[workload.runtime],
         "backoffLimit": workload.max_restarts,
     }
     if workload.ttl_seconds_after_finished is not None:
