@@ -356,3 +356,25 @@ def test_a_ttl_is_generated_with_a_warning_that_the_engine_recreates_the_run(
     ) in result.stderr
     tfjob = yaml.safe_load(next((out / "base/tf-ps").glob("tfjob*.yaml")).read_text())
     assert tfjob["spec"]["runPolicy"]["ttlSecondsAfterFinished"] == 3600
+
+
+def test_kubeflow_jobs_keep_or_delete_pods_at_the_end_as_their_runtime_needs(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "runtimes.yaml"
+    config.write_text(RUNTIMES_CONFIG.read_text().replace("    cleanPodPolicy: All\n", ""))
+    out = tmp_path / "tree"
+    assert (
+        CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)]).exit_code
+        == 0
+    )
+    pytorchjob = yaml.safe_load(
+        next((out / "base/torch-elastic").glob("pytorchjob*.yaml")).read_text()
+    )
+    assert pytorchjob["spec"]["runPolicy"]["cleanPodPolicy"] == "None"
+    tfjob = yaml.safe_load(next((out / "base/tf-ps").glob("tfjob*.yaml")).read_text())
+    assert tfjob["spec"]["runPolicy"] == {
+        "cleanPodPolicy": "Running",
+        "backoffLimit": 0,
+        "ttlSecondsAfterFinished": 3600,
+    }
