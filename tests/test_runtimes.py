@@ -378,3 +378,23 @@ def test_kubeflow_jobs_keep_or_delete_pods_at_the_end_as_their_runtime_needs(
         "backoffLimit": 0,
         "ttlSecondsAfterFinished": 3600,
     }
+
+
+def test_a_node_capacity_from_the_config_sets_the_quota_in_its_own_units(tmp_path: Path) -> None:
+    text = RUNTIMES_CONFIG.read_text().replace(
+        "{name: cpu, instanceTypes: [m6i.2xlarge], minSize: 1, desiredSize: 2, maxSize: 6}",
+        "{name: cpu, instanceTypes: [x9z.huge], minSize: 1, desiredSize: 2, maxSize: 3,"
+        " capacity: {cpu: 16, memory: +1.5T, gpus: 2}}",
+    )
+    config = tmp_path / "runtimes.yaml"
+    config.write_text(text)
+    out = tmp_path / "tree"
+    result = CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    queue = yaml.safe_load((out / "clusters/eks-a/platform/clusterqueue.yaml").read_text())
+    flavors = {f["name"]: f["resources"] for f in queue["spec"]["resourceGroups"][0]["flavors"]}
+    assert flavors["cpu"] == [
+        {"name": "cpu", "nominalQuota": 48},
+        {"name": "memory", "nominalQuota": "4.5T"},
+        {"name": "nvidia.com/gpu", "nominalQuota": 6},
+    ]

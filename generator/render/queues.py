@@ -15,6 +15,8 @@ ClusterQueue (same name on every cluster, so the namespace's base serves them al
 from __future__ import annotations
 
 import math
+import re
+from decimal import Decimal
 from typing import Any
 
 from generator import cloud_facts
@@ -160,8 +162,11 @@ def render_cluster_queue_objects(config: model.Config, cluster: model.Cluster) -
 
 
 def _times(quantity: str, factor: int) -> str:
-    number, unit = quantity[:-2], quantity[-2:]
-    return f"{int(number) * factor}{unit}"
+    """A quantity times a whole number, in the quantity's own unit: 64Gi x 3 = 192Gi."""
+    written = re.fullmatch(r"\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)", quantity)
+    assert written, f"not a quantity: {quantity}"
+    number = Decimal(written.group(1)) * factor
+    return f"{number.normalize():f}{written.group(2)}"
 
 
 def _largest_local_run(config: model.Config, cluster: model.Cluster) -> dict[str, Any]:
