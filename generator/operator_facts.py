@@ -44,6 +44,8 @@ class Operator:
     tag: str
     path: str
     namespace: str
+    more_cluster_kinds: tuple[Kind, ...] = ()  # beyond CONTROLLER_CLUSTER_KINDS
+    more_namespaces: tuple[str, ...] = ()  # where some of its objects go besides its own
 
 
 TRAINING_OPERATOR = Operator(
@@ -67,12 +69,20 @@ TRAINER = Operator(
     "manifests/overlays/manager",
     "kubeflow-system",
 )
+# Kueue's config/default also serves its visibility API (an APIService with API
+# priority and fairness objects) and binds a role in kube-system for it.
 KUEUE = Operator(
     "kueue",
     "https://github.com/kubernetes-sigs/kueue.git",
     "v0.17.6",
     "config/default",
     "kueue-system",
+    more_cluster_kinds=(
+        ("apiregistration.k8s.io", "APIService"),
+        ("flowcontrol.apiserver.k8s.io", "FlowSchema"),
+        ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration"),
+    ),
+    more_namespaces=("kube-system",),
 )
 
 

@@ -398,3 +398,33 @@ def test_a_node_capacity_from_the_config_sets_the_quota_in_its_own_units(tmp_pat
         {"name": "memory", "nominalQuota": "4.5T"},
         {"name": "nvidia.com/gpu", "nominalQuota": 6},
     ]
+
+
+def test_the_argo_cd_project_allows_what_the_operators_install(tmp_path: Path) -> None:
+    config = tmp_path / "runtimes.yaml"
+    config.write_text(RUNTIMES_CONFIG.read_text().replace("gitops: flux", "gitops: argocd"))
+    out = tmp_path / "tree"
+    assert (
+        CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)]).exit_code
+        == 0
+    )
+    project = yaml.safe_load((out / "bootstrap/fleet/project/appproject.yaml").read_text())["spec"]
+    assert project["sourceRepos"] == [
+        "https://github.com/acme/ml-runtimes-gitops.git",
+        "https://github.com/kubeflow/trainer.git",
+        "https://github.com/kubernetes-sigs/kueue.git",
+    ]
+    cluster_kinds = {(k["group"], k["kind"]) for k in project["clusterResourceWhitelist"]}
+    assert {
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+        ("apiregistration.k8s.io", "APIService"),  # Kueue's visibility API
+        ("kueue.x-k8s.io", "ClusterQueue"),
+        ("trainer.kubeflow.org", "ClusterTrainingRuntime"),
+    } <= cluster_kinds
+    destinations = {(d.get("name"), d["namespace"]) for d in project["destinations"]}
+    assert {
+        ("eks-a", "kueue-system"),
+        ("eks-a", "kube-system"),
+        ("eks-a", "kubeflow-system"),
+    } <= destinations
+    assert all("*" not in str(value) for value in project.values())

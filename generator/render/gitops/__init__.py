@@ -140,9 +140,10 @@ def sync_paths(
 def operator_objects(operator: Operator) -> list[Manifest]:
     """Stand-ins for what an operator's manifests create: their kinds and namespace."""
     kinds: list[tuple[tuple[str, str], str | None]] = [
-        (kind, None) for kind in CONTROLLER_CLUSTER_KINDS
+        (kind, None) for kind in (*CONTROLLER_CLUSTER_KINDS, *operator.more_cluster_kinds)
     ]
-    kinds += [(kind, operator.namespace) for kind in CONTROLLER_NAMESPACED_KINDS]
+    for namespace in (operator.namespace, *operator.more_namespaces):
+        kinds += [(kind, namespace) for kind in CONTROLLER_NAMESPACED_KINDS]
     return [
         {
             "apiVersion": f"{group}/v1" if group else "v1",

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
-from generator.operator_facts import CONTROLLER_CLUSTER_KINDS
+from generator.operator_facts import CONTROLLER_CLUSTER_KINDS, KUEUE
 from generator.render.gitops import Scope, SyncPath, gitops_folder
 from generator.render.labels import QUEUE_LABEL, platform_labels
 from generator.render.objects import Manifest, Unit, metadata
@@ -29,7 +29,10 @@ CLUSTER_SCOPED = {
     ("", "Namespace"),
     ("storage.k8s.io", "StorageClass"),
     ("trainer.kubeflow.org", "ClusterTrainingRuntime"),
+    ("kueue.x-k8s.io", "ClusterQueue"),
+    ("kueue.x-k8s.io", "ResourceFlavor"),
     *CONTROLLER_CLUSTER_KINDS,
+    *KUEUE.more_cluster_kinds,
 }
 RETRY = {"limit": 10, "backoff": {"duration": "30s", "factor": 2, "maxDuration": "10m"}}
 
@@ -170,7 +173,12 @@ def app_project(
     kinds = {(API.split("/")[0], "Application"), (API.split("/")[0], "AppProject")}
     for path in paths:
         target = destination(scope, path)
-        destinations.add((target.get("server", ""), target.get("name", ""), target["namespace"]))
+        namespaces = {target["namespace"]}
+        namespaces |= {
+            o["metadata"]["namespace"] for o in path.objects if "namespace" in o["metadata"]
+        }
+        for namespace in sorted(namespaces):
+            destinations.add((target.get("server", ""), target.get("name", ""), namespace))
         kinds |= {(_group(obj), obj["kind"]) for obj in path.objects}
     return {
         "apiVersion": API,
