@@ -62,12 +62,14 @@ JOBSET = Operator(
     "config/default",
     "jobset-system",
 )
+# Trainer's manager overlay includes JobSet's release manifests (namespace jobset-system).
 TRAINER = Operator(
     "trainer",
     "https://github.com/kubeflow/trainer.git",
     "v2.3.0",
     "manifests/overlays/manager",
     "kubeflow-system",
+    more_namespaces=("jobset-system",),
 )
 # Kueue's config/default also serves its visibility API (an APIService with API
 # priority and fairness objects) and binds a role in kube-system for it.
