@@ -58,11 +58,10 @@ def render_trainer_container(
     """The one container of every training pod; `launch` says how it starts (by default
     as the framework's wiring for an Indexed Job), `name` what the runtime expects."""
     launch = launch or frameworks.launch(workload)
-    user_env = [{"name": k, "value": v} for k, v in sorted(workload.env.items())]
+    env = launch.env + user_env(workload)
     mounts = [{"name": SHARED_MEMORY_VOLUME, "mountPath": "/dev/shm"}]
     if workload.checkpoint:
         mounts.append({"name": CHECKPOINT_VOLUME, "mountPath": workload.checkpoint.mount_path})
-    env = launch.env + user_env
     return {
         "name": name,
         "image": workload.image,
@@ -80,6 +79,11 @@ def render_trainer_container(
         },
         "volumeMounts": mounts,
     }
+
+
+def user_env(workload: model.Workload) -> list[dict[str, Any]]:
+    """The config's own environment variables, in a fixed order."""
+    return [{"name": k, "value": v} for k, v in sorted(workload.env.items())]
 
 
 def render_resources(resources: model.Resources) -> dict[str, Any]:

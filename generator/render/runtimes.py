@@ -30,6 +30,7 @@ from generator.render.pods import (
     render_resources,
     render_trainer_container,
     selection_labels,
+    user_env,
 )
 
 KUBEFLOW_API = "kubeflow.org/v1"
@@ -95,6 +96,17 @@ def _object_metadata(config: model.Config, workload: model.Workload) -> dict[str
     return meta
 
 
+def _training_object(
+    config: model.Config, workload: model.Workload, api: str, kind: str, spec: Any
+) -> Manifest:
+    return {
+        "apiVersion": api,
+        "kind": kind,
+        "metadata": _object_metadata(config, workload),
+        "spec": spec,
+    }
+
+
 def _pod_template(config: model.Config, workload: model.Workload, container: Any) -> Manifest:
     return {
         "metadata": {"labels": workload_labels(config, workload)},
@@ -125,12 +137,7 @@ def render_job(config: model.Config, workload: model.Workload) -> Manifest:
         "metadata": {"labels": labels},
         "spec": render_pod_spec(workload, render_trainer_container(workload), workload.name),
     }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "metadata": _object_metadata(config, workload),
-        "spec": spec,
-    }
+    return _training_object(config, workload, "batch/v1", "Job", spec)
 
 
 def render_jobset(config: model.Config, workload: model.Workload) -> Manifest:
@@ -172,12 +179,7 @@ def render_jobset(config: model.Config, workload: model.Workload) -> Manifest:
     if workload.ttl_seconds_after_finished is not None:
         spec["ttlSecondsAfterFinished"] = workload.ttl_seconds_after_finished
     spec["replicatedJobs"] = replicated_jobs
-    return {
-        "apiVersion": JOBSET_API,
-        "kind": "JobSet",
-        "metadata": _object_metadata(config, workload),
-        "spec": spec,
-    }
+    return _training_object(config, workload, JOBSET_API, "JobSet", spec)
 
 
 def _run_policy(workload: model.Workload) -> dict[str, Any]:
@@ -202,17 +204,13 @@ def _replica(
     return {"replicas": count, "restartPolicy": restart_policy, "template": template}
 
 
-def _kubeflow_container(workload: model.Workload, launch: frameworks.Launch, name: str) -> Any:
-    return render_trainer_container(workload, launch, name)
-
-
 def render_pytorchjob(config: model.Config, workload: model.Workload) -> Manifest:
     """Workers only, with a c10d rendezvous on worker 0 between the elastic bounds (both
     equal to `workers` unless the config lets them vary). With a Master replica the
     operator would add an `init-pytorch` container without a security context to every
     worker, which Pod Security "restricted" refuses; without one it sets PET_NNODES,
     PET_NPROC_PER_NODE and PET_RDZV_* for torchrun to read."""
-    container = _kubeflow_container(
+    container = render_trainer_container(
         workload, frameworks.kubeflow_torchrun(workload), frameworks.PYTORCHJOB_CONTAINER
     )
     elastic = workload.elastic or model.ElasticPolicy(workload.workers, workload.workers)
@@ -228,18 +226,13 @@ def render_pytorchjob(config: model.Config, workload: model.Workload) -> Manifes
         "nprocPerNode": str(workload.resources.gpu or 1),
         "pytorchReplicaSpecs": {"Worker": _replica(config, workload, workload.workers, container)},
     }
-    return {
-        "apiVersion": KUBEFLOW_API,
-        "kind": "PyTorchJob",
-        "metadata": _object_metadata(config, workload),
-        "spec": spec,
-    }
+    return _training_object(config, workload, KUBEFLOW_API, "PyTorchJob", spec)
 
 
 def render_tfjob(config: model.Config, workload: model.Workload) -> Manifest:
     """A chief (worker 0), the other workers and the parameter servers; the operator
     writes TF_CONFIG for each pod, so the container runs the program as it is."""
-    container = _kubeflow_container(
+    container = render_trainer_container(
         workload, frameworks.kubeflow_tensorflow(workload), frameworks.TFJOB_CONTAINER
     )
     replicas = {"Chief": _replica(config, workload, 1, container)}
@@ -247,12 +240,13 @@ def render_tfjob(config: model.Config, workload: model.Workload) -> Manifest:
         replicas["Worker"] = _replica(config, workload, workload.workers - 1, container)
     if workload.parameter_servers:
         replicas["PS"] = _replica(config, workload, workload.parameter_servers, container)
-    return {
-        "apiVersion": KUBEFLOW_API,
-        "kind": "TFJob",
-        "metadata": _object_metadata(config, workload),
-        "spec": {"runPolicy": _run_policy(workload), "tfReplicaSpecs": replicas},
-    }
+    return _training_object(
+        config,
+        workload,
+        KUBEFLOW_API,
+        "TFJob",
+        {"runPolicy": _run_policy(workload), "tfReplicaSpecs": replicas},
+    )
 
 
 def render_trainjob(config: model.Config, workload: model.Workload) -> Manifest:
@@ -265,17 +259,12 @@ def render_trainjob(config: model.Config, workload: model.Workload) -> Manifest:
         "resourcesPerNode": render_resources(workload.resources),
     }
     if workload.env:
-        trainer["env"] = [{"name": k, "value": v} for k, v in sorted(workload.env.items())]
+        trainer["env"] = user_env(workload)
     spec: dict[str, Any] = {"runtimeRef": {"name": training_runtime_name(config, workload)}}
     if workload.queue:
         spec["suspend"] = True
     spec["trainer"] = trainer
-    return {
-        "apiVersion": TRAINER_API,
-        "kind": "TrainJob",
-        "metadata": _object_metadata(config, workload),
-        "spec": spec,
-    }
+    return _training_object(config, workload, TRAINER_API, "TrainJob", spec)
 
 
 def training_runtime_name(config: model.Config, workload: model.Workload) -> str:
