@@ -111,6 +111,13 @@ class CloudProfile:
     shared_access_mode: str  # the access mode shared checkpoints get on this cloud
     gpu_node_label: str | None  # label GPU nodes carry; pods require it to exist
     identity_endpoints: tuple[Endpoint, ...]  # what pods reach for cloud credentials
+    # Where the cloud's APIs a workload identity opens (S3, GCS, STS...) answer: public
+    # addresses on 443. NetworkPolicy cannot name hosts, so this is the public internet
+    # on 443, never an address inside the cluster or the VPC.
+    api_port: int | None = None
+    # The smallest volume the shared class provisions: a smaller claim gets this much
+    # (and is billed for it), so the overlay asks for it outright.
+    shared_minimum: str | None = None
 
 
 CLOUD_PROFILES = {
@@ -122,11 +129,15 @@ CLOUD_PROFILES = {
         gpu_node_label=EKS_GPU_NODE_LABEL,
         # The EKS Pod Identity agent (EKS user guide, pod-id-how-it-works).
         identity_endpoints=(Endpoint("169.254.170.23/32", 80), Endpoint("fd00:ec2::23/128", 80)),
+        api_port=443,
     ),
     "gke": CloudProfile(
         cloud="gke",
         single_writer_class="standard-rwo",  # shipped by GKE (pd-balanced)
         shared_class="standard-rwx",  # shipped once the Filestore CSI driver is enabled
+        # standard-rwx is Filestore's Basic HDD tier: one instance per claim, 1 TiB at
+        # least (GKE "Access Filestore instances with the Filestore CSI driver").
+        shared_minimum="1Ti",
         shared_access_mode="ReadWriteMany",
         gpu_node_label=GKE_GPU_NODE_LABEL,
         # The GKE metadata server, and its Dataplane V2 endpoint (GKE Workload Identity docs).
@@ -134,6 +145,7 @@ CLOUD_PROFILES = {
             Endpoint("169.254.169.254/32", 80),
             Endpoint("169.254.169.252/32", 988),
         ),
+        api_port=443,
     ),
     "local": CloudProfile(
         cloud="local",
@@ -226,3 +238,63 @@ def gce_capacity(machine_type: str, gpus: int) -> NodeCapacity | None:
 def gke_zones(location: str) -> int:
     """A regional cluster spreads each node pool over three zones; a zonal one has one."""
     return 1 if re.fullmatch(r".*-[a-z]", location) else 3
+
+
+# kind node images per Kubernetes minor: the newest kind release's default image for that
+# minor, with its digest, as kind pins it (kubernetes-sigs/kind, at each release tag,
+# pkg/apis/config/defaults/image.go). kind supports an image with the kind release it was
+# released with, best effort with later ones, so each minor names the kind it needs.
+KIND_NODE_IMAGES = {
+    "1.31": (
+        "v0.25.0",
+        "kindest/node:v1.31.2@sha256:"
+        "18fbefc20a7113353c7b75b5c869d7145a6abd6269154825872dc59c1329912e",
+    ),
+    "1.32": (
+        "v0.27.0",
+        "kindest/node:v1.32.2@sha256:"
+        "f226345927d7e348497136874b6d207e0b32cc52154ad8323129352923a3142f",
+    ),
+    "1.33": (
+        "v0.29.0",
+        "kindest/node:v1.33.1@sha256:"
+        "050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f",
+    ),
+    "1.34": (
+        "v0.30.0",
+        "kindest/node:v1.34.0@sha256:"
+        "7416a61b42b1662ca6ca89f02028ac133a309a2a30ba309614e8ec94d976dc5a",
+    ),
+    "1.35": (
+        "v0.31.0",
+        "kindest/node:v1.35.0@sha256:"
+        "452d707d4862f52530247495d180205e029056831160e22870e37e3f6c1ac31f",
+    ),
+    "1.36": (
+        "v0.32.0",
+        "kindest/node:v1.36.1@sha256:"
+        "3489c7674813ba5d8b1a9977baea8a6e553784dab7b84759d1014dbd78f7ebd5",
+    ),
+}
+
+
+def kind_node_image(version: str) -> str:
+    return KIND_NODE_IMAGES[version][1]
+
+
+def kind_release(version: str) -> str:
+    """The kind release to create a cluster of this version with (or a later one)."""
+    return KIND_NODE_IMAGES[version][0]
+
+
+# Addresses that are never a cloud API's public endpoint: private, shared (carrier NAT),
+# link-local and loopback ranges (RFC 1918, 6598, 3927, 4193, 4291).
+NON_PUBLIC_IPV4 = (
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+)
+NON_PUBLIC_IPV6 = ("fc00::/7", "fe80::/10", "::1/128")

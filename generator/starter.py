@@ -59,11 +59,16 @@ CLUSTERS = {
   - name: eks-training
     cloud: eks
     region: us-west-2
-    nodeGroups:
+{account}    nodeGroups:
       - name: gpu
         instanceTypes: [g5.xlarge]       # a GPU family gets the NVIDIA AMI and a taint
         minSize: 0
-        desiredSize: 1
+        desiredSize: 3
+        maxSize: 3
+      - name: system
+        instanceTypes: [m6i.large]       # CPU nodes: CoreDNS, the operators, CPU pods
+        minSize: 1
+        desiredSize: 2
         maxSize: 3
 """,
     "gke": """\
@@ -79,7 +84,8 @@ CLUSTERS = {
         accelerator: {type: nvidia-tesla-t4, count: 1}
 """,
     "local": """\
-  # A kind cluster on your machine (`kind create cluster --config clusters/local/kind.yaml`).
+  # A kind cluster on your machine:
+  #   kind create cluster --config clusters/local/kind-cluster.yaml
   - name: local
     cloud: local
     workers: 1
@@ -98,4 +104,10 @@ def starter_config(answers: Answers) -> str:
         gitops_line=f"gitops: {answers.gitops}".ljust(COMMENT_COLUMN),
         gpu=", gpu: 1" if has_gpus else "",
     )
-    return text + "".join(CLUSTERS[cloud] for cloud in CLOUDS if cloud in answers.clouds)
+    account = (
+        '    accountId: "123456789012"           # your AWS account: Flux reaches EKS by ARN\n'
+        if answers.gitops == "flux"
+        else ""
+    )
+    clusters = [CLUSTERS[cloud] for cloud in CLOUDS if cloud in answers.clouds]
+    return text + "".join(c.replace("{account}", account) for c in clusters)

@@ -17,7 +17,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 SCHEMAS = SHARED / "schemas"
-SEEDS = SHARED / "examples" / "seeds.yaml"
+# The seeds scenario (two workloads on an EKS, a GKE and a local cluster) is the project's
+# own example config, sized so that every pod fits a node of every cluster it runs on.
+SEEDS = ROOT / "mlgitops.yaml"
 CONFIGS = Path(__file__).resolve().parent / "configs"
 BUILTIN_GROUPS = {
     "",

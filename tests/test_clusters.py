@@ -68,6 +68,7 @@ def test_eks_roles_carry_the_policies_and_trust_of_their_principals(seeds_tree: 
         "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy",
         "arn:aws:iam::aws:policy/AmazonEC2ContainerRegistryReadOnly",
         "arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy",
+        "arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy",
     ]
     assert trust(node_role)["Principal"] == {"Service": "ec2.amazonaws.com"}
     assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Role") == [
@@ -84,14 +85,21 @@ def test_eks_cluster_and_node_group_follow_the_scenario(seeds_tree: Path) -> Non
     subnets = ["subnet-0a1b2c3d4e5f60001", "subnet-0a1b2c3d4e5f60002"]
     assert cluster["resourcesVPCConfig"]["subnetIDs"] == subnets
     group = one(objects, "Nodegroup", "eks-training-gpu-workers")["spec"]
-    assert group["scalingConfig"] == {"minSize": 1, "desiredSize": 2, "maxSize": 3}
-    assert group["instanceTypes"] == ["g5.xlarge"]
+    assert group["scalingConfig"] == {"minSize": 1, "desiredSize": 3, "maxSize": 3}
+    assert group["instanceTypes"] == ["g5.2xlarge"]
     assert group["amiType"] == "AL2023_x86_64_NVIDIA"
     assert group["subnets"] == subnets
     assert group["clusterRef"] == {"from": {"name": "eks-training"}}
     assert group["nodeRoleRef"] == {"from": {"name": "eks-training-node"}}
-    assert group["labels"] == {"k8s.amazonaws.com/accelerator": "nvidia-a10g"}
+    assert group["labels"] == {
+        "k8s.amazonaws.com/accelerator": "nvidia-a10g",
+        "nvidia.com/gpu.present": "true",
+    }
+    # Tainted because the cluster has CPU nodes for everything else.
     assert group["taints"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
+    system = one(objects, "Nodegroup", "eks-training-system")["spec"]
+    assert system["amiType"] == "AL2023_x86_64_STANDARD"
+    assert "taints" not in system and "labels" not in system
     assert not [o for o in objects if o["kind"] in ("VPC", "Subnet")]
 
 
@@ -100,7 +108,7 @@ def test_eks_vpc_cni_enforces_network_policy(seeds_tree: Path) -> None:
     cni = one(objects, "Addon", "eks-training-vpc-cni")["spec"]
     assert json.loads(cni["configurationValues"]) == {"enableNetworkPolicy": "true"}
     addons = sorted(o["spec"]["name"] for o in objects if o["kind"] == "Addon")
-    assert addons == ["aws-ebs-csi-driver", "vpc-cni"]
+    assert addons == ["aws-ebs-csi-driver", "aws-efs-csi-driver", "vpc-cni"]
 
 
 def test_eks_objects_carry_region_and_apply_in_order(seeds_tree: Path) -> None:
@@ -135,10 +143,14 @@ def test_gke_cluster_and_node_pool_follow_the_scenario(seeds_tree: Path) -> None
     annotations = cluster["metadata"]["annotations"]
     assert annotations["cnrm.cloud.google.com/remove-default-node-pool"] == "true"
     assert annotations["cnrm.cloud.google.com/project-id"] == "acme-ml"
+    assert spec["networkingMode"] == "VPC_NATIVE"  # Dataplane V2 needs alias IPs
+    assert set(spec["ipAllocationPolicy"]) == {"clusterIpv4CidrBlock", "servicesIpv4CidrBlock"}
     pool = one(objects, "ContainerNodePool", "gke-training-workers")["spec"]
+    # Named as in the config, the name Kueue's flavor selects by.
+    assert pool["resourceID"] == "workers"
     assert pool["clusterRef"] == {"name": "gke-training"}
-    assert pool["nodeCount"] == 3
-    assert pool["nodeConfig"]["machineType"] == "n1-standard-4"
+    assert pool["nodeCount"] == 1
+    assert pool["nodeConfig"]["machineType"] == "n1-standard-8"
     assert pool["nodeConfig"]["guestAccelerator"] == [
         {
             "type": "nvidia-tesla-t4",
@@ -149,14 +161,27 @@ def test_gke_cluster_and_node_pool_follow_the_scenario(seeds_tree: Path) -> None
     assert pool["nodeConfig"]["workloadMetadataConfig"] == {"mode": "GKE_METADATA"}
 
 
+# kind v0.29.0's node image for Kubernetes 1.33 (kubernetes-sigs/kind@v0.29.0,
+# pkg/apis/config/defaults/image.go).
+KIND_1_33 = (
+    "kindest/node:v1.33.1@sha256:050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"
+)
+
+
 def test_local_cluster_is_a_kind_config_outside_every_synced_path(seeds_tree: Path) -> None:
     kind_config = seeds_tree / "clusters" / "local" / "kind-cluster.yaml"
     assert yaml.safe_load(kind_config.read_text()) == {
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
         "name": "local",
-        "nodes": [{"role": "control-plane"}, {"role": "worker"}, {"role": "worker"}],
+        "nodes": [
+            {"role": role, "image": KIND_1_33} for role in ("control-plane", "worker", "worker")
+        ],
     }
+    assert kind_config.read_text().splitlines()[2] == (
+        "# Create the cluster (kind v0.29.0 or later): "
+        "kind create cluster --config clusters/local/kind-cluster.yaml"
+    )
     listed = {
         entry
         for kustomization in seeds_tree.rglob("kustomization.yaml")
@@ -302,3 +327,103 @@ def test_a_version_eks_no_longer_supports_is_a_config_error(
     )
     assert result.exit_code == 2
     assert f"{config}:3:20: {message}" in result.stderr
+
+
+# Config Connector and ACK keep the cloud resource when its object is deleted with these.
+KEEP_CLOUD_RESOURCE = {
+    "eks": ("services.k8s.aws/deletion-policy", "retain"),
+    "gke": ("cnrm.cloud.google.com/deletion-policy", "abandon"),
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "cluster", "cloud"),
+    [
+        (SEEDS, "eks-training", "eks"),
+        (SEEDS, "gke-training", "gke"),
+        (CONFIGS / "recsys-tensorflow.yaml", "eks-recsys", "eks"),  # its own VPC, NAT
+        (CONFIGS / "vision-flux.yaml", "gke-vision", "gke"),  # Flux
+    ],
+)
+def test_no_prune_deletes_a_cloud_resource(
+    config: Path, cluster: str, cloud: str, tmp_path: Path
+) -> None:
+    """Node groups, node pools, networks and roles outlive their objects like the clusters:
+    removing one from git (or a prune) leaves the cloud resource, and the engine leaves
+    the object."""
+    generate(config, tmp_path)
+    objects = infrastructure(tmp_path, cluster)
+    key, value = KEEP_CLOUD_RESOURCE[cloud]
+    cloud_objects = [o for o in objects if o["kind"] not in ("Namespace", "ConfigConnectorContext")]
+    assert {o["kind"] for o in cloud_objects} >= (
+        {"Cluster", "Nodegroup", "Role", "Addon"}
+        if cloud == "eks"
+        else {"ContainerCluster", "ContainerNodePool"}
+    )
+    for obj in cloud_objects:
+        annotations = obj["metadata"]["annotations"]
+        assert annotations[key] == value, (obj["kind"], obj["metadata"]["name"])
+        if "argocd.argoproj.io/sync-wave" in annotations:
+            assert annotations["argocd.argoproj.io/sync-options"].startswith("Prune=false")
+        else:
+            assert annotations["kustomize.toolkit.fluxcd.io/prune"] == "disabled"
+
+
+def test_config_connector_manages_each_clusters_namespace(seeds_tree: Path) -> None:
+    """Namespaced Config Connector ignores a namespace without its context object."""
+    objects = infrastructure(seeds_tree, "gke-training")
+    context = one(
+        objects, "ConfigConnectorContext", "configconnectorcontext.core.cnrm.cloud.google.com"
+    )
+    assert context["metadata"]["namespace"] == "infra-gke-training"
+    assert context["spec"] == {
+        "googleServiceAccount": "config-connector@acme-ml.iam.gserviceaccount.com"
+    }
+    waves = {
+        o["kind"]: int(o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"])
+        for o in objects
+    }
+    assert waves["ConfigConnectorContext"] < waves["ContainerCluster"]
+
+
+def test_admin_principals_get_access_entries(seeds_tree: Path) -> None:
+    """With `authenticationMode: API`, only access entries let anyone but the creator in."""
+    objects = infrastructure(seeds_tree, "eks-training")
+    cluster = one(objects, "Cluster", "eks-training")["spec"]
+    assert cluster["accessConfig"]["authenticationMode"] == "API"
+    entry = one(objects, "AccessEntry", "eks-training-admin-0")["spec"]
+    assert entry == {
+        "clusterRef": {"from": {"name": "eks-training"}},
+        "principalARN": "arn:aws:iam::123456789012:role/platform-admins",
+        "type": "STANDARD",
+        "accessPolicies": [
+            {
+                "policyARN": "arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                "accessScope": {"type": "cluster"},
+            }
+        ],
+    }
+
+
+def test_gpu_nodes_are_tainted_only_when_other_nodes_exist(tmp_path: Path) -> None:
+    """CoreDNS, the operators and CPU pods tolerate no GPU taint: a cluster of GPU nodes
+    alone keeps them untainted (as GKE does for its pools), so the cluster still has DNS;
+    beside CPU nodes they are tainted, so only GPU pods land there."""
+    only_gpus = SEEDS.read_text()
+    system_group = (
+        "      - name: system\n"
+        "        instanceTypes: [m6i.2xlarge]\n"
+        "        minSize: 1\n"
+        "        desiredSize: 2\n"
+        "        maxSize: 3\n"
+    )
+    assert only_gpus.count(system_group) == 1
+    config = tmp_path / "gpus-only.yaml"
+    config.write_text(only_gpus.replace(system_group, ""))
+    generate(config, tmp_path / "tree")
+    objects = infrastructure(tmp_path / "tree", "eks-training")
+    (group,) = [o["spec"] for o in objects if o["kind"] == "Nodegroup"]
+    assert group["instanceTypes"] == ["g5.2xlarge"]
+    assert "taints" not in group
+    # The GPU pods still go to GPU nodes by affinity, and still tolerate the taint.
+    assert group["labels"]["k8s.amazonaws.com/accelerator"] == "nvidia-a10g"

@@ -60,7 +60,7 @@ clusters:
     version: "1.33"
     nodeGroups:
       - name: gpu
-        instanceTypes: [g5.xlarge]
+        instanceTypes: [g5.2xlarge]
         minSize: 1
         desiredSize: 2
         maxSize: 3
@@ -69,7 +69,7 @@ clusters:
     project: acme-ml
     location: us-central1
     nodePools:
-      - {name: pool, machineType: n1-standard-4, nodeCount: 1, accelerator: {type: nvidia-tesla-t4, count: 1}}
+      - {name: pool, machineType: n1-standard-8, nodeCount: 1, accelerator: {type: nvidia-tesla-t4, count: 1}}
   - name: laptop
     cloud: local
 """

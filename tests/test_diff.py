@@ -191,7 +191,8 @@ def test_a_kind_cluster_config_is_compared_too(repo: Path) -> None:
     assert result.stdout == (
         "cluster local\n"
         "  ~ Cluster/local\n"
-        '      + nodes[3]: {"role": "worker"}\n'  # a kind node: a worker more
+        '      + nodes[3]: {"role": "worker", "image": "kindest/node:v1.33.1@sha256:'
+        '050072256b9a903bd914c0b2866828150cb229cea0efe5892e2b644d5dd3b34f"}\n'  # a worker more
     )
 
 
@@ -285,7 +286,7 @@ def test_an_invalid_config_at_the_revision_is_located_there(repo: Path) -> None:
     edit(repo, "    workers: 0\n", "    workers: 3\n")
     result = run_diff(repo)
     assert result.exit_code == 2
-    assert result.stderr.startswith("HEAD:mlgitops.yaml:17:14: workloads[0].workers: ")
+    assert result.stderr.startswith("HEAD:mlgitops.yaml:18:14: workloads[0].workers: ")
 
 
 def test_color_only_at_a_terminal_without_no_color() -> None:

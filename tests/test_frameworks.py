@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from generator.config.load import load_default_config
 from generator.render import frameworks
 
 
-def tf_config_of_every_pod(workers: int, parameter_servers: int) -> list[dict[str, object]]:
+def tf_config_of_every_pod(workers: int, parameter_servers: int) -> list[dict[str, Any]]:
     workload = replace(
         load_default_config().workloads[1], workers=workers, parameter_servers=parameter_servers
     )
@@ -33,22 +34,52 @@ def tf_config_of_every_pod(workers: int, parameter_servers: int) -> list[dict[st
 
 
 def test_tf_config_names_every_task_and_this_pods_role() -> None:
+    """With parameter servers, index 0 is the chief that coordinates the training; the
+    `workers` that compute and the parameter servers follow."""
     configs = tf_config_of_every_pod(workers=2, parameter_servers=1)
     cluster = {
-        "worker": ["bert-finetune-0.bert-finetune:2222", "bert-finetune-1.bert-finetune:2222"],
-        "ps": ["bert-finetune-2.bert-finetune:2222"],
+        "chief": ["bert-finetune-0.bert-finetune:2222"],
+        "worker": ["bert-finetune-1.bert-finetune:2222", "bert-finetune-2.bert-finetune:2222"],
+        "ps": ["bert-finetune-3.bert-finetune:2222"],
     }
     assert configs == [
+        {"cluster": cluster, "task": {"type": "chief", "index": 0}},
         {"cluster": cluster, "task": {"type": "worker", "index": 0}},
         {"cluster": cluster, "task": {"type": "worker", "index": 1}},
         {"cluster": cluster, "task": {"type": "ps", "index": 0}},
     ]
 
 
+@pytest.mark.parametrize(("workers", "parameter_servers"), [(1, 1), (3, 2), (5, 3)])
+def test_every_pod_of_a_parameter_server_job_has_one_chief_and_a_task_of_its_own(
+    workers: int, parameter_servers: int
+) -> None:
+    configs = tf_config_of_every_pod(workers, parameter_servers)
+    assert len(configs) == 1 + workers + parameter_servers
+    tasks = [(c["task"]["type"], c["task"]["index"]) for c in configs]
+    assert tasks == [
+        ("chief", 0),
+        *(("worker", i) for i in range(workers)),
+        *(("ps", i) for i in range(parameter_servers)),
+    ]
+    for index, config in enumerate(configs):
+        cluster = config["cluster"]
+        assert {role: len(addresses) for role, addresses in cluster.items()} == {
+            "chief": 1,
+            "worker": workers,
+            "ps": parameter_servers,
+        }
+        task = config["task"]
+        # Each pod's own address is its task's: `<job>-<completion index>.<job>`.
+        own = cluster[task["type"]][task["index"]]
+        assert own == f"bert-finetune-{index}.bert-finetune:2222"
+
+
 def test_tf_config_without_parameter_servers_has_only_workers() -> None:
+    """MultiWorkerMirroredStrategy: every pod trains, and worker 0 leads; no chief."""
     configs = tf_config_of_every_pod(workers=3, parameter_servers=0)
     assert [c["task"] for c in configs] == [{"type": "worker", "index": i} for i in range(3)]
-    assert all(set(c["cluster"]) == {"worker"} for c in configs)  # type: ignore[call-overload]
+    assert all(set(c["cluster"]) == {"worker"} for c in configs)
 
 
 def test_tf_prefix_runs_the_program_with_its_arguments() -> None:

@@ -180,6 +180,16 @@ def test_builtin_default_is_the_reference_scenario() -> None:
     assert load_default_config() == load_config_file(SEEDS)
 
 
+def test_the_builtin_example_generates_without_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A newcomer's first run: no config, the built-in example, nothing to act on."""
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["generate"])
+    assert result.exit_code == 0, result.output
+    assert "warning" not in result.stderr
+
+
 def fleet_config(tmp_path: Path, extra_workload: dict[str, Any] | None = None) -> Path:
     """The seeds scenario on two EKS clusters and a kind cluster, with `resnet-ddp` on
     the first EKS cluster only."""

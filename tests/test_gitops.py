@@ -9,7 +9,9 @@ both golden configs and a fleet with two EKS clusters, each with Argo CD and wit
   Applications deploy: nothing missing, nothing extra, no wildcard;
 - infrastructure applies before storage, storage before workloads, each to the right
   cluster (the management cluster for cloud resources, the workload cluster by name);
-- training Jobs are recreated when their immutable spec changes, by each engine's own means;
+- training Jobs are recreated when their immutable spec changes, by each engine's own means,
+  and nothing else is;
+- EKS clusters with GPU nodes get the NVIDIA device plugin from its pinned upstream release;
 - names never collide across clusters, and an SSH remote becomes a URL Flux can read.
 """
 
@@ -27,7 +29,9 @@ import yaml
 from click.testing import CliRunner
 from helpers import CONFIGS, SEEDS, kustomize_build, schema_errors
 
+from generator import cloud_facts
 from generator.cli import main
+from generator.operator_facts import NVIDIA_DEVICE_PLUGIN
 
 Obj = dict[str, Any]
 Kind = tuple[str, str]  # (API group, kind)
@@ -58,7 +62,7 @@ SECOND_EKS = """\
     region: eu-west-1
     nodeGroups:
       - name: gpu-workers
-        instanceTypes: [g5.xlarge]
+        instanceTypes: [g5.2xlarge]
         minSize: 1
         desiredSize: 1
         maxSize: 2
@@ -75,6 +79,15 @@ def replaced(text: str, old: str, new: str) -> str:
 
 def seeds_text() -> str:
     return SEEDS.read_text()
+
+
+def with_accounts(text: str) -> str:
+    """Flux reaches an EKS cluster by its ARN, so each one names its account."""
+    return text.replace("    cloud: eks\n", '    cloud: eks\n    accountId: "123456789012"\n')
+
+
+def for_flux(text: str) -> str:
+    return with_accounts(replaced(text, ARGO_LINE, FLUX_LINE))
 
 
 def multi_text() -> str:
@@ -96,16 +109,16 @@ def vision_text() -> str:
 ARGO_LINE, FLUX_LINE = "\ngitops: argocd ", "\ngitops: flux "
 VARIANTS: dict[str, tuple[str, Callable[[], str] | None]] = {
     "seeds-argocd": ("argocd", None),  # seeds.yaml itself
-    "seeds-flux": ("flux", lambda: replaced(seeds_text(), ARGO_LINE, FLUX_LINE)),
+    "seeds-flux": ("flux", lambda: for_flux(seeds_text())),
     "recsys-argocd": ("argocd", None),  # the default engine
-    "recsys-flux": ("flux", lambda: recsys_text() + "gitops: flux\n"),
+    "recsys-flux": ("flux", lambda: with_accounts(recsys_text()) + "gitops: flux\n"),
     "vision-argocd": (
         "argocd",
         lambda: replaced(vision_text(), "\ngitops: flux\n", "\ngitops: argocd\n"),
     ),
     "vision-flux": ("flux", None),
     "multi-argocd": ("argocd", multi_text),
-    "multi-flux": ("flux", lambda: replaced(multi_text(), ARGO_LINE, FLUX_LINE)),
+    "multi-flux": ("flux", lambda: for_flux(multi_text())),
 }
 SOURCES = {
     "seeds-argocd": SEEDS,
@@ -124,6 +137,13 @@ class Cluster:
     cloud: str
     version: str
     jobs: frozenset[tuple[str, str]]  # (namespace, workload)
+    gpu_nodes: bool = False  # an EKS node group of GPU instances
+
+    @property
+    def operators(self) -> list[str]:
+        """The operators synced from their own repositories: here only the NVIDIA device
+        plugin, which EKS GPU nodes need (GKE brings its own)."""
+        return [f"{self.name}-nvidia-device-plugin"] if self.gpu_nodes else []
 
     @property
     def remote(self) -> bool:
@@ -194,6 +214,8 @@ def facts(config: Obj) -> tuple[Cluster, ...]:
                 for w in config["workloads"]
                 if c["name"] in w.get("clusters", [c["name"]])
             ),
+            gpu_nodes=c["cloud"] == "eks"
+            and any(cloud_facts.ec2_gpu(g["instanceTypes"][0]) for g in c["nodeGroups"]),
         )
         for c in config["clusters"]
     )
@@ -288,8 +310,19 @@ def syncs(tree: Tree, scope: str) -> list[Obj]:
 
 
 def children(tree: Tree, scope: str) -> list[Obj]:
-    """The per-cluster syncs of a scope, without its root."""
-    return syncs(tree, scope)[1:]
+    """The per-cluster syncs of a scope of this repository's paths, without its root."""
+    return [obj for obj in syncs(tree, scope)[1:] if from_this_repository(tree, obj)]
+
+
+def operator_syncs(tree: Tree, scope: str) -> list[Obj]:
+    """The syncs of a scope that apply an operator from its own repository."""
+    return [obj for obj in syncs(tree, scope) if not from_this_repository(tree, obj)]
+
+
+def from_this_repository(tree: Tree, obj: Obj) -> bool:
+    if obj["kind"] == "Application":
+        return bool(obj["spec"]["source"]["repoURL"] == tree.repo_url)
+    return bool(obj["spec"]["sourceRef"]["name"] == tree.name)
 
 
 def synced_path(obj: Obj) -> str:
@@ -332,10 +365,23 @@ def test_every_synced_path_exists_builds_and_passes_strict_schemas(
         bootstrap = built(tree, scope) + built(tree, f"{scope}/apps")
         errors = [e for obj in bootstrap for e in schema_errors(obj, tree.version_of(scope))]
         assert not errors, "\n".join(errors)
-        synced = syncs(tree, scope)
+        synced = [syncs(tree, scope)[0], *children(tree, scope)]
         assert synced_path(synced[0]) == f"{scope}/apps"
         expected = [p for c in tree.clusters_of(scope) for p in c.paths()]
         assert sorted(synced_path(obj) for obj in synced[1:]) == sorted(expected)
+        operators = operator_syncs(tree, scope)
+        assert sorted(name(o) for o in operators) == sorted(
+            n for c in tree.clusters_of(scope) for n in c.operators
+        )
+        for operator in operators:
+            if tree.engine == "argocd":
+                source = operator["spec"]["source"]
+                assert (source["repoURL"], source["targetRevision"]) == (
+                    NVIDIA_DEVICE_PLUGIN.repo,
+                    NVIDIA_DEVICE_PLUGIN.tag,
+                )
+            else:
+                assert operator["spec"]["sourceRef"]["name"] == NVIDIA_DEVICE_PLUGIN.name
         sources = {name(o) for o in of_kind(bootstrap, FLUX_SOURCE_API, "GitRepository")}
         for obj in synced:
             path = synced_path(obj)
@@ -385,7 +431,10 @@ def test_each_app_project_allows_exactly_what_its_applications_deploy(
         (project,) = of_kind(built(tree, f"{scope}/project"), ARGO_API, "AppProject")
         assert of_kind(built(tree, f"{scope}/apps"), ARGO_API, "AppProject") == [project]
         spec = project["spec"]
-        assert spec["sourceRepos"] == [tree.repo_url]
+        operators = operator_syncs(tree, scope)
+        assert spec["sourceRepos"] == [tree.repo_url] + (
+            [NVIDIA_DEVICE_PLUGIN.repo] if operators else []
+        )
         assert not [s for s in strings(spec) if "*" in s]
 
         cluster_kinds: set[Kind] = set()
@@ -395,6 +444,14 @@ def test_each_app_project_allows_exactly_what_its_applications_deploy(
             assert application["spec"]["project"] == name(project)
             server, cluster, namespace = destination_of(application)
             used.add((server, cluster, namespace))
+            if application in operators:
+                # What the device plugin's chart may create (operator_facts), all in the
+                # namespace of its destination.
+                assert namespace == "kube-system"
+                found = set(NVIDIA_DEVICE_PLUGIN.kinds or ())
+                cluster_kinds |= found & CLUSTER_SCOPED
+                namespaced_kinds |= found - CLUSTER_SCOPED
+                continue
             for obj in built(tree, synced_path(application)):
                 scoped = kind_of(obj) in CLUSTER_SCOPED
                 assert ("namespace" in obj["metadata"]) != scoped, (kind_of(obj), name(obj))
@@ -444,6 +501,15 @@ def test_argocd_applies_infrastructure_then_storage_then_workloads_to_the_right_
                     {**workload_cluster, "namespace": namespace},
                 )
         assert actual == expected
+        operators = {
+            name(app): (annotation(app, "argocd.argoproj.io/sync-wave"), app["spec"]["destination"])
+            for app in operator_syncs(tree, scope)
+        }
+        assert operators == {
+            n: ("1", {"name": c.name, "namespace": "kube-system"})
+            for c in tree.clusters_of(scope)
+            for n in c.operators
+        }
 
 
 @pytest.mark.parametrize("variant", FLUX)
@@ -456,7 +522,7 @@ def test_flux_orders_by_depends_on_and_reaches_workload_clusters_by_kubeconfig(
         names = {name(k) for k in synced}
         by_path = {synced_path(k): k["spec"] for k in synced}
         for c in tree.clusters_of(scope):
-            kubeconfig = {"secretRef": {"name": f"{c.name}-kubeconfig"}} if c.remote else None
+            kubeconfig = {"configMapRef": {"name": f"{c.name}-cluster"}} if c.remote else None
             earlier: list[str] = []
             if c.remote:
                 infrastructure = by_path[c.infrastructure]
@@ -464,20 +530,33 @@ def test_flux_orders_by_depends_on_and_reaches_workload_clusters_by_kubeconfig(
                 assert "kubeConfig" not in infrastructure
                 assert (infrastructure["wait"], infrastructure.get("force")) == (True, None)
                 earlier.append(f"{c.name}-infrastructure")
+            infrastructure_only = list(earlier)
+            earlier += c.operators  # the same layer as storage, after infrastructure
             if c.storage:
                 storage = by_path[c.storage]
-                assert storage["dependsOn"] == [{"name": n} for n in earlier]
+                assert storage["dependsOn"] == [{"name": n} for n in infrastructure_only]
                 assert storage["kubeConfig"] == kubeconfig
                 assert (storage["wait"], storage.get("force")) == (True, None)
                 earlier.append(f"{c.name}-storage")
-            assert set(earlier) <= names
+            assert set(earlier) - set(c.operators) <= names
             for namespace in c.namespaces:
                 workloads = by_path[c.workloads(namespace)]
                 assert workloads.get("dependsOn", []) == [{"name": n} for n in earlier]
                 assert workloads.get("kubeConfig") == kubeconfig
-                assert (workloads["wait"], workloads["force"]) == (False, True)
+                # Each training object carries its own force annotation (test 4); the
+                # path's claims must never be force-replaced.
+                assert (workloads["wait"], workloads.get("force")) == (False, None)
             if c.cloud == "eks":
-                assert earlier == [f"{c.name}-infrastructure", f"{c.name}-storage"]
+                assert earlier == [f"{c.name}-infrastructure", *c.operators, f"{c.name}-storage"]
+            if c.remote:
+                (where,) = [
+                    o for o in built(tree, f"clusters/{c.name}/gitops") if o["kind"] == "ConfigMap"
+                ]
+                assert name(where) == f"{c.name}-cluster"
+                assert where["data"]["provider"] == {"eks": "aws", "gke": "gcp"}[c.cloud]
+                assert where["data"]["cluster"].endswith(f"/{c.name}")
+        for operator in operator_syncs(tree, scope):
+            assert operator["spec"]["dependsOn"][0]["name"].endswith("-infrastructure")
 
 
 # --- 4: Jobs are recreated on change --------------------------------------------------------
@@ -498,11 +577,30 @@ def test_jobs_are_replaced_by_argocd_and_left_to_flux_force(trees: Trees, varian
     } == {(c.name, namespace, w) for c in tree.clusters for namespace, w in c.jobs}
     for job in (job for found in jobs.values() for job in found):
         annotations = job["metadata"].get("annotations", {})
-        argocd = {k: v for k, v in annotations.items() if k.startswith("argocd.argoproj.io/")}
         if tree.engine == "argocd":
-            assert argocd == {"argocd.argoproj.io/sync-options": JOB_SYNC_OPTIONS}
+            assert annotations == {"argocd.argoproj.io/sync-options": JOB_SYNC_OPTIONS}
         else:
-            assert argocd == {}
+            assert annotations == {"kustomize.toolkit.fluxcd.io/force": "enabled"}
+    # Only what changed is replaced: Argo CD syncs only out-of-sync resources of a path
+    # that holds Jobs; Flux forces no whole path. Nothing else carries a force.
+    for c in tree.clusters:
+        for namespace in c.namespaces:
+            for obj in built(tree, c.workloads(namespace)):
+                if obj["kind"] != "Job":
+                    assert "kustomize.toolkit.fluxcd.io/force" not in annotation_keys(obj)
+                    assert annotation(obj, "argocd.argoproj.io/sync-options") is None
+    for scope in tree.scopes():
+        for sync in children(tree, scope):
+            holds_jobs = "/workloads/namespaces/" in synced_path(sync)
+            if tree.engine == "argocd":
+                options = sync["spec"]["syncPolicy"].get("syncOptions", [])
+                assert ("ApplyOutOfSyncOnly=true" in options) == holds_jobs, name(sync)
+            else:
+                assert "force" not in sync["spec"], name(sync)
+
+
+def annotation_keys(obj: Obj) -> set[str]:
+    return set(obj["metadata"].get("annotations", {}))
 
 
 # --- 5: no collisions between clusters ------------------------------------------------------
@@ -513,7 +611,8 @@ def test_every_sync_name_in_the_tree_is_unique(trees: Trees, variant: str) -> No
     tree = trees[variant]
     names = [name(obj) for obj in all_syncs(tree)]
     assert len(names) == len(set(names)), sorted(names)
-    expected = sum(len(c.paths()) for c in tree.clusters) + len(tree.scopes())
+    expected = sum(len(c.paths()) + len(c.operators) for c in tree.clusters)
+    expected += len(tree.scopes())
     assert len(names) == expected
 
 
@@ -566,13 +665,16 @@ def test_flux_reads_ssh_remotes_as_ssh_urls_with_a_key_and_https_without(
 ) -> None:
     tree = trees[variant]
     for scope in tree.scopes():
-        (source,) = of_kind(built(tree, f"{scope}/apps"), FLUX_SOURCE_API, "GitRepository")
+        sources = of_kind(built(tree, f"{scope}/apps"), FLUX_SOURCE_API, "GitRepository")
+        (source,) = [s for s in sources if name(s) == tree.name]
         expected: Obj = {"interval": "1m", "url": url, "ref": {"branch": tree.revision}}
         if secret:
             expected["secretRef"] = {"name": secret}
         assert source["spec"] == expected
         assert source["metadata"]["namespace"] == FLUX_NAMESPACE
-        assert of_kind(built(tree, scope), FLUX_SOURCE_API, "GitRepository") == [source]
+        assert of_kind(built(tree, scope), FLUX_SOURCE_API, "GitRepository") == sources
+        # Operators' repositories are public and read at a tag, with no credential.
+        assert all("secretRef" not in s["spec"] for s in sources if s is not source)
 
 
 # --- defects found while writing these tests ------------------------------------------------
@@ -609,12 +711,13 @@ def test_flux_kustomization_names_fit_the_label_flux_puts_on_what_they_apply(
 
 def test_flux_syncs_a_commit_revision_as_a_commit(tmp_path: Path) -> None:
     commit = "0123456789abcdef0123456789abcdef01234567"
-    text = replaced(seeds_text(), ARGO_LINE, FLUX_LINE)
+    text = for_flux(seeds_text())
     exit_code, output, out = generate_text(
         replaced(text, "revision: main\n", f"revision: {commit}\n"), tmp_path
     )
     assert exit_code == 0, output
-    (source,) = of_kind(
+    sources = of_kind(
         kustomize_build(out / "bootstrap/fleet/source"), FLUX_SOURCE_API, "GitRepository"
     )
+    (source,) = [s for s in sources if name(s) == "ml-platform"]
     assert source["spec"]["ref"] == {"commit": commit}

@@ -53,7 +53,11 @@ def rendered_sync_names(config: Config) -> dict[str, list[str]]:
     """The sync objects' names as generated: the objects in clusters/<c>/gitops."""
     units = {u.folder: u for u in render(config) if isinstance(u, Unit)}
     return {
-        c.name: [obj["metadata"]["name"] for obj in units[f"clusters/{c.name}/gitops"].objects]
+        c.name: [
+            obj["metadata"]["name"]
+            for obj in units[f"clusters/{c.name}/gitops"].objects
+            if obj["kind"] in ("Application", "Kustomization")
+        ]
         for c in config.clusters
     }
 
@@ -68,9 +72,14 @@ def test_mermaid_shows_every_cluster_sync_object_and_workload_once() -> None:
     for name in expected:
         assert names.count(name) == 1, f"{name!r} appears {names.count(name)} times"
     paths = [n for n in names if n.startswith("clusters/")]
-    assert len(names) == len(expected) + len(paths)
+    operator_paths = [lines for lines in nodes.values() if len(lines) == 2 and "@" in lines[1]]
+    assert [lines[0] for lines in operator_paths] == ["deployments/helm/nvidia-device-plugin"]
+    assert len(names) == len(expected) + len(paths) + len(operator_paths)
     assert sorted(paths) == sorted(
-        p.path for c in config.clusters for p in sync_paths(config, c, _units(config))
+        p.path
+        for c in config.clusters
+        for p in sync_paths(config, c, _units(config))
+        if p.operator is None
     )
 
 

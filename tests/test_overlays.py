@@ -25,6 +25,27 @@ RECSYS = CONFIGS / "recsys-tensorflow.yaml"
 VISION = CONFIGS / "vision-flux.yaml"
 GPU = "nvidia.com/gpu"
 GPU_TOLERATION = {"key": GPU, "operator": "Exists", "effect": "NoSchedule"}
+# What a workload identity's credentials open (S3, GCS, the clouds' STS): their public
+# endpoints on 443. Nothing private (the cluster, the VPC, link-local) is reachable by it.
+CLOUD_APIS = {
+    "to": [
+        {
+            "ipBlock": {
+                "cidr": "0.0.0.0/0",
+                "except": [
+                    "10.0.0.0/8",
+                    "100.64.0.0/10",
+                    "127.0.0.0/8",
+                    "169.254.0.0/16",
+                    "172.16.0.0/12",
+                    "192.168.0.0/16",
+                ],
+            }
+        },
+        {"ipBlock": {"cidr": "::/0", "except": ["fc00::/7", "fe80::/10", "::1/128"]}},
+    ],
+    "ports": [{"protocol": "TCP", "port": 443}],
+}
 
 Obj = dict[str, Any]
 
@@ -114,8 +135,31 @@ def test_eks_gpu_jobs_get_gpu_nodes_and_checkpoints_get_eks_classes(tmp_path: Pa
     gp3 = find(objs, "StorageClass", "gp3")
     assert gp3["provisioner"] == "ebs.csi.aws.com"
     assert gp3["parameters"]["type"] == "gp3"
-    # seeds names no EFS file system: no efs-sc class is generated (a warning says so)
-    assert [o["metadata"]["name"] for o in find_all(objs, "StorageClass")] == ["gp3"]
+    efs = find(objs, "StorageClass", "efs-sc")
+    assert efs["parameters"]["fileSystemId"] == "fs-0a1b2c3d4e5f60001"
+    assert sorted(o["metadata"]["name"] for o in find_all(objs, "StorageClass")) == [
+        "efs-sc",
+        "gp3",
+    ]
+
+
+def test_a_shared_filestore_claim_asks_for_what_gke_provisions(tmp_path: Path) -> None:
+    """standard-rwx (Filestore Basic HDD) gives each claim a 1 TiB instance at least: the
+    GKE tree asks for that rather than the 10Gi it would not get; other clouds keep it."""
+    tree = generate(SEEDS, tmp_path)
+    gke = find(
+        built(tree, "clusters/gke-training/workloads"),
+        "PersistentVolumeClaim",
+        "bert-finetune-checkpoint",
+    )
+    assert gke["spec"]["storageClassName"] == "standard-rwx"
+    assert gke["spec"]["resources"]["requests"]["storage"] == "1Ti"
+    eks = find(
+        built(tree, "clusters/eks-training/workloads"),
+        "PersistentVolumeClaim",
+        "bert-finetune-checkpoint",
+    )
+    assert eks["spec"]["resources"]["requests"]["storage"] == "10Gi"
 
 
 def test_gke_gpu_jobs_need_the_gke_accelerator_label(tmp_path: Path) -> None:
@@ -231,6 +275,7 @@ def test_recsys_overrides_registries_efs_and_pod_identity(tmp_path: Path) -> Non
                     "to": [{"ipBlock": {"cidr": "fd00:ec2::23/128"}}],
                     "ports": [{"protocol": "TCP", "port": 80}],
                 },
+                CLOUD_APIS,
             ],
         }
     names = [o["metadata"]["name"] for o in find_all(laptop, "NetworkPolicy")]
@@ -271,6 +316,7 @@ def test_vision_gke_workload_identity_and_artifact_registry(tmp_path: Path) -> N
             "to": [{"ipBlock": {"cidr": "169.254.169.252/32"}}],
             "ports": [{"protocol": "TCP", "port": 988}],
         },
+        CLOUD_APIS,
     ]
 
     claim = find(objs, "PersistentVolumeClaim", "single-node-finetune-checkpoint")

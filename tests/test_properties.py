@@ -28,7 +28,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from generator.cli import main
-from generator.cloud_facts import EKS_END_OF_EXTENDED_SUPPORT
+from generator.cloud_facts import EKS_END_OF_EXTENDED_SUPPORT, KIND_NODE_IMAGES
+from generator.cluster import nodes
+from generator.config import model
+from generator.config.load import load_config_text
 
 Config = dict[str, Any]
 
@@ -40,7 +43,7 @@ SETTINGS = {
     "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 }
 
-VERSIONS = sorted(EKS_END_OF_EXTENDED_SUPPORT)  # supported everywhere
+VERSIONS = sorted(set(EKS_END_OF_EXTENDED_SUPPORT) & set(KIND_NODE_IMAGES))  # everywhere
 # Instance types of one node group carry the same GPU (or none).
 GPU_INSTANCES = [["g5.xlarge", "g5.2xlarge"], ["g6.2xlarge"], ["p4d.24xlarge"]]
 CPU_INSTANCES = [["m6i.large", "m6i.xlarge"], ["c6i.2xlarge", "m6i.large"]]
@@ -201,6 +204,10 @@ def eks_cluster(draw: st.DrawFn, name: str) -> Config:
         spec["imageRegistry"] = "123456789012.dkr.ecr.us-west-2.amazonaws.com/ml"
     if draw(st.booleans()):
         spec["workloadIdentity"] = {"policies": ["arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess"]}
+    if draw(st.booleans()):
+        spec["adminPrincipals"] = ["arn:aws:iam::123456789012:role/platform-admins"]
+    if draw(st.booleans()):
+        spec["accountId"] = "123456789012"
     return spec
 
 
@@ -232,6 +239,8 @@ def gke_cluster(draw: st.DrawFn, name: str) -> Config:
         if draw(st.booleans()):
             identity["serviceAccount"] = "trainer-sa"
         spec["workloadIdentity"] = identity
+    if draw(st.booleans()):
+        spec["configConnectorServiceAccount"] = "cnrm-fleet@acme-ml-prod.iam.gserviceaccount.com"
     return spec
 
 
@@ -250,32 +259,55 @@ def local_cluster(draw: st.DrawFn, name: str) -> Config:
 CLUSTER_STRATEGIES = {"eks": eks_cluster, "gke": gke_cluster, "local": local_cluster}
 
 
-def _gpu_nodes(cluster: Config) -> bool:
-    if cluster["cloud"] == "eks":
-        gpu_types = {name for family in GPU_INSTANCES for name in family}
-        return any(g["instanceTypes"][0] in gpu_types for g in cluster["nodeGroups"])
-    if cluster["cloud"] == "gke":
-        return any("accelerator" in pool for pool in cluster["nodePools"])
-    return True  # local clusters drop GPU requests
+def _node_groups(cluster: Config) -> list[nodes.NodeGroup]:
+    """The nodes the generator's model says a drawn cluster has."""
+    text = yaml.safe_dump(
+        {
+            "name": "p",
+            "repo": {"url": "https://github.com/acme/ml-gitops.git"},
+            "workloads": [SMALL_WORKLOAD],
+            "clusters": [cluster],
+        }
+    )
+    return nodes.node_groups(load_config_text(text, "drawn.yaml").clusters[0])
 
 
-def _gpus_on(spec: Config, cloud: str) -> int:
+SMALL_WORKLOAD: Config = {
+    "name": "w",
+    "namespace": "w",
+    "framework": "pytorch",
+    "image": "r/i:1",
+    "command": ["python", "t.py"],
+    "workers": 1,
+    "resources": {"cpu": "100m", "memory": "64Mi"},
+}
+
+
+def _pods_fit(spec: Config, cluster: Config) -> bool:
+    """Some node of the cluster can hold one of the workload's pods: GPU pods on GPU nodes,
+    others on untainted ones (a size the model does not know counts as fitting)."""
+    if cluster["cloud"] == "local":
+        return True
+    cloud = cluster["cloud"]
     override = spec.get("overrides", {}).get(cloud, {}).get("resources", {})
-    if "gpu" in override:
-        return int(override["gpu"])
-    return 0 if cloud == "local" else int(spec["resources"].get("gpu", 0))
+    wanted = {**spec["resources"], **override}
+    pod = nodes.pod_amounts(
+        model.Resources(wanted["cpu"], wanted["memory"], int(wanted.get("gpu", 0)))
+    )
+    groups = [g for g in _node_groups(cluster) if (g.gpu_type if pod.gpus else not g.tainted)]
+    return any(g.allocatable is None or g.allocatable.holds(pod) for g in groups)
 
 
 def _place_gpu_workloads(spec: Config, clusters: list[Config]) -> None:
-    """Run a workload only where its GPUs exist; with no such cluster, drop the GPUs."""
+    """Run a workload only where its pods fit a node (its GPUs among them); with no such
+    cluster, make it a small CPU workload, which fits any node drawn."""
     runs_on = [c for c in clusters if c["name"] in spec.get("clusters", [c["name"]])]
-    able = [c["name"] for c in runs_on if not _gpus_on(spec, c["cloud"]) or _gpu_nodes(c)]
+    able = [c["name"] for c in runs_on if _pods_fit(spec, c)]
     if able and len(able) < len(runs_on):
         spec["clusters"] = able
     elif not able:
-        spec["resources"].pop("gpu", None)
-        for override in spec.get("overrides", {}).values():
-            override["resources"].pop("gpu", None)
+        spec["resources"] = {"cpu": "500m", "memory": "512Mi"}
+        spec.pop("overrides", None)
 
 
 @st.composite
@@ -289,10 +321,14 @@ def valid_configs(draw: st.DrawFn) -> Config:
     workloads = [draw(workload(name, names)) for name in workload_names]
     for spec in workloads:
         _place_gpu_workloads(spec, clusters)
+    gitops = draw(st.sampled_from(["argocd", "flux"]))
+    for cluster in clusters:
+        if gitops == "flux" and cluster["cloud"] == "eks":
+            cluster["accountId"] = "123456789012"  # Flux reaches EKS clusters by ARN
     config: Config = {
         "name": draw(_label("p")),
         "repo": {"url": "https://github.com/acme/ml-gitops.git"},
-        "gitops": draw(st.sampled_from(["argocd", "flux"])),
+        "gitops": gitops,
         "kubernetesVersion": draw(st.sampled_from(VERSIONS)),
         "workloads": workloads,
         "clusters": clusters,

@@ -22,6 +22,7 @@ source (labels it writes on the pods it creates, on top of the template's own):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,9 @@ from click.testing import CliRunner
 from helpers import CONFIGS, SCHEMAS, build_and_validate, kustomization_folders
 
 from generator.cli import main
+from generator.config import rules
+from generator.config.load import load_default_config
+from generator.render import runtimes
 
 RUNTIMES_CONFIG = CONFIGS / "runtimes.yaml"
 Objects = list[dict[str, Any]]
@@ -221,23 +225,33 @@ def test_each_runtime_gets_the_container_and_wiring_its_controller_expects(
     assert worker["ports"][0]["name"] == "pytorchjob-port"
     assert worker["command"] == ["torchrun"] and worker["args"] == ["-m", "trainer.main"]
     research = _objects(built, "clusters/eks-a/workloads/namespaces/research")
+    # With parameter servers the Chief coordinates: one pod besides the 3 `workers`.
     tfjob = _one(research, "TFJob", "tf-ps")["spec"]["tfReplicaSpecs"]
-    assert {k: v["replicas"] for k, v in tfjob.items()} == {"Chief": 1, "Worker": 2, "PS": 2}
+    assert {k: v["replicas"] for k, v in tfjob.items()} == {"Chief": 1, "Worker": 3, "PS": 2}
     assert tfjob["Chief"]["template"]["spec"]["containers"][0]["name"] == "tensorflow"
     jobset = _one(research, "JobSet", "jobset-tf")["spec"]
-    assert [r["name"] for r in jobset["replicatedJobs"]] == ["worker", "ps"]
+    replicated = {r["name"]: r["template"]["spec"] for r in jobset["replicatedJobs"]}
+    assert list(replicated) == ["chief", "worker", "ps"]
+    assert {name: job["completions"] for name, job in replicated.items()} == {
+        "chief": 1,
+        "worker": 2,
+        "ps": 1,
+    }
     assert jobset["network"]["subdomain"] == "jobset-tf"
-    env = {
-        e["name"]: e["value"]
-        for e in jobset["replicatedJobs"][0]["template"]["spec"]["template"]["spec"]["containers"][
-            0
-        ]["env"]
-    }
-    assert yaml.safe_load(env["TF_CLUSTER"]) == {
-        "worker": ["jobset-tf-worker-0-0.jobset-tf:2222", "jobset-tf-worker-0-1.jobset-tf:2222"],
-        "ps": ["jobset-tf-ps-0-0.jobset-tf:2222"],
-    }
-    assert jobset["successPolicy"] == {"operator": "All", "targetReplicatedJobs": ["worker"]}
+    for role, job in replicated.items():
+        (container,) = job["template"]["spec"]["containers"]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert yaml.safe_load(env["TF_CLUSTER"]) == {
+            "chief": ["jobset-tf-chief-0-0.jobset-tf:2222"],
+            "worker": [
+                "jobset-tf-worker-0-0.jobset-tf:2222",
+                "jobset-tf-worker-0-1.jobset-tf:2222",
+            ],
+            "ps": ["jobset-tf-ps-0-0.jobset-tf:2222"],
+        }
+        assert f'\\"type\\":\\"{role}\\"' in container["command"][2]
+    # The chief is what exits when training is done; workers and ps serve until deleted.
+    assert jobset["successPolicy"] == {"operator": "All", "targetReplicatedJobs": ["chief"]}
     assert jobset["failurePolicy"] == {"maxRestarts": 2}
 
 
@@ -268,15 +282,79 @@ def test_queued_workloads_start_suspended_in_their_local_queue(built: dict[Path,
 
 def test_cluster_queue_quotas_come_from_node_capacity(built: dict[Path, Objects]) -> None:
     eks = _one(_objects(built, "clusters/eks-a/platform"), "ClusterQueue", "ml-runtimes")
+    # Kueue v0.17.6 stores v1beta2 (its CRDs mark it `storage: true`).
+    assert {o["apiVersion"] for o in built[next(iter(built))] if "kueue" in o["apiVersion"]} <= {
+        "kueue.x-k8s.io/v1beta2"
+    }
+    assert eks["apiVersion"] == "kueue.x-k8s.io/v1beta2"
     quotas = {
         f["name"]: {r["name"]: r["nominalQuota"] for r in f["resources"]}
         for f in eks["spec"]["resourceGroups"][0]["flavors"]
     }
-    # g6.2xlarge: 8 vCPUs, 32 GiB, 1 GPU, at most 4 nodes; m6i.2xlarge: 8, 32 GiB, at most 6.
+    # What pods can be given on one node, times the nodes that exist (desiredSize: no
+    # autoscaler adds any). m6i.2xlarge and g6.2xlarge: 8 vCPUs, 32 GiB; the EKS AL2023
+    # kubelet keeps 60+10+2x5+4x2.5 = 90m CPU and 11 MiB x 58 pods + 255 MiB = 893 MiB,
+    # eviction 100 MiB; kube-proxy, aws-node and ebs-csi-node request 135m and 40 MiB.
+    per_node_cpu = 8000 - 90 - 135
+    per_node_memory = 32 * 1024 - 893 - 100 - 40
     assert quotas == {
-        "gpu": {"cpu": 32, "memory": "128Gi", "nvidia.com/gpu": 4},
-        "cpu": {"cpu": 48, "memory": "192Gi", "nvidia.com/gpu": 0},
+        "cpu": {  # 2 nodes; untainted, so listed first
+            "cpu": f"{2 * per_node_cpu}m",
+            "memory": f"{2 * per_node_memory}Mi",
+            "nvidia.com/gpu": 0,
+        },
+        "gpu": {
+            "cpu": f"{4 * per_node_cpu}m",
+            "memory": f"{4 * per_node_memory}Mi",
+            "nvidia.com/gpu": 4,
+        },
     }
+
+
+# The label each cloud puts on a node naming its group (EKS managed node groups, GKE).
+NODE_POOL_LABELS = {
+    "eks-a": "eks.amazonaws.com/nodegroup",
+    "gke-b": "cloud.google.com/gke-nodepool",
+}
+
+
+def test_kueue_sends_cpu_jobs_to_cpu_nodes_and_gpu_jobs_to_gpu_nodes(
+    built: dict[Path, Objects],
+) -> None:
+    """Kueue assigns the first flavor, in order, with quota for what a workload asks and
+    whose taints its pods tolerate, and puts that flavor's node labels on the pods. So
+    the untainted CPU flavor comes first and the GPU flavor declares the GPU nodes' taint:
+    the CPU job is never sent to a GPU node it cannot tolerate."""
+    for cluster, taint in (("eks-a", "true"), ("gke-b", None)):
+        platform = _objects(built, f"clusters/{cluster}/platform")
+        queue = _one(platform, "ClusterQueue", "ml-runtimes")
+        flavors = {
+            o["metadata"]["name"]: o["spec"] for o in platform if o["kind"] == "ResourceFlavor"
+        }
+        order = [f["name"] for f in queue["spec"]["resourceGroups"][0]["flavors"]]
+        infrastructure = _objects(built, f"clusters/{cluster}/infrastructure")
+        pools = {
+            o["spec"].get("name") or o["spec"].get("resourceID"): o["spec"]
+            for o in infrastructure
+            if o["kind"] in ("Nodegroup", "ContainerNodePool")
+        }
+        for name in order:
+            # The flavor selects nodes of a pool that exists under that name.
+            ((label, value),) = flavors[name]["nodeLabels"].items()
+            assert label == NODE_POOL_LABELS[cluster]
+            assert value in pools, (cluster, name, sorted(pools))
+        if taint:
+            assert order == ["cpu", "gpu"]
+            assert "nodeTaints" not in flavors["cpu"]
+            assert flavors["gpu"]["nodeTaints"] == [
+                {"key": "nvidia.com/gpu", "value": taint, "effect": "NoSchedule"}
+            ]
+            assert pools["gpu"]["taints"] == [
+                {"key": "nvidia.com/gpu", "value": taint, "effect": "NO_SCHEDULE"}
+            ]
+        else:
+            # GKE, GPU pools only: GKE taints no pool, and no flavor declares a taint.
+            assert all("nodeTaints" not in f for f in flavors.values())
 
 
 def test_operators_are_installed_from_pinned_tags_before_the_workloads(tree: Path) -> None:
@@ -380,7 +458,7 @@ def test_kubeflow_jobs_keep_or_delete_pods_at_the_end_as_their_runtime_needs(
     }
 
 
-def test_a_node_capacity_from_the_config_sets_the_quota_in_its_own_units(tmp_path: Path) -> None:
+def test_a_node_capacity_from_the_config_sets_the_quota(tmp_path: Path) -> None:
     text = RUNTIMES_CONFIG.read_text().replace(
         "{name: cpu, instanceTypes: [m6i.2xlarge], minSize: 1, desiredSize: 2, maxSize: 6}",
         "{name: cpu, instanceTypes: [x9z.huge], minSize: 1, desiredSize: 2, maxSize: 3,"
@@ -393,10 +471,14 @@ def test_a_node_capacity_from_the_config_sets_the_quota_in_its_own_units(tmp_pat
     assert result.exit_code == 0, result.output
     queue = yaml.safe_load((out / "clusters/eks-a/platform/clusterqueue.yaml").read_text())
     flavors = {f["name"]: f["resources"] for f in queue["spec"]["resourceGroups"][0]["flavors"]}
+    # 16 vCPUs: the kubelet keeps 60+10+2x5+12x2.5 = 110m, the system pods 135m; a size
+    # the max-pods table does not know counts 110 pods: 11 MiB x 110 + 255 MiB, eviction
+    # 100 MiB, system pods 40 MiB. Two nodes exist (desiredSize).
+    memory = 1_500_000_000_000 - (11 * 110 + 255 + 100 + 40) * 2**20
     assert flavors["cpu"] == [
-        {"name": "cpu", "nominalQuota": 48},
-        {"name": "memory", "nominalQuota": "4.5T"},
-        {"name": "nvidia.com/gpu", "nominalQuota": 6},
+        {"name": "cpu", "nominalQuota": f"{2 * (16000 - 110 - 135)}m"},
+        {"name": "memory", "nominalQuota": f"{2 * memory // 2**20}Mi"},
+        {"name": "nvidia.com/gpu", "nominalQuota": 4},
     ]
 
 
@@ -411,6 +493,7 @@ def test_the_argo_cd_project_allows_what_the_operators_install(tmp_path: Path) -
     project = yaml.safe_load((out / "bootstrap/fleet/project/appproject.yaml").read_text())["spec"]
     assert project["sourceRepos"] == [
         "https://github.com/acme/ml-runtimes-gitops.git",
+        "https://github.com/NVIDIA/k8s-device-plugin.git",
         "https://github.com/kubeflow/trainer.git",
         "https://github.com/kubernetes-sigs/kueue.git",
     ]
@@ -428,3 +511,84 @@ def test_the_argo_cd_project_allows_what_the_operators_install(tmp_path: Path) -
         ("eks-a", "kubeflow-system"),
     } <= destinations
     assert all("*" not in str(value) for value in project.values())
+
+
+def test_processes_per_node_are_set_on_the_trainjob_not_its_runtime(
+    built: dict[Path, Objects],
+) -> None:
+    """Trainer v2.3.0 removed `mlPolicy.torch.numProcPerNode` (kubeflow/trainer#3239): the
+    runtime says only that it is a torch runtime, and the TrainJob sets one process per
+    GPU, which Trainer's torch plugin passes to torchrun as PET_NPROC_PER_NODE. Left out,
+    it would be "auto": one process per CPU on a CPU node."""
+    for cluster in ("eks-a", "gke-b", "laptop"):
+        runtime = _one(
+            _objects(built, f"clusters/{cluster}/platform"),
+            "ClusterTrainingRuntime",
+            "ml-runtimes-llm-sft",
+        )
+        assert runtime["spec"]["mlPolicy"] == {"numNodes": 2, "torch": {}}
+        llm = _objects(built, f"clusters/{cluster}/workloads/namespaces/llm")
+        trainer = _one(llm, "TrainJob", "llm-sft")["spec"]["trainer"]
+        gpus = trainer["resourcesPerNode"]["limits"].get("nvidia.com/gpu", 0)
+        assert trainer["numProcPerNode"] == max(gpus, 1)
+        assert gpus == (0 if cluster == "laptop" else 1)
+
+
+def _tensorflow_pods(obj: dict[str, Any]) -> dict[str, int]:
+    """How many pods of each role a TensorFlow training object asks for, by the name its
+    controller puts in the pods' hostnames."""
+    spec = obj["spec"]
+    if obj["kind"] == "Job":
+        return {"": spec["completions"]}
+    if obj["kind"] == "JobSet":
+        return {r["name"]: r["template"]["spec"]["completions"] for r in spec["replicatedJobs"]}
+    return {k.lower(): v["replicas"] for k, v in spec["tfReplicaSpecs"].items()}
+
+
+def _longest_hostname(obj: dict[str, Any]) -> str:
+    """The longest pod hostname its controller gives: `<job>-<index>` (Job),
+    `<jobset>-<rjob>-0-<index>` (JobSet), `<tfjob>-<type>-<index>` (Training Operator)."""
+    name, infix = obj["metadata"]["name"], {"Job": "", "JobSet": "-0", "TFJob": ""}[obj["kind"]]
+    return max(
+        (
+            f"{name}{'-' + role if role else ''}{infix}-{count - 1}"
+            for role, count in _tensorflow_pods(obj).items()
+        ),
+        key=len,
+    )
+
+
+@pytest.mark.parametrize("parameter_servers", [0, 2])
+def test_tensorflow_runs_the_same_pods_on_every_runtime_that_starts_them(
+    parameter_servers: int,
+) -> None:
+    """With parameter servers the chief (the coordinator of ParameterServerStrategy) is
+    one pod besides the `workers` that compute, on every runtime, and each runtime ends
+    the run with it; without them every pod is a worker (a TFJob's Chief is worker 0).
+    The pod count and the hostname rule count the same pods."""
+    config = load_default_config()
+    base = replace(config.workloads[1], workers=11, parameter_servers=parameter_servers)
+    built = {
+        runtime: runtimes.render_training_object(config, replace(base, runtime=runtime))
+        for runtime in ("job", "jobset", "tfjob")
+    }
+    job, jobset, tfjob = built["job"]["spec"], built["jobset"]["spec"], built["tfjob"]["spec"]
+    if parameter_servers:
+        assert _tensorflow_pods(built["jobset"]) == {"chief": 1, "worker": 11, "ps": 2}
+        assert _tensorflow_pods(built["tfjob"]) == {"chief": 1, "worker": 11, "ps": 2}
+        # Index 0 is the chief (see test_frameworks): the Job ends when it has succeeded.
+        assert job["successPolicy"] == {"rules": [{"succeededIndexes": "0"}]}
+        assert jobset["successPolicy"] == {"operator": "All", "targetReplicatedJobs": ["chief"]}
+    else:
+        assert _tensorflow_pods(built["jobset"]) == {"worker": 11}
+        assert _tensorflow_pods(built["tfjob"]) == {"chief": 1, "worker": 10}
+        assert "successPolicy" not in job
+        assert jobset["successPolicy"] == {"operator": "All", "targetReplicatedJobs": ["worker"]}
+    # A TFJob succeeds with its Chief (Training Operator v1.9, tfjob_controller.go
+    # UpdateJobStatus), which is why it has one either way.
+    assert tfjob["tfReplicaSpecs"]["Chief"]["replicas"] == 1
+    assert job["completions"] == job["parallelism"] == base.pod_count
+    for runtime, obj in built.items():
+        assert sum(_tensorflow_pods(obj).values()) == base.pod_count, runtime
+        workload = replace(base, runtime=runtime)
+        assert _longest_hostname(obj) == base.name + rules._longest_hostname_suffix(workload)

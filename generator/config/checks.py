@@ -51,6 +51,11 @@ _EFS_ID = re.compile(r"^fs-([0-9a-f]{8}|[0-9a-f]{17})$")
 _IAM_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+$")
 _GCP_ROLE = re.compile(r"^(roles/[a-zA-Z0-9_.]+|projects/[a-z][-a-z0-9]+/roles/[a-zA-Z0-9_.]+)$")
 _GCP_SERVICE_ACCOUNT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$")
+_AWS_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+_GCP_SERVICE_ACCOUNT_EMAIL = re.compile(
+    r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
+)
 
 # Kubernetes versions whose strict schemas `validate` can use.
 SUPPORTED_KUBERNETES_MINORS = range(25, 38)
@@ -248,6 +253,30 @@ def gcp_service_account_name(value: str) -> str | None:
     return None
 
 
+def iam_principal_arn(value: str) -> str | None:
+    if not _IAM_PRINCIPAL_ARN.fullmatch(value):
+        return (
+            f"{value!r} is not an IAM role or user ARN "
+            "(e.g. arn:aws:iam::123456789012:role/platform-admins)"
+        )
+    return None
+
+
+def aws_account_id(value: str) -> str | None:
+    if not _AWS_ACCOUNT_ID.fullmatch(value):
+        return f'{value!r} is not an AWS account id (12 digits, quoted: "123456789012")'
+    return None
+
+
+def gcp_service_account_email(value: str) -> str | None:
+    if not _GCP_SERVICE_ACCOUNT_EMAIL.fullmatch(value):
+        return (
+            f"{value!r} is not a Google service account email "
+            "(e.g. config-connector@acme-ml.iam.gserviceaccount.com)"
+        )
+    return None
+
+
 def non_empty(value: str) -> str | None:
     return "must not be empty" if not value.strip() else None
 
@@ -281,6 +310,9 @@ STRING_CHECKS: dict[object, Check] = {
     model.IamPolicyArn: iam_policy_arn,
     model.GcpRole: gcp_role,
     model.GcpServiceAccountName: gcp_service_account_name,
+    model.IamPrincipalArn: iam_principal_arn,
+    model.AwsAccountId: aws_account_id,
+    model.GcpServiceAccountEmail: gcp_service_account_email,
 }
 INTEGER_CHECKS: dict[object, Callable[[int], str | None]] = {model.Port: port}
 NUMBERS_ALLOWED_AS_STRINGS = {model.Quantity, model.LabelValue}
@@ -326,5 +358,8 @@ SCHEMA_KEYWORDS: dict[object, dict[str, object]] = {
     model.IamPolicyArn: {"pattern": _IAM_POLICY_ARN.pattern},
     model.GcpRole: {"pattern": _GCP_ROLE.pattern},
     model.GcpServiceAccountName: {"pattern": _GCP_SERVICE_ACCOUNT.pattern},
+    model.IamPrincipalArn: {"pattern": _IAM_PRINCIPAL_ARN.pattern},
+    model.AwsAccountId: {"pattern": _AWS_ACCOUNT_ID.pattern},
+    model.GcpServiceAccountEmail: {"pattern": _GCP_SERVICE_ACCOUNT_EMAIL.pattern},
     model.Port: {"minimum": 1, "maximum": 65535},
 }

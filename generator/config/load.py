@@ -127,11 +127,13 @@ class _Reader:
             return rules.Loaded.of(config)
         version = self.loaded.get("kubernetesVersion")
         name = self.loaded.get("name")
+        gitops = self.loaded.get("gitops")
         return rules.Loaded(
             workloads=self._loaded_items("workloads", model.Workload),
             clusters=self._loaded_items("clusters", tuple(model.CLUSTER_KINDS.values())),
             kubernetes_version=version if isinstance(version, str) else None,
             name=name if isinstance(name, str) else None,
+            gitops=gitops if isinstance(gitops, str) else None,
         )
 
     def _loaded_items(self, path: str, kind: type | tuple[type, ...]) -> list[tuple[int, Any]]:

@@ -33,6 +33,11 @@ EfsFileSystemId = NewType("EfsFileSystemId", str)  # fs-0123abcd
 IamPolicyArn = NewType("IamPolicyArn", str)  # arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess
 GcpRole = NewType("GcpRole", str)  # roles/storage.objectViewer
 GcpServiceAccountName = NewType("GcpServiceAccountName", str)  # 6-30 characters
+IamPrincipalArn = NewType("IamPrincipalArn", str)  # arn:aws:iam::123456789012:role/platform
+AwsAccountId = NewType("AwsAccountId", str)  # 123456789012
+GcpServiceAccountEmail = NewType(
+    "GcpServiceAccountEmail", str
+)  # name@project.iam.gserviceaccount.com
 
 
 def spec(
@@ -164,7 +169,12 @@ class Workload:
         metadata=spec(doc="the training program, e.g. [python, train.py]", min_items=1)
     )
     workers: int = field(
-        metadata=spec(doc="number of worker pods", minimum=1, maximum=MAX_PODS_PER_WORKLOAD)
+        metadata=spec(
+            doc="number of worker pods that compute (with parameterServers the chief that "
+            "coordinates them is one pod more)",
+            minimum=1,
+            maximum=MAX_PODS_PER_WORKLOAD,
+        )
     )
     resources: Resources = field(metadata=spec(doc="what every pod of the workload gets"))
     port: Port | None = field(
@@ -175,7 +185,8 @@ class Workload:
         default=0,
         metadata=spec(
             "parameterServers",
-            doc="TensorFlow parameter-server pods",
+            doc="TensorFlow parameter-server pods; with any, a chief pod coordinates the "
+            "training (ParameterServerStrategy)",
             minimum=0,
             maximum=MAX_PODS_PER_WORKLOAD,
         ),
@@ -267,7 +278,11 @@ class Workload:
 
     @property
     def pod_count(self) -> int:
-        return self.workers + self.parameter_servers
+        """Every pod of the run. With parameter servers TensorFlow's ParameterServerStrategy
+        needs a coordinator, the chief, besides the `workers` that compute: one pod more
+        on every runtime (the Kubeflow TFJob counts its Chief the same way)."""
+        chief = 1 if self.parameter_servers else 0
+        return chief + self.workers + self.parameter_servers
 
 
 @dataclass(frozen=True)
@@ -347,6 +362,20 @@ class EksCluster:
         default=None,
         metadata=spec(
             "workloadIdentity", doc="an IAM role for the training pods, through EKS Pod Identity"
+        ),
+    )
+    admin_principals: tuple[IamPrincipalArn, ...] = field(
+        default=(),
+        metadata=spec(
+            "adminPrincipals",
+            doc="IAM roles or users given cluster-admin through EKS access entries",
+        ),
+    )
+    account_id: AwsAccountId | None = field(
+        default=None,
+        metadata=spec(
+            "accountId",
+            doc="the cluster's AWS account (Flux needs its ARN to reach it from the fleet)",
         ),
     )
 
@@ -429,6 +458,21 @@ class GkeCluster:
             doc="a Google service account for the training pods, through Workload Identity",
         ),
     )
+
+    config_connector_service_account: GcpServiceAccountEmail | None = field(
+        default=None,
+        metadata=spec(
+            "configConnectorServiceAccount",
+            doc="Google service account Config Connector acts as for this cluster's "
+            "resources (default: config-connector@<project>.iam.gserviceaccount.com)",
+        ),
+    )
+
+    def config_connector_account(self) -> str:
+        return (
+            self.config_connector_service_account
+            or f"config-connector@{self.project}.iam.gserviceaccount.com"
+        )
 
     def training_service_account(self) -> str:
         identity = self.workload_identity

@@ -9,7 +9,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from generator import cloud_facts
+from generator.cluster import nodes
 from generator.config import model
+from generator.quantities import cpu_quantity, readable_memory
 
 # Folder names under base/ that are not workloads.
 RESERVED_WORKLOAD_NAMES = frozenset({"namespaces"})
@@ -31,6 +33,7 @@ class Loaded:
     clusters: list[tuple[int, model.Cluster]]
     kubernetes_version: str | None
     name: str | None = None
+    gitops: str | None = None
 
     @classmethod
     def of(cls, config: model.Config) -> Loaded:
@@ -39,6 +42,7 @@ class Loaded:
             list(enumerate(config.clusters)),
             config.kubernetes_version,
             config.name,
+            config.gitops,
         )
 
 
@@ -136,10 +140,15 @@ def _workload(workload: model.Workload, path: str) -> Iterator[Found]:
 def _longest_hostname_suffix(workload: model.Workload) -> str:
     """What each runtime appends to the workload name for its pods' hostnames: an Indexed
     Job `-<index>`, a JobSet `-<replicated job>-<job index>-<index>`, the Kubeflow
-    operators `-<replica type>-<index>`, a TrainJob (run as a JobSet) `-node-0-<index>`."""
+    operators `-<replica type>-<index>`, a TrainJob (run as a JobSet) `-node-0-<index>`.
+
+    With parameter servers a TensorFlow run has a chief besides its `workers` (see
+    Workload.pod_count); without them a TFJob's Chief is the first of the workers."""
     workers, servers = workload.workers, workload.parameter_servers
     if workload.runtime == "jobset":
-        suffixes = [f"-worker-0-{workers - 1}", f"-ps-0-{servers - 1}" if servers else ""]
+        suffixes = [f"-worker-0-{workers - 1}"]
+        if servers:
+            suffixes += ["-chief-0-0", f"-ps-0-{servers - 1}"]
     elif workload.runtime == "trainjob":
         suffixes = [f"-node-0-{workers - 1}"]
     elif workload.runtime == "pytorchjob":
@@ -147,7 +156,8 @@ def _longest_hostname_suffix(workload: model.Workload) -> str:
             f"-worker-{max(workers, workload.elastic.max_replicas if workload.elastic else 0) - 1}"
         ]
     elif workload.runtime == "tfjob":
-        suffixes = ["-chief-0", f"-worker-{workers - 2}" if workers > 1 else ""]
+        tfjob_workers = workers if servers else workers - 1
+        suffixes = ["-chief-0", f"-worker-{tfjob_workers - 1}" if tfjob_workers else ""]
         suffixes.append(f"-ps-{servers - 1}" if servers else "")
     else:
         suffixes = [f"-{workload.pod_count - 1}"]
@@ -239,6 +249,56 @@ def _placement(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[
                 f"{'node group' if cluster.cloud == 'eks' else 'node pool'} "
                 "(set the workload's clusters, or give the cluster GPU nodes)",
             )
+        elif workload.runs_on(cluster.name):
+            yield from _pod_fits(workload, path, cluster)
+
+
+def _pod_fits(workload: model.Workload, path: str, cluster: model.Cluster) -> Iterator[Found]:
+    """A pod larger than what every node it may go to can give pods never schedules.
+    GPU pods go to GPU nodes (the overlays' affinity); other pods to untainted nodes.
+    Nodes whose size is unknown (kind, types without figures) are given the benefit of
+    the doubt."""
+    resources = workload.resources_on(cluster.cloud)
+    wanted = nodes.pod_amounts(resources)
+    candidates = [
+        group
+        for group in nodes.node_groups(cluster)
+        if (group.gpu_type is not None if resources.gpu else not group.tainted)
+    ]
+    sized = [g for g in candidates if g.allocatable is not None]
+    if not sized or len(sized) < len(candidates):
+        return
+    if any(g.allocatable is not None and g.allocatable.holds(wanted) for g in sized):
+        return
+    best = max(
+        sized,
+        key=lambda g: (
+            (g.allocatable.gpus, g.allocatable.millicores, g.allocatable.memory)
+            if g.allocatable
+            else (0, 0, 0)
+        ),
+    )
+    room = best.allocatable
+    assert room is not None
+    where, machine = (
+        ("node group", "instance") if cluster.cloud == "eks" else ("node pool", "machine")
+    )
+    override = workload.overrides.for_cloud(cluster.cloud)
+    field = f"overrides.{cluster.cloud}.resources" if override else "resources"
+    yield (
+        f"{path}.{field}",
+        f"a pod asks for {_amounts(wanted)}, more than any node of cluster "
+        f"{cluster.name!r} can give one: {best.machine} nodes ({where} {best.name!r}) have "
+        f"{_amounts(room)} left for pods after what the kubelet and system pods reserve; "
+        f"ask for at most that, or use a larger {machine} type",
+    )
+
+
+def _amounts(amounts: nodes.Amounts) -> str:
+    parts = [f"{cpu_quantity(amounts.millicores)} CPU", f"{readable_memory(amounts.memory)} memory"]
+    if amounts.gpus:
+        parts.append(f"{amounts.gpus} GPU{'s' if amounts.gpus > 1 else ''}")
+    return ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def _queue_capacity(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Found]:
@@ -291,6 +351,12 @@ def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Foun
                 f"{cluster.name!r} is too long: IAM role names such as {longest_role!r} must "
                 f"fit in {cloud_facts.IAM_ROLE_NAME_LIMIT} characters (shorten it or name)",
             )
+        if loaded.gitops == "flux" and not cluster.account_id:
+            yield (
+                f"{path}.accountId",
+                "Flux reaches an EKS cluster by its ARN, which needs the AWS account: "
+                'set accountId (e.g. accountId: "123456789012")',
+            )
         for i, group in enumerate(cluster.node_groups):
             yield from _node_group(group, f"{path}.nodeGroups[{i}]")
         yield from _eks_network(cluster, path)
@@ -308,6 +374,15 @@ def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Foun
         if len(cluster.subnets) == 1:
             yield f"{path}.subnets", "EKS needs subnets in at least two availability zones"
         yield from _duplicates(enumerate(cluster.subnets), f"{path}.subnets", "subnet", suffix="")
+    elif isinstance(cluster, model.LocalCluster):
+        if version and version not in cloud_facts.KIND_NODE_IMAGES:
+            known = ", ".join(cloud_facts.KIND_NODE_IMAGES)
+            yield (
+                version_path,
+                f"no pinned kind node image for Kubernetes {version}"
+                + ("" if cluster.version else f" (cluster {cluster.name!r} uses it)")
+                + f"; local clusters run {known}",
+            )
     elif isinstance(cluster, model.GkeCluster):
         yield from _duplicates(
             enumerate(p.name for p in cluster.node_pools), f"{path}.nodePools", "node pool"

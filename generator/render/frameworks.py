@@ -8,8 +8,14 @@ Job controller also sets `JOB_COMPLETION_INDEX` in every container.
   index, expanded by the kubelet from `$(JOB_COMPLETION_INDEX)` in the arguments, so no
   shell is needed in the image.
 - TensorFlow: `TF_CONFIG` names every task. The cluster part is the same for all pods
-  (`TF_CLUSTER`); the task part depends on the index, so a POSIX shell prefix builds it:
-  indexes 0..workers-1 are workers, the rest parameter servers.
+  (`TF_CLUSTER`); the task part depends on the index, so a POSIX shell prefix builds it.
+  Without parameter servers (MultiWorkerMirroredStrategy) every pod is a worker, index i
+  worker i. With them (ParameterServerStrategy) the cluster needs a coordinator, the
+  `chief` task: it creates the variables, which live on the parameter servers, and
+  schedules the steps on the workers, while workers and parameter servers only serve
+  and never exit. `workers` counts the workers that compute; the chief is one pod more.
+  Index 0 is the chief, 1..workers the workers, the rest the parameter servers, so the
+  run ends when index 0 succeeds (see pod_roles).
 """
 
 from __future__ import annotations
@@ -38,15 +44,41 @@ class Launch:
     port_name: str
 
 
-Role = Literal["worker", "ps"]
+Role = Literal["chief", "worker", "ps"]
+
+
+def pod_roles(workload: model.Workload) -> list[tuple[Role, int]]:
+    """The roles of the workload's pods and how many of each, in the order an Indexed Job
+    numbers them (a JobSet makes one replicated job of each, in this order).
+
+    A cluster with parameter servers runs ParameterServerStrategy, whose coordinator is the
+    `chief` task: without one nothing creates the variables or schedules a step, and the
+    workers and parameter servers, which only serve, wait forever. It comes first, so
+    its index is 0 whatever the counts, and the success policies name it. Without
+    parameter servers every pod is a worker (MultiWorkerMirroredStrategy), as with
+    PyTorch."""
+    if not workload.parameter_servers:
+        return [("worker", workload.workers)]
+    return [("chief", 1), ("worker", workload.workers), ("ps", workload.parameter_servers)]
+
+
+def first_index(workload: model.Workload, role: Role) -> int:
+    """The completion index of a role's first pod in an Indexed Job."""
+    offset = 0
+    for each, count in pod_roles(workload):
+        if each == role:
+            return offset
+        offset += count
+    raise ValueError(f"workload {workload.name!r} has no {role} pods")
 
 
 def pod_hostname(workload: model.Workload, index: int, role: Role = "worker") -> str:
-    """Pod `index` of a role. An Indexed Job numbers all pods together, workers first; a
-    JobSet names pods `<jobset>-<replicated job>-<job index>-<pod index>`."""
+    """Pod `index` of a role. An Indexed Job numbers all pods together in pod_roles' order
+    (a chief, workers, parameter servers); a JobSet names pods
+    `<jobset>-<replicated job>-<job index>-<pod index>`."""
     if workload.runtime == "jobset":
         return f"{workload.name}-{role}-0-{index}"
-    return f"{workload.name}-{index if role == 'worker' else workload.workers + index}"
+    return f"{workload.name}-{first_index(workload, role) + index}"
 
 
 def pod_address(workload: model.Workload, index: int, role: Role = "worker") -> str:
@@ -63,8 +95,13 @@ def launch(workload: model.Workload, role: Role = "worker") -> Launch:
     return _tensorflow(workload, role)
 
 
+def processes_per_node(workload: model.Workload) -> int:
+    """One training process per GPU; one on a CPU-only pod."""
+    return workload.resources.gpu or 1
+
+
 def _torchrun(workload: model.Workload) -> Launch:
-    procs_per_node = workload.resources.gpu or 1
+    procs_per_node = processes_per_node(workload)
     options = [
         f"--nnodes={workload.workers}",
         f"--nproc-per-node={procs_per_node}",
@@ -116,30 +153,42 @@ def torchrun_program(command: list[str]) -> list[str]:
 
 
 def tf_cluster_spec(workload: model.Workload) -> dict[str, list[str]]:
+    """Every task's address, by role: the `chief`, `worker` and `ps` jobs TensorFlow's
+    resolver reads from TF_CONFIG (only `worker` without parameter servers)."""
     port = workload.rendezvous_port
-    cluster = {"worker": [f"{pod_address(workload, i)}:{port}" for i in range(workload.workers)]}
-    if workload.parameter_servers:
-        cluster["ps"] = [
-            f"{pod_address(workload, i, 'ps')}:{port}" for i in range(workload.parameter_servers)
-        ]
-    return cluster
+    return {
+        role: [f"{pod_address(workload, i, role)}:{port}" for i in range(count)]
+        for role, count in pod_roles(workload)
+    }
 
 
-def tf_config_script(workers: int) -> str:
-    """POSIX sh that exports TF_CONFIG for this pod's index, then runs the program."""
-    return "\n".join(
-        [
-            'index="$JOB_COMPLETION_INDEX"',
-            f'if [ "$index" -lt {workers} ]; then',
-            '  task="{\\"type\\":\\"worker\\",\\"index\\":$index}"',
-            "else",
-            f'  task="{{\\"type\\":\\"ps\\",\\"index\\":$((index - {workers}))}}"',
-            "fi",
-            'export TF_CONFIG="{\\"cluster\\":$TF_CLUSTER,\\"task\\":$task}"',
-            'exec "$@"',
-            "",
-        ]
-    )
+def tf_config_script(roles: list[tuple[Role, int]]) -> str:
+    """POSIX sh that exports TF_CONFIG for this pod's index, then runs the program.
+
+    `roles` are in index order (pod_roles): the role whose range holds the index is the
+    pod's, and its task index counts from the start of that range."""
+    lines = ['index="$JOB_COMPLETION_INDEX"']
+    if len(roles) == 1:
+        lines.append(_task_assignment(roles[0][0], 0))
+    else:
+        start = 0
+        for position, (role, count) in enumerate(roles):
+            if position == len(roles) - 1:
+                lines.append("else")
+            else:
+                keyword = "if" if position == 0 else "elif"
+                lines.append(f'{keyword} [ "$index" -lt {start + count} ]; then')
+            lines.append(f"  {_task_assignment(role, start)}")
+            start += count
+        lines.append("fi")
+    lines += ['export TF_CONFIG="{\\"cluster\\":$TF_CLUSTER,\\"task\\":$task}"', 'exec "$@"', ""]
+    return "\n".join(lines)
+
+
+def _task_assignment(role: Role, start: int) -> str:
+    """`task=` the JSON task of a pod whose role's indexes begin at `start`."""
+    index = "$index" if start == 0 else f"$((index - {start}))"
+    return f'task="{{\\"type\\":\\"{role}\\",\\"index\\":{index}}}"'
 
 
 def tf_role_script(role: Role) -> str:
@@ -158,7 +207,9 @@ def tf_role_script(role: Role) -> str:
 def _tensorflow(workload: model.Workload, role: Role) -> Launch:
     cluster = json.dumps(tf_cluster_spec(workload), separators=(",", ":"))
     script = (
-        tf_role_script(role) if workload.runtime == "jobset" else tf_config_script(workload.workers)
+        tf_role_script(role)
+        if workload.runtime == "jobset"
+        else tf_config_script(pod_roles(workload))
     )
     return Launch(
         command=["/bin/sh", "-c", script, "tf-config"],

@@ -20,10 +20,11 @@ from typing import Any
 from generator import cloud_facts
 from generator.cloud_facts import CloudProfile
 from generator.config import model
+from generator.quantities import memory_bytes
 from generator.render import json_patch
 from generator.render.labels import CHECKPOINT_LABEL, GPU_LABEL, platform_labels
 from generator.render.objects import Manifest, Patch, Unit
-from generator.render.pods import checkpoint_sharing
+from generator.render.pods import checkpoint_claim, checkpoint_sharing
 from generator.render.runtimes import add_to_pods, render_training_object
 from generator.render.workloads import workload_folder
 
@@ -167,8 +168,26 @@ def _colocation_patch() -> Patch:
 
 
 def render_identity_component(config: model.Config, profile: CloudProfile) -> Unit:
-    """Egress to where pods get cloud credentials; the namespace comes from the cluster's
-    kustomization that includes this Component."""
+    """Egress to where pods get cloud credentials, and to the cloud's APIs those credentials
+    open (public addresses on 443; see CloudProfile.api_port); the namespace comes from
+    the cluster's kustomization that includes this Component."""
+    rules: list[dict[str, Any]] = [
+        {
+            "to": [{"ipBlock": {"cidr": endpoint.cidr}}],
+            "ports": [{"protocol": "TCP", "port": endpoint.port}],
+        }
+        for endpoint in profile.identity_endpoints
+    ]
+    if profile.api_port:
+        rules.append(
+            {
+                "to": [
+                    {"ipBlock": {"cidr": "0.0.0.0/0", "except": list(cloud_facts.NON_PUBLIC_IPV4)}},
+                    {"ipBlock": {"cidr": "::/0", "except": list(cloud_facts.NON_PUBLIC_IPV6)}},
+                ],
+                "ports": [{"protocol": "TCP", "port": profile.api_port}],
+            }
+        )
     policy: Manifest = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -176,13 +195,7 @@ def render_identity_component(config: model.Config, profile: CloudProfile) -> Un
         "spec": {
             "podSelector": {},
             "policyTypes": ["Egress"],
-            "egress": [
-                {
-                    "to": [{"ipBlock": {"cidr": endpoint.cidr}}],
-                    "ports": [{"protocol": "TCP", "port": endpoint.port}],
-                }
-                for endpoint in profile.identity_endpoints
-            ],
+            "egress": rules,
         },
     }
     return Unit(identity_folder(profile.cloud), [policy], is_component=True)
@@ -244,7 +257,22 @@ def overlay_scheduling(profile: CloudProfile, workload: model.Workload) -> list[
 def workload_differs_on(config: model.Config, cloud: str, workload: model.Workload) -> bool:
     profile = cloud_facts.CLOUD_PROFILES[cloud]
     changed = workload.resources_on(cloud) != workload.resources
-    return changed or bool(overlay_scheduling(profile, workload))
+    return (
+        changed
+        or bool(overlay_scheduling(profile, workload))
+        or bool(claim_size_on(profile, workload))
+    )
+
+
+def claim_size_on(profile: CloudProfile, workload: model.Workload) -> str | None:
+    """The size a shared checkpoint claim asks for on a cloud, when it is not the
+    config's: the shared class's minimum, for claims below it (a 10Gi Filestore claim on
+    GKE is a 1 TiB instance; the tree says so rather than the bill)."""
+    minimum = profile.shared_minimum
+    checkpoint = workload.checkpoint
+    if not (minimum and checkpoint and checkpoint_sharing(workload) == "shared"):
+        return None
+    return minimum if memory_bytes(checkpoint.size) < memory_bytes(minimum) else None
 
 
 def render_workload_overlay(config: model.Config, cloud: str, workload: model.Workload) -> Unit:
@@ -257,9 +285,18 @@ def render_workload_overlay(config: model.Config, cloud: str, workload: model.Wo
         add_to_pods(on_cloud, addition)
     operations = json_patch.diff(base, on_cloud)
     kind = base["kind"]
-    patch = Patch(f"{kind.lower()}.yaml", {"kind": kind, "name": workload.name}, operations)
+    patches = []
+    if operations:
+        patches.append(
+            Patch(f"{kind.lower()}.yaml", {"kind": kind, "name": workload.name}, operations)
+        )
+    size = claim_size_on(cloud_facts.CLOUD_PROFILES[cloud], workload)
+    if size:
+        resize = [{"op": "replace", "path": "/spec/resources/requests/storage", "value": size}]
+        target = {"kind": "PersistentVolumeClaim", "name": checkpoint_claim(workload)}
+        patches.append(Patch("checkpoint-size.yaml", target, resize))
     return Unit(
         workload_overlay_folder(cloud, workload),
         includes=[workload_folder(workload)],
-        patches=[patch],
+        patches=patches,
     )

@@ -1,36 +1,40 @@
 """Kueue on the clusters that run queued workloads (`queue:` on a workload).
 
 Per cluster: a ResourceFlavor per node group (EKS) or node pool (GKE), selecting its
-nodes by the label the cloud puts on them, and one ClusterQueue named after the platform
-whose nominal quota per flavor is the group's capacity at its largest: node capacity
-(cloud_facts) times the most nodes it may have. Kubernetes reserves part of each node
-for itself, so the quota admits slightly more than fits; the scheduler still places
-pods on real capacity. A kind cluster has no node groups: its one flavor's quota is the
-largest queued workload as it runs there, so queued runs on a laptop go one at a time.
+nodes by the label the cloud puts on them (the name the cloud gives the group, which the
+cluster manifests set) and declaring the group's taints, and one ClusterQueue named after
+the platform whose nominal quota per flavor is what the nodes that exist offer pods:
+allocatable (capacity less what the kubelet and system pods reserve) times the number of
+nodes (cluster/nodes.py).
+
+Kueue gives a workload the first flavor, in the ClusterQueue's order, with quota for
+every resource it asks for and whose `nodeTaints` its pods tolerate
+(kueue pkg/scheduler/flavorassigner), then adds the flavor's node labels to the pods'
+node selector. So untainted flavors come first and tainted ones say so: a CPU job then
+gets CPU nodes, never a GPU node's selector without the GPU toleration.
+
+A kind cluster has no node groups: its one flavor's quota is the largest queued workload
+as it runs there, so queued runs on a laptop go one at a time.
 
 Per namespace: a LocalQueue for each queue its workloads name, pointing at the
 ClusterQueue (same name on every cluster, so the namespace's base serves them all).
+The objects use `kueue.x-k8s.io/v1beta2`, the version Kueue v0.17.6 stores
+(its CRDs mark v1beta2 `storage: true`; v1beta1 is still served).
 """
 
 from __future__ import annotations
 
 import math
-import re
-from decimal import Decimal
 from typing import Any
 
 from generator import cloud_facts
-from generator.cloud_facts import NodeCapacity
+from generator.cluster import nodes
 from generator.config import model
+from generator.quantities import cpu_quantity, memory_quantity
 from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, metadata
-from generator.render.pods import render_resources
 
-KUEUE_API = "kueue.x-k8s.io/v1beta1"
-NODE_GROUP_LABELS = {
-    "eks": "eks.amazonaws.com/nodegroup",
-    "gke": "cloud.google.com/gke-nodepool",
-}
+KUEUE_API = "kueue.x-k8s.io/v1beta2"
 LOCAL_FLAVOR = "kind-nodes"
 
 
@@ -62,67 +66,18 @@ def render_local_queues(config: model.Config, namespace: str) -> list[Manifest]:
     ]
 
 
-def node_groups(cluster: model.Cluster) -> list[tuple[str, NodeCapacity | None, int]]:
-    """(name, one node's capacity, most nodes) for each group of nodes of a cloud cluster;
-    a capacity given in the config wins over the tables'."""
-    if isinstance(cluster, model.EksCluster):
-        return [
-            (
-                g.name,
-                _given(g.capacity) or cloud_facts.ec2_capacity(g.instance_types[0]),
-                g.max_size,
-            )
-            for g in cluster.node_groups
-        ]
-    if isinstance(cluster, model.GkeCluster):
-        zones = cloud_facts.gke_zones(cluster.location)
-        return [
-            (
-                pool.name,
-                _given(pool.capacity)
-                or cloud_facts.gce_capacity(
-                    pool.machine_type, pool.accelerator.count if pool.accelerator else 0
-                ),
-                zones * (pool.autoscaling.max_nodes if pool.autoscaling else pool.node_count),
-            )
-            for pool in cluster.node_pools
-        ]
-    return []
-
-
-def _ec2(group: model.EksNodeGroup) -> NodeCapacity | None:
-    return cloud_facts.ec2_capacity(group.instance_types[0])
-
-
-def _given(capacity: model.NodeCapacity | None) -> NodeCapacity | None:
-    if capacity is None:
-        return None
-    return NodeCapacity(capacity.cpu, capacity.memory, capacity.gpus)
-
-
 def render_cluster_queue_objects(config: model.Config, cluster: model.Cluster) -> list[Manifest]:
     labels = platform_labels(config)
-    flavors: list[tuple[str, dict[str, str], dict[str, Any]]] = []
-    if isinstance(cluster, model.LocalCluster):
-        flavors.append((LOCAL_FLAVOR, {}, _largest_local_run(config, cluster)))
-    else:
-        for name, capacity, most in node_groups(cluster):
-            assert capacity is not None, "the config rules require known node capacities"
-            quota = {
-                "cpu": capacity.cpu * most,
-                "memory": _times(capacity.memory, most),
-                cloud_facts.GPU_RESOURCE: capacity.gpus * most,
-            }
-            flavors.append((name, {NODE_GROUP_LABELS[cluster.cloud]: name}, quota))
+    flavors = _flavors(config, cluster)
     resources = ["cpu", "memory", cloud_facts.GPU_RESOURCE]
     objects: list[Manifest] = [
         {
             "apiVersion": KUEUE_API,
             "kind": "ResourceFlavor",
             "metadata": metadata(name, labels),
-            "spec": {"nodeLabels": node_labels} if node_labels else {},
+            "spec": spec,
         }
-        for name, node_labels, _ in flavors
+        for name, spec, _ in flavors
     ]
     running = {w.namespace for w in config.workloads_on(cluster)}
     namespaces = sorted(queued_namespaces(config) & running)
@@ -161,40 +116,42 @@ def render_cluster_queue_objects(config: model.Config, cluster: model.Cluster) -
     return objects
 
 
-def _times(quantity: str, factor: int) -> str:
-    """A quantity times a whole number, in the quantity's own unit: 64Gi x 3 = 192Gi."""
-    written = re.fullmatch(r"\+?([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(.*)", quantity)
-    assert written, f"not a quantity: {quantity}"
-    number = Decimal(written.group(1)) * factor
-    return f"{number.normalize():f}{written.group(2)}"
+Flavor = tuple[str, dict[str, Any], dict[str, Any]]  # name, ResourceFlavor spec, quota
+
+
+def _flavors(config: model.Config, cluster: model.Cluster) -> list[Flavor]:
+    """Untainted groups first, then tainted ones, each in config order."""
+    if isinstance(cluster, model.LocalCluster):
+        return [(LOCAL_FLAVOR, {}, _largest_local_run(config, cluster))]
+    found: list[Flavor] = []
+    groups = sorted(nodes.node_groups(cluster), key=lambda g: g.tainted)
+    for group in groups:
+        assert group.allocatable is not None, "the config rules require known node capacities"
+        offered = group.allocatable.times(group.nodes)
+        quota = {
+            "cpu": cpu_quantity(offered.millicores),
+            "memory": memory_quantity(offered.memory),
+            cloud_facts.GPU_RESOURCE: offered.gpus,
+        }
+        spec: dict[str, Any] = {"nodeLabels": {nodes.NODE_GROUP_LABELS[cluster.cloud]: group.name}}
+        if group.taints:
+            spec["nodeTaints"] = [
+                {"key": t.key, "value": t.value, "effect": t.effect} for t in group.taints
+            ]
+        found.append((group.name, spec, quota))
+    return found
 
 
 def _largest_local_run(config: model.Config, cluster: model.Cluster) -> dict[str, Any]:
     """A quota that admits any one queued workload as it runs on a laptop, not two."""
-    cpu_millis, mebibytes = 0, 0.0
+    cpu_millis, memory = 0, 0
     for workload in config.workloads_on(cluster):
         if workload.queue:
-            requests = render_resources(workload.resources_on("local"))["requests"]
-            cpu_millis = max(cpu_millis, _millicores(requests["cpu"]) * workload.pod_count)
-            mebibytes = max(mebibytes, _mebibytes(requests["memory"]) * workload.pod_count)
+            run = nodes.pod_amounts(workload.resources_on("local")).times(workload.pod_count)
+            cpu_millis = max(cpu_millis, run.millicores)
+            memory = max(memory, run.memory)
     return {
         "cpu": f"{cpu_millis}m",
-        "memory": f"{math.ceil(mebibytes)}Mi",
+        "memory": f"{math.ceil(memory / 2**20)}Mi",
         cloud_facts.GPU_RESOURCE: 0,
     }
-
-
-def _millicores(quantity: str) -> int:
-    return int(quantity[:-1]) if quantity.endswith("m") else int(float(quantity) * 1000)
-
-
-BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-DECIMAL = {"k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
-MEBIBYTES = {suffix: factor / 2**20 for suffix, factor in (BINARY | DECIMAL).items()}
-
-
-def _mebibytes(quantity: str) -> float:
-    for suffix in sorted(MEBIBYTES, key=len, reverse=True):
-        if quantity.endswith(suffix):
-            return float(quantity[: -len(suffix)]) * MEBIBYTES[suffix]
-    return float(quantity) / 2**20

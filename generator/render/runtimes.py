@@ -1,9 +1,10 @@
 """The object that runs a workload's pods, for each runtime a workload can choose.
 
 - `job`: an Indexed Job (workloads.render_job), with the headless Service we render.
-- `jobset`: a JobSet of one replicated job per role (workers; parameter servers for
-  TensorFlow), each an Indexed Job; JobSet creates the headless Service itself
-  (`network.subdomain`), so pods are `<name>-<role>-0-<index>.<name>`.
+- `jobset`: a JobSet of one replicated job per role (workers; for TensorFlow with
+  parameter servers a chief, the workers and the parameter servers), each an Indexed
+  Job; JobSet creates the headless Service itself (`network.subdomain`), so pods are
+  `<name>-<role>-0-<index>.<name>`.
 - `pytorchjob`, `tfjob`: the Kubeflow Training Operator's jobs. The operator creates a
   Service per pod and sets the wiring itself (PET_* for torchrun, TF_CONFIG),
   in the container it expects by name (`pytorch`, `tensorflow`) on the port it looks for
@@ -84,16 +85,30 @@ def _object_metadata(config: model.Config, workload: model.Workload) -> dict[str
     if workload.queue:
         labels[QUEUE_LABEL] = workload.queue
     meta = metadata(workload.name, labels, workload.namespace)
-    if config.gitops == "flux" and workload.queue:
-        # Kueue admits a queued workload by setting `suspend: false`; Flux creates it
-        # once and leaves it alone rather than suspending it again on the next apply.
-        meta["annotations"] = {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
-    if config.gitops == "argocd":
-        # A started run cannot take a new pod template (a Job's is immutable): a changed
-        # spec means a new run, so Argo CD replaces the object (Flux does the same
-        # through its Kustomization's force).
-        meta["annotations"] = {"argocd.argoproj.io/sync-options": "Force=true,Replace=true"}
+    meta["annotations"] = replace_when_changed(config, workload)
     return meta
+
+
+def replace_when_changed(config: model.Config, workload: model.Workload) -> dict[str, str]:
+    """A started run cannot take a new pod template (a Job's is immutable): a changed spec
+    means a new run, so the engine deletes and recreates the object, and only this one.
+
+    - Argo CD: `Force=true,Replace=true` on the object; its Application syncs only what is
+      out of sync (`ApplyOutOfSyncOnly=true`, see gitops.argocd), so an unchanged run is
+      never replaced.
+    - Flux: `kustomize.toolkit.fluxcd.io/force: enabled` on the object alone (Flux
+      recreates it only when applying it fails on an immutable field; an unchanged object
+      applies as a no-op), never the Kustomization's `force`, which would also recreate
+      a checkpoint claim whose immutable spec changed, deleting the checkpoints.
+    - A queued workload on Flux is created once and left alone
+      (`kustomize.toolkit.fluxcd.io/ssa: IfNotPresent`): Kueue admits it by setting
+      `suspend: false`, which the next apply must not undo.
+    """
+    if config.gitops == "argocd":
+        return {"argocd.argoproj.io/sync-options": "Force=true,Replace=true"}
+    if workload.queue:
+        return {"kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent"}
+    return {"kustomize.toolkit.fluxcd.io/force": "enabled"}
 
 
 def _training_object(
@@ -116,8 +131,13 @@ def _pod_template(config: model.Config, workload: model.Workload, container: Any
 
 def render_job(config: model.Config, workload: model.Workload) -> Manifest:
     """An Indexed Job: pod i is rank i. One failed pod fails the job (backoffLimit 0), since
-    a static rendezvous cannot take a replacement in; parameter servers, which never exit
-    on their own, are stopped by the success policy once every worker has succeeded."""
+    a static rendezvous cannot take a replacement in.
+
+    With parameter servers, index 0 is the chief (frameworks.pod_roles), the coordinator
+    that runs the training and exits when it is done; workers and parameter servers only
+    serve and never exit. So the success policy ends the Job when index 0 has succeeded,
+    and the Job controller then stops the other pods (successPolicy: on by default since
+    Kubernetes 1.31, GA in 1.33)."""
     labels = workload_labels(config, workload)
     spec: dict[str, Any] = {
         "completionMode": "Indexed",
@@ -126,9 +146,8 @@ def render_job(config: model.Config, workload: model.Workload) -> Manifest:
         "backoffLimit": 0,
     }
     if workload.parameter_servers:
-        last_worker = workload.workers - 1
-        indexes = "0" if last_worker == 0 else f"0-{last_worker}"
-        spec["successPolicy"] = {"rules": [{"succeededIndexes": indexes}]}
+        chief = frameworks.first_index(workload, "chief")
+        spec["successPolicy"] = {"rules": [{"succeededIndexes": str(chief)}]}
     if workload.ttl_seconds_after_finished is not None:
         spec["ttlSecondsAfterFinished"] = workload.ttl_seconds_after_finished
     if workload.queue:
@@ -141,11 +160,11 @@ def render_job(config: model.Config, workload: model.Workload) -> Manifest:
 
 
 def render_jobset(config: model.Config, workload: model.Workload) -> Manifest:
-    """One replicated job per role; the run succeeds when every worker has (parameter
-    servers never exit on their own), and restarts as a whole up to maxRestarts."""
-    roles: list[tuple[frameworks.Role, int]] = [("worker", workload.workers)]
-    if workload.parameter_servers:
-        roles.append(("ps", workload.parameter_servers))
+    """One replicated job per role (frameworks.pod_roles), restarted as a whole up to
+    maxRestarts. The run succeeds when the pods that finish have: every worker, or with
+    parameter servers the chief alone, since the workers and parameter servers it
+    drives only serve and never exit; JobSet then deletes their Jobs."""
+    roles = frameworks.pod_roles(workload)
     replicated_jobs = []
     for role, count in roles:
         container = render_trainer_container(workload, frameworks.launch(workload, role))
@@ -171,7 +190,7 @@ def render_jobset(config: model.Config, workload: model.Workload) -> Manifest:
             "subdomain": workload.name,
             "publishNotReadyAddresses": True,
         },
-        "successPolicy": {"operator": "All", "targetReplicatedJobs": ["worker"]},
+        "successPolicy": {"operator": "All", "targetReplicatedJobs": [_finishing_role(workload)]},
         "failurePolicy": {"maxRestarts": workload.max_restarts},
     }
     if workload.queue:
@@ -180,6 +199,11 @@ def render_jobset(config: model.Config, workload: model.Workload) -> Manifest:
         spec["ttlSecondsAfterFinished"] = workload.ttl_seconds_after_finished
     spec["replicatedJobs"] = replicated_jobs
     return _training_object(config, workload, JOBSET_API, "JobSet", spec)
+
+
+def _finishing_role(workload: model.Workload) -> frameworks.Role:
+    """The role whose pods exit when the training is done: the chief, if there is one."""
+    return "chief" if workload.parameter_servers else "worker"
 
 
 def _run_policy(workload: model.Workload) -> dict[str, Any]:
@@ -223,21 +247,28 @@ def render_pytorchjob(config: model.Config, workload: model.Workload) -> Manifes
             "rdzvPort": workload.rendezvous_port,
             "maxRestarts": workload.max_restarts,
         },
-        "nprocPerNode": str(workload.resources.gpu or 1),
+        "nprocPerNode": str(frameworks.processes_per_node(workload)),
         "pytorchReplicaSpecs": {"Worker": _replica(config, workload, workload.workers, container)},
     }
     return _training_object(config, workload, KUBEFLOW_API, "PyTorchJob", spec)
 
 
 def render_tfjob(config: model.Config, workload: model.Workload) -> Manifest:
-    """A chief (worker 0), the other workers and the parameter servers; the operator
-    writes TF_CONFIG for each pod, so the container runs the program as it is."""
+    """A Chief, Workers and parameter servers; the operator writes TF_CONFIG for each pod,
+    so the container runs the program as it is, and the TFJob succeeds when its Chief
+    has (Training Operator v1.9 tensorflow controller, `UpdateJobStatus`).
+
+    With parameter servers the pods are those of the other runtimes (pod_roles): the
+    Chief is the coordinator, one pod more than the `workers` that compute. Without them
+    every pod trains (MultiWorkerMirroredStrategy) and the Chief is worker 0 of
+    `workers`, as TensorFlow counts a chief among the workers there."""
     container = render_trainer_container(
         workload, frameworks.kubeflow_tensorflow(workload), frameworks.TFJOB_CONTAINER
     )
     replicas = {"Chief": _replica(config, workload, 1, container)}
-    if workload.workers > 1:
-        replicas["Worker"] = _replica(config, workload, workload.workers - 1, container)
+    workers = workload.workers if workload.parameter_servers else workload.workers - 1
+    if workers:
+        replicas["Worker"] = _replica(config, workload, workers, container)
     if workload.parameter_servers:
         replicas["PS"] = _replica(config, workload, workload.parameter_servers, container)
     return _training_object(
@@ -250,12 +281,19 @@ def render_tfjob(config: model.Config, workload: model.Workload) -> Manifest:
 
 
 def render_trainjob(config: model.Config, workload: model.Workload) -> Manifest:
-    """Only what every Trainer release accepts: the runtime by name (the workload's own,
-    see training_runtimes), the image, the program, the nodes and their resources."""
+    """The runtime by name (the workload's own, see training_runtimes), the image, the
+    program, the nodes, processes per node and their resources.
+
+    Processes per node belong on the TrainJob: Trainer v2.3.0 removed
+    `mlPolicy.torch.numProcPerNode` from the runtime (kubeflow/trainer#3239), and its
+    torch plugin (pkg/runtime/framework/plugins/torch/torch.go) takes
+    `spec.trainer.numProcPerNode`, else "auto", which on CPU nodes means one process per
+    CPU. One process per GPU, or one on CPU, is what the other runtimes run too."""
     trainer: dict[str, Any] = {
         "image": workload.image,
         "command": frameworks.trainjob_command(workload),
         "numNodes": workload.workers,
+        "numProcPerNode": frameworks.processes_per_node(workload),
         "resourcesPerNode": render_resources(workload.resources),
     }
     if workload.env:

@@ -56,10 +56,9 @@ def render_training_runtime(
         "kind": "ClusterTrainingRuntime",
         "metadata": metadata(training_runtime_name(config, workload), labels),
         "spec": {
-            "mlPolicy": {
-                "numNodes": workload.workers,
-                "torch": {"numProcPerNode": workload.resources_on(cluster.cloud).gpu or 1},
-            },
+            # Processes per node are the TrainJob's (runtimes.render_trainjob): Trainer
+            # v2.3.0's torch policy has no numProcPerNode.
+            "mlPolicy": {"numNodes": workload.workers, "torch": {}},
             "template": {
                 "spec": {
                     **_run_limits(workload),

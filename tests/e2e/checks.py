@@ -1,14 +1,18 @@
 """What the training programs in `image/` report, and the checks every runtime shares.
 
-Each program prints one line `E2E-RESULT {json}` per rank (PyTorch) or worker task
-(TensorFlow). The checks here hold whatever created the pods; each runtime's tests add
-what its controller decides (pod names, which pod gets which rank or task).
+Each program prints one line `E2E-RESULT {json}`: every rank (PyTorch), or the chief,
+the coordinator of TensorFlow's parameter-server training; TensorFlow's workers and
+parameter servers print `serving <task>` and serve until stopped. The checks here hold
+whatever created the pods; each runtime's tests add what its controller decides (pod
+names, which pod gets which rank or task).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
+from collections.abc import Mapping
 from types import ModuleType
 from typing import Any
 
@@ -17,10 +21,14 @@ from jobrun import JobRun
 from workloads import IMAGE_FOLDER, Workload
 
 RESULT_PREFIX = "E2E-RESULT "
+SERVING = re.compile(r"^serving (\w+:\d+)$", re.MULTILINE)
+# Where ParameterServerStrategy puts a variable: a parameter server's CPU.
+PS_DEVICE = re.compile(r"^/job:ps/replica:0/task:(\d+)/device:CPU:0$")
 
 
-def load_training_program() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("e2e_train", IMAGE_FOLDER / "train.py")
+def load_training_program(name: str = "train.py") -> ModuleType:
+    """A program of the image, imported into the test to compute its reference result."""
+    spec = importlib.util.spec_from_file_location(f"e2e_{name[:-3]}", IMAGE_FOLDER / name)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -37,9 +45,57 @@ def results(run: JobRun) -> list[dict[str, Any]]:
     ]
 
 
-def tensorflow_results(run: JobRun) -> dict[str, dict[str, Any]]:
-    """Each TensorFlow worker's report, by its task (`worker:<i>`)."""
-    return {report["task"]: report for report in results(run)}
+def served_tasks(run: JobRun) -> dict[str, str]:
+    """The task each TensorFlow server said it serves (`worker:0`), by its pod's hostname."""
+    served = {}
+    for pod in run.pods:
+        tasks = SERVING.findall(pod.output)
+        if tasks:
+            assert len(tasks) == 1, f"{pod.pod.hostname} served {tasks}"
+            served[pod.pod.hostname] = tasks[0]
+    return served
+
+
+def parameter_server_trained(
+    run: JobRun, workload: Workload, pods: Mapping[str, str]
+) -> dict[str, Any]:
+    """The chief's report, once checked: the chief of TF_CONFIG ran in the pod `pods`
+    names for `chief:0`, every worker and parameter server served its task from its own
+    pod, the variables lived on the parameter servers, the workers (all of them, and
+    only they) ran every step, and the weights are what synchronous SGD over every
+    step's batch gives, computed in one process.
+
+    Steps go to whichever worker is free, so which worker ran which step varies; that
+    every worker ran some does not: each round schedules more steps than there are
+    workers, and a worker runs one step at a time, waiting for its result
+    (`ClusterCoordinator`'s worker threads), so a second step of a round goes to another
+    worker, which is already waiting for one, unless that worker cannot be reached."""
+    program = load_training_program("finetune.py")
+    reports = results(run)
+    assert len(reports) == 1, run.describe()
+    (report,) = reports
+    assert report["task"] == "chief:0", run.describe()
+    assert report["hostname"] == pods["chief:0"], run.describe()
+    servers = {task: hostname for task, hostname in pods.items() if task != "chief:0"}
+    assert served_tasks(run) == {hostname: task for task, hostname in servers.items()}
+    # The addresses in TF_CONFIG name the pods that answer for them.
+    assert {
+        f"{job}:{index}": address.split(".")[0]
+        for job, addresses in report["cluster"].items()
+        for index, address in enumerate(addresses)
+    } == dict(pods), run.describe()
+    workers = workload.config["workers"]
+    servers_count = workload.config["parameterServers"]
+    for name, device in report["devices"].items():
+        placed = PS_DEVICE.match(device)
+        assert placed and int(placed.group(1)) < servers_count, f"{name} on {device}"
+    steps = program.ROUNDS * program.STEPS_PER_ROUND
+    assert report["steps"] == steps == len(report["executed_on"]), run.describe()
+    assert set(report["executed_on"]) == {pods[f"worker:{i}"] for i in range(workers)}, (
+        run.describe()
+    )
+    assert report["weights"] == pytest.approx(program.reference_weights(), rel=1e-9, abs=1e-12)
+    return report
 
 
 def ddp_trained(run: JobRun, workload: Workload) -> list[dict[str, Any]]:

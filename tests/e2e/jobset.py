@@ -20,7 +20,8 @@ Modelled on kubernetes-sigs/jobset, not on this project's generator:
   replicated jobs (all of them when none is named) to complete, `Any` one Job; failure
   (`executeFailurePolicy`): a failed Job fails the JobSet when it may not restart
   (`failurePolicy.maxRestarts` 0 or absent); a finished JobSet deletes its active Jobs,
-  which stops their pods (a parameter server, for one).
+  which stops their pods (a TensorFlow run's workers and parameter servers, for one,
+  once its chief has succeeded).
 
 Restarting the whole set (`maxRestarts` above 0) is not modelled: a run refuses it.
 """

@@ -16,7 +16,10 @@ what the control plane and the kubelet would add, and nothing else:
   and `<service>.<namespace>.svc.cluster.local` with the address of every pod a headless
   Service selects; the pod's resolver completes shorter names through its search list;
 - with `backoffLimit: 0` the first failed pod fails the Job; it completes when every
-  index has succeeded, or, with a `successPolicy`, when its indexes have.
+  index has succeeded, or, with a `successPolicy`, when its indexes have
+  (pkg/controller/job/success_policy.go, `matchSuccessPolicy`): the Job then gets
+  `SuccessCriteriaMet` and the controller terminates the pods still running, such as
+  TensorFlow's workers and parameter servers once its chief has succeeded.
 
 Other controllers that create pods (JobSet: jobset.py; the Training Operator: kubeflow.py)
 build on the same Pod. Everything here reads the built manifests; nothing rewrites them.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks import ddp_trained, results, tensorflow_results
+from checks import ddp_trained, parameter_server_trained, results
 from jobrun import Image, run_jobset
 from workloads import Workload, with_trainer_edited
 
@@ -79,50 +79,49 @@ def test_pytorch_master_under_a_service_jobset_does_not_create_never_trains(
 
 
 def expected_tasks(workload: Workload) -> dict[str, str]:
-    """Which pod must answer for each task: worker i is pod i of the `worker` replicated
-    job, parameter server i pod i of the `ps` one."""
+    """Which pod must serve each task: the chief is the pod of the `chief` replicated
+    job, worker i pod i of the `worker` one, parameter server i pod i of the `ps` one."""
     workers, servers = workload.config["workers"], workload.config["parameterServers"]
-    tasks = {f"/job:worker/task:{i}": pod_hostname(workload, "worker", i) for i in range(workers)}
-    tasks |= {f"/job:ps/task:{i}": pod_hostname(workload, "ps", i) for i in range(servers)}
+    tasks = {"chief:0": pod_hostname(workload, "chief", 0)}
+    tasks |= {f"worker:{i}": pod_hostname(workload, "worker", i) for i in range(workers)}
+    tasks |= {f"ps:{i}": pod_hostname(workload, "ps", i) for i in range(servers)}
     return tasks
 
 
-def test_tensorflow_every_task_accepts_its_tf_config_and_reaches_every_other_task(
+def test_tensorflow_the_chief_trains_on_the_workers_with_the_variables_on_the_ps(
     tensorflow: Workload, image: Image, tmp_path: Path
 ) -> None:
     run = run_jobset(tensorflow.objects, tensorflow.name, image, tmp_path, DEADLINE_SECONDS)
-    # The parameter server never exits: the success policy (every `worker` Job) ends the
-    # JobSet, which then deletes the `ps` Job.
+    # Workers and parameter server never exit: the success policy (every `chief` Job)
+    # ends the JobSet, which then deletes the `worker` and `ps` Jobs.
     assert run.outcome == "Completed", run.describe()
-    workers = tensorflow.config["workers"]
-    assert [pod.exit_code for pod in run.pods[:workers]] == [0] * workers, run.describe()
-    assert all(pod.exit_code is None for pod in run.pods[workers:]), run.describe()
-    assert all("serving ps:" in pod.output for pod in run.pods[workers:]), run.describe()
-    reports = tensorflow_results(run)
-    assert sorted(reports) == [f"worker:{i}" for i in range(workers)], run.describe()
-    for index in range(workers):
-        report = reports[f"worker:{index}"]
-        assert report["hostname"] == pod_hostname(tensorflow, "worker", index)
-        assert report["seen"] == expected_tasks(tensorflow)
-        assert report["arrived"] == list(range(workers))
+    chief = pod_hostname(tensorflow, "chief", 0)
+    exits = {pod.pod.hostname: pod.exit_code for pod in run.pods}
+    assert exits == {hostname: 0 if hostname == chief else None for hostname in exits}, (
+        run.describe()
+    )
+    assert sorted(exits) == sorted(expected_tasks(tensorflow).values())
+    parameter_server_trained(run, tensorflow, expected_tasks(tensorflow))
 
 
 def test_tensorflow_a_cluster_naming_a_replicated_job_that_does_not_exist_never_trains(
     tensorflow: Workload, image: Image, tmp_path: Path
 ) -> None:
     """TF_CLUSTER names the parameter server `…-parameter-server-0-0`, a pod of no
-    replicated job: it starts, but the workers never reach it."""
+    replicated job: the name resolves nowhere, and the chief waits for it."""
     ps = pod_hostname(tensorflow, "ps", 0)
+    wrong = f"{tensorflow.name}-parameter-server-0-0"
 
     def edit(container: dict[str, Any]) -> None:
         cluster = next(e for e in container["env"] if e["name"] == "TF_CLUSTER")
         assert f'"{ps}.' in cluster["value"], cluster["value"]
-        cluster["value"] = cluster["value"].replace(ps, f"{tensorflow.name}-parameter-server-0-0")
+        cluster["value"] = cluster["value"].replace(ps, wrong)
 
     objects = with_trainer_edited(tensorflow, edit)
     run = run_jobset(objects, tensorflow.name, image, tmp_path, HANG_DEADLINE_SECONDS)
     assert run.outcome == "DeadlineExceeded", run.describe()
-    assert not tensorflow_results(run)
-    workers = tensorflow.config["workers"]
-    waiting = "CreateSession still waiting for response from worker: /job:ps/replica:0/task:0"
-    assert all(waiting in pod.output for pod in run.pods[:workers]), run.describe()
+    assert not results(run)
+    (chief,) = [pod for pod in run.pods if pod.pod.hostname == pod_hostname(tensorflow, "chief", 0)]
+    assert f"waiting for /job:ps/task:0 at {wrong}.{tensorflow.name}:" in chief.output, (
+        run.describe()
+    )

@@ -50,33 +50,43 @@ JOBSET: dict[str, Any] = {
     "metadata": {"name": "tf", "namespace": "ml"},
     "spec": {
         "network": {"enableDNSHostnames": True, "subdomain": "tf-net"},
-        "successPolicy": {"operator": "All", "targetReplicatedJobs": ["worker"]},
+        # A parameter-server run as the generator writes it: the chief ends it.
+        "successPolicy": {"operator": "All", "targetReplicatedJobs": ["chief"]},
         "failurePolicy": {"maxRestarts": 0},
-        "replicatedJobs": [replicated_job("worker", 2), replicated_job("ps", 1)],
+        "replicatedJobs": [
+            replicated_job("chief", 1),
+            replicated_job("worker", 2),
+            replicated_job("ps", 1),
+        ],
     },
 }
 
 
 def test_jobset_makes_one_indexed_job_per_replica_of_each_replicated_job() -> None:
     js = copy.deepcopy(JOBSET)
-    js["spec"]["replicatedJobs"][0]["replicas"] = 2
+    js["spec"]["replicatedJobs"][1]["replicas"] = 2
     jobs = jobset.child_jobs(js)
-    assert [j["metadata"]["name"] for j in jobs] == ["tf-worker-0", "tf-worker-1", "tf-ps-0"]
-    labels = jobs[1]["metadata"]["labels"]
+    assert [j["metadata"]["name"] for j in jobs] == [
+        "tf-chief-0",
+        "tf-worker-0",
+        "tf-worker-1",
+        "tf-ps-0",
+    ]
+    labels = jobs[2]["metadata"]["labels"]
     assert labels == {
         "app": "train",
         "jobset.sigs.k8s.io/jobset-name": "tf",
         "jobset.sigs.k8s.io/replicatedjob-name": "worker",
         "jobset.sigs.k8s.io/restart-attempt": "0",
         "jobset.sigs.k8s.io/replicatedjob-replicas": "2",
-        "jobset.sigs.k8s.io/global-replicas": "3",
+        "jobset.sigs.k8s.io/global-replicas": "4",
         "jobset.sigs.k8s.io/job-index": "1",
         "jobset.sigs.k8s.io/job-key": hashlib.sha1(b"ml/tf-worker-1").hexdigest(),
-        "jobset.sigs.k8s.io/job-global-index": "1",
+        "jobset.sigs.k8s.io/job-global-index": "2",
     }
-    assert jobs[2]["metadata"]["labels"]["jobset.sigs.k8s.io/job-global-index"] == "2"
+    assert jobs[3]["metadata"]["labels"]["jobset.sigs.k8s.io/job-global-index"] == "3"
     # The same marks go on the pod template, as labels and as annotations.
-    pod_meta = jobs[1]["spec"]["template"]["metadata"]
+    pod_meta = jobs[2]["spec"]["template"]["metadata"]
     assert pod_meta["labels"] == labels
     assert pod_meta["annotations"] == {
         "note": "kept",
@@ -88,13 +98,14 @@ def test_jobset_makes_one_indexed_job_per_replica_of_each_replicated_job() -> No
 def test_jobset_pods_are_named_by_replicated_job_job_index_and_completion_index() -> None:
     pods = jobset.pods(JOBSET)
     assert [(p.hostname, p.subdomain, p.index) for p in pods] == [
+        ("tf-chief-0-0", "tf-net", 0),
         ("tf-worker-0-0", "tf-net", 0),
         ("tf-worker-0-1", "tf-net", 1),
         ("tf-ps-0-0", "tf-net", 0),
     ]
-    assert pods[1].labels["jobset.sigs.k8s.io/jobset-name"] == "tf"
-    assert pods[1].labels["batch.kubernetes.io/job-name"] == "tf-worker-0"
-    process = kube.container_process(pods[1], "192.0.2.11", "node")
+    assert pods[2].labels["jobset.sigs.k8s.io/jobset-name"] == "tf"
+    assert pods[2].labels["batch.kubernetes.io/job-name"] == "tf-worker-0"
+    process = kube.container_process(pods[2], "192.0.2.12", "node")
     assert process.argv == ["run", "--rank=1"]
     assert process.env["JOB_COMPLETION_INDEX"] == "1"
 
@@ -111,6 +122,7 @@ def test_jobset_service_gives_every_pod_a_name_under_the_subdomain() -> None:
     pods = jobset.pods(JOBSET)
     objects = [JOBSET, service]
     assert [kube.pod_fqdn(objects, p) for p in pods] == [
+        "tf-chief-0-0.tf-net.ml.svc.cluster.local",
         "tf-worker-0-0.tf-net.ml.svc.cluster.local",
         "tf-worker-0-1.tf-net.ml.svc.cluster.local",
         "tf-ps-0-0.tf-net.ml.svc.cluster.local",
@@ -135,13 +147,16 @@ def test_jobset_defaults_the_subdomain_to_its_name_and_dns_hostnames_to_on() -> 
 @pytest.mark.parametrize(
     ("exits", "status"),
     [
-        ([None, None, None], None),
-        ([0, None, None], None),
-        # Every Job of the target replicated job has completed; the ps still runs.
-        ([0, 0, None], "Completed"),
-        # backoffLimit 0 and maxRestarts 0: one failed pod fails its Job and the set.
-        ([0, 1, None], "Failed"),
-        ([None, None, 1], "Failed"),
+        # Pods: chief, worker 0, worker 1, ps.
+        ([None, None, None, None], None),
+        # Jobs that are not the target complete without ending the set ...
+        ([None, 0, 0, None], None),
+        # ... every Job of the target replicated job has: workers and ps still run.
+        ([0, None, None, None], "Completed"),
+        # backoffLimit 0 and maxRestarts 0: one failed pod fails its Job and the set,
+        # before the success policy is looked at (the controller's order).
+        ([0, 1, None, None], "Failed"),
+        ([None, None, None, 1], "Failed"),
     ],
 )
 def test_jobset_status_follows_its_success_and_failure_policies(
@@ -153,12 +168,13 @@ def test_jobset_status_follows_its_success_and_failure_policies(
 def test_jobset_success_policy_any_and_restarts() -> None:
     js = copy.deepcopy(JOBSET)
     js["spec"]["successPolicy"] = {"operator": "Any"}
-    assert jobset.status(js, jobset.pods(js), [None, None, 0]) == "Completed"
+    assert jobset.status(js, jobset.pods(js), [None, None, None, 0]) == "Completed"
     js["spec"]["successPolicy"] = {"operator": "All"}
-    assert jobset.status(js, jobset.pods(js), [0, 0, None]) is None
+    assert jobset.status(js, jobset.pods(js), [0, 0, 0, None]) is None
+    assert jobset.status(js, jobset.pods(js), [0, 0, 0, 0]) == "Completed"
     js["spec"]["failurePolicy"] = {"maxRestarts": 2}
     with pytest.raises(AssertionError, match="restarting the whole JobSet"):
-        jobset.status(js, jobset.pods(js), [None, None, None])
+        jobset.status(js, jobset.pods(js), [None, None, None, None])
 
 
 PYTORCHJOB: dict[str, Any] = {
@@ -328,7 +344,8 @@ def test_operator_status(elastic: bool, exits: list[int | None], status: str | N
 
 def test_hosts_file_puts_the_kubelets_line_first() -> None:
     pods = jobset.pods(JOBSET)
-    own = pods[0]
+    own = pods[1]
+    assert own.hostname == "tf-worker-0-0"
     records = {
         "tf-worker-0-0.tf-net.ml.svc.cluster.local": ["192.0.2.10"],
         "tf-net.ml.svc.cluster.local": ["192.0.2.10", "192.0.2.11"],

@@ -1,10 +1,10 @@
 """The seeds' training workloads, built as the local cluster runs them, and breakages of them.
 
 The issue's shapes are pinned on a copy of the seeds config (PyTorch: 3 workers;
-TensorFlow: 2 workers and 1 parameter server), so a later edit of the seeds cannot
-quietly shrink what these tests prove. The copy is generated with the real CLI and each
-namespace is built with the real kustomize, exactly as Argo CD or Flux would build the
-path `clusters/local/workloads/namespaces/<namespace>`.
+TensorFlow: 2 workers and 1 parameter server, and the chief that coordinates them), so a
+later edit of the seeds cannot quietly shrink what these tests prove. The copy is
+generated with the real CLI and each namespace is built with the real kustomize, exactly
+as Argo CD or Flux would build the path `clusters/local/workloads/namespaces/<namespace>`.
 
 The same workloads under the other runtimes (`RUNTIMES`) come from a second copy of the
 seeds whose workloads are those, renamed by runtime, and nothing else.

@@ -8,6 +8,7 @@ kind config for local clusters.
 
 from __future__ import annotations
 
+from generator import cloud_facts
 from generator.config import model
 from generator.render.clusters.eks import render_eks_infrastructure
 from generator.render.clusters.gke import render_gke_infrastructure
@@ -32,6 +33,10 @@ def render_cluster_units(config: model.Config) -> list[Unit | Document]:
             )
         else:
             path = kind_config_path(cluster)
-            comment = f"# Create the cluster: kind create cluster --config {path}\n"
-            units.append(Document(path, [render_kind_config(cluster)], comment))
+            kind = cloud_facts.kind_release(config.cluster_version(cluster))
+            comment = (
+                f"# Create the cluster (kind {kind} or later): "
+                f"kind create cluster --config {path}\n"
+            )
+            units.append(Document(path, [render_kind_config(config, cluster)], comment))
     return units

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from generator import cloud_facts
+from generator.cluster import nodes
 from generator.config import model
 from generator.render.clusters.common import (
     Wave,
@@ -71,6 +72,8 @@ def cluster_role_name(config: model.Config, cluster: model.EksCluster) -> str:
 
 
 def render_eks_infrastructure(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
+    """Every AWS resource is kept when its object goes (a prune, a removed node group):
+    deleting a node group or a NAT gateway would stop every run on the cluster."""
     objects = [
         *_iam_roles(config, cluster),
         *([] if cluster.subnets else _network(config, cluster)),
@@ -78,9 +81,11 @@ def render_eks_infrastructure(config: model.Config, cluster: model.EksCluster) -
         *(_node_group(config, cluster, group) for group in cluster.node_groups),
         *_addons(config, cluster),
         *_pod_identity_associations(config, cluster),
+        *_access_entries(config, cluster),
     ]
     for obj in objects:
-        obj["metadata"].setdefault("annotations", {})[REGION_ANNOTATION] = cluster.region
+        protect_from_deletion(config, obj["metadata"], DELETION_POLICY)
+        obj["metadata"]["annotations"][REGION_ANNOTATION] = cluster.region
     namespace = render_infra_namespace(
         config, cluster, {"services.k8s.aws/default-region": cluster.region}
     )
@@ -266,7 +271,6 @@ def _cluster(config: model.Config, cluster: model.EksCluster) -> Manifest:
     else:
         vpc_config["subnetRefs"] = subnets["subnetRefs"]
     meta = infra_metadata(config, cluster, cluster.name, Wave.CLUSTER)
-    protect_from_deletion(config, meta, DELETION_POLICY)
     return {
         "apiVersion": EKS,
         "kind": "Cluster",
@@ -285,22 +289,27 @@ def _cluster(config: model.Config, cluster: model.EksCluster) -> Manifest:
     }
 
 
+# The EKS API (and ACK) writes taint effects in its own spelling.
+EKS_TAINT_EFFECTS = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
+
+
 def node_labels_and_taints(
-    group: model.EksNodeGroup,
+    cluster: model.EksCluster, group: model.EksNodeGroup
 ) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """GPU nodes carry the accelerator label the EKS overlay's affinity requires, and the
-    taint its toleration matches, so only GPU pods land on them."""
-    gpu = cloud_facts.ec2_gpu(group.instance_types[0])
-    if not gpu:
-        return {}, []
-    taint = {"key": cloud_facts.GPU_TAINT_KEY, "value": "true", "effect": "NO_SCHEDULE"}
-    return {cloud_facts.EKS_GPU_NODE_LABEL: gpu}, [taint]
+    """GPU nodes carry the labels the EKS overlay's affinity and the NVIDIA device plugin
+    select, and, when the cluster has other nodes for everything else, the taint the GPU
+    pods' toleration matches (the rule is cluster/nodes.py's, shared with Kueue's flavors)."""
+    taints = [
+        {"key": t.key, "value": t.value, "effect": EKS_TAINT_EFFECTS[t.effect]}
+        for t in nodes.eks_taints(cluster, group)
+    ]
+    return nodes.eks_gpu_labels(group), taints
 
 
 def _node_group(
     config: model.Config, cluster: model.EksCluster, group: model.EksNodeGroup
 ) -> Manifest:
-    labels, taints = node_labels_and_taints(group)
+    labels, taints = node_labels_and_taints(cluster, group)
     spec: dict[str, Any] = {
         "name": group.name,
         "clusterRef": {"from": {"name": cluster.name}},
@@ -388,3 +397,40 @@ def _pod_identity_associations(config: model.Config, cluster: model.EksCluster) 
                 }
             )
     return associations
+
+
+# Full access to the cluster for a named principal (EKS user guide, access-policies.adoc).
+CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
+
+
+def _access_entries(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
+    """With `authenticationMode: API` only access entries let anyone in; the cluster's
+    creator (the ACK controller's role) is the only one EKS adds itself. Each admin
+    principal of the config gets an entry with the cluster-admin access policy."""
+    entries = []
+    for index, principal in enumerate(cluster.admin_principals):
+        entries.append(
+            {
+                "apiVersion": EKS,
+                "kind": "AccessEntry",
+                "metadata": infra_metadata(
+                    config, cluster, f"{cluster.name}-admin-{index}", Wave.ADDONS
+                ),
+                "spec": {
+                    "clusterRef": {"from": {"name": cluster.name}},
+                    "principalARN": principal,
+                    "type": "STANDARD",
+                    "accessPolicies": [
+                        {
+                            "policyARN": access_policy_arn(cluster.region, CLUSTER_ADMIN_POLICY),
+                            "accessScope": {"type": "cluster"},
+                        }
+                    ],
+                },
+            }
+        )
+    return entries
+
+
+def access_policy_arn(region: str, name: str) -> str:
+    return f"arn:{partition(region)}:eks::aws:cluster-access-policy/{name}"

@@ -1,7 +1,13 @@
 """A GKE cluster as Config Connector resources, reconciled in a management cluster: the
-cluster (Dataplane V2 so NetworkPolicies are enforced, Workload Identity, Filestore CSI
-for ReadWriteMany checkpoints, default node pool removed), its node pools with GPU
-drivers installed by GKE, and the training pods' Google service account."""
+cluster (VPC-native with Dataplane V2 so NetworkPolicies are enforced, Workload Identity,
+Filestore CSI for ReadWriteMany checkpoints, default node pool removed), its node pools
+with GPU drivers installed by GKE, and the training pods' Google service account.
+
+Config Connector in namespaced mode manages only namespaces that hold a
+ConfigConnectorContext naming the Google service account it acts as there
+(configconnector.core.cnrm.cloud.google.com/v1beta1, `googleServiceAccount` required),
+so each cluster's `infra-<cluster>` namespace gets one. Every Google Cloud resource is
+abandoned, not deleted, when its object goes (a prune, a removed node pool)."""
 
 from __future__ import annotations
 
@@ -17,6 +23,7 @@ from generator.render.clusters.common import (
 from generator.render.objects import Manifest
 
 CONTAINER = "container.cnrm.cloud.google.com/v1beta1"
+CORE = "core.cnrm.cloud.google.com/v1beta1"
 IAM = "iam.cnrm.cloud.google.com/v1beta1"
 PROJECT_ANNOTATION = "cnrm.cloud.google.com/project-id"
 # Config Connector leaves the Google Cloud resource in place when its object is deleted.
@@ -30,9 +37,23 @@ def render_gke_infrastructure(config: model.Config, cluster: model.GkeCluster) -
         *_workload_identity(config, cluster),
     ]
     for obj in objects:
-        obj["metadata"].setdefault("annotations", {})[PROJECT_ANNOTATION] = cluster.project
+        protect_from_deletion(config, obj["metadata"], DELETION_POLICY)
+        obj["metadata"]["annotations"][PROJECT_ANNOTATION] = cluster.project
     namespace = render_infra_namespace(config, cluster, {PROJECT_ANNOTATION: cluster.project})
-    return [namespace, *objects]
+    return [namespace, _config_connector_context(config, cluster), *objects]
+
+
+def _config_connector_context(config: model.Config, cluster: model.GkeCluster) -> Manifest:
+    """Config Connector's only name for a namespace's context is `configconnectorcontext.
+    core.cnrm.cloud.google.com` (the operator reads no other)."""
+    return {
+        "apiVersion": CORE,
+        "kind": "ConfigConnectorContext",
+        "metadata": infra_metadata(
+            config, cluster, "configconnectorcontext.core.cnrm.cloud.google.com", Wave.NAMESPACE
+        ),
+        "spec": {"googleServiceAccount": cluster.config_connector_account()},
+    }
 
 
 def workload_pool(cluster: model.GkeCluster) -> str:
@@ -42,7 +63,6 @@ def workload_pool(cluster: model.GkeCluster) -> str:
 def _cluster(config: model.Config, cluster: model.GkeCluster) -> Manifest:
     meta = infra_metadata(config, cluster, cluster.name, Wave.CLUSTER)
     meta["annotations"]["cnrm.cloud.google.com/remove-default-node-pool"] = "true"
-    protect_from_deletion(config, meta, DELETION_POLICY)
     return {
         "apiVersion": CONTAINER,
         "kind": "ContainerCluster",
@@ -52,6 +72,12 @@ def _cluster(config: model.Config, cluster: model.GkeCluster) -> Manifest:
             "initialNodeCount": 1,
             "minMasterVersion": config.cluster_version(cluster),
             "releaseChannel": {"channel": cluster.release_channel},
+            # Dataplane V2 needs a VPC-native cluster: alias IPs, GKE's default range sizes.
+            "networkingMode": "VPC_NATIVE",
+            "ipAllocationPolicy": {
+                "clusterIpv4CidrBlock": "/14",
+                "servicesIpv4CidrBlock": "/20",
+            },
             "datapathProvider": "ADVANCED_DATAPATH",
             "workloadIdentityConfig": {"workloadPool": workload_pool(cluster)},
             "addonsConfig": {
@@ -78,7 +104,10 @@ def _node_pool(
                 "gpuDriverInstallationConfig": {"gpuDriverVersion": "LATEST"},
             }
         ]
+    # The pool is named as in the config (Config Connector would use metadata.name), so
+    # its nodes' `cloud.google.com/gke-nodepool` label is what Kueue's flavor selects.
     spec: dict[str, Any] = {
+        "resourceID": pool.name,
         "clusterRef": {"name": cluster.name},
         "location": cluster.location,
     }

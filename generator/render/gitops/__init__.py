@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from generator.cluster import nodes
 from generator.config import model
 from generator.operator_facts import (
     CONTROLLER_CLUSTER_KINDS,
@@ -102,8 +103,13 @@ def sync_paths(
         layers.append(
             _Layer("infrastructure", infrastructure_folder(cluster), infra_namespace(cluster), 0)
         )
-    operators = operators_for(config.workloads_on(cluster), runs_queues(config, cluster))
-    layers += [_Layer(op.name, op.path, op.namespace, 1, operator=op) for op in operators]
+    operators = operators_for(
+        config.workloads_on(cluster), runs_queues(config, cluster), needs_device_plugin(cluster)
+    )
+    layers += [
+        _Layer(op.name, op.source_path(config.gitops), op.namespace, 1, operator=op)
+        for op in operators
+    ]
     if has_storage(cluster):
         layers.append(_Layer("storage", cluster_storage_folder(cluster), STORAGE_NAMESPACE, 1))
     workloads_order = 2
@@ -137,13 +143,24 @@ def sync_paths(
     return paths
 
 
+def needs_device_plugin(cluster: model.Cluster) -> bool:
+    """EKS GPU nodes need the NVIDIA device plugin installed; GKE installs its own."""
+    return isinstance(cluster, model.EksCluster) and any(
+        g.gpu_type for g in nodes.node_groups(cluster)
+    )
+
+
 def operator_objects(operator: Operator) -> list[Manifest]:
     """Stand-ins for what an operator's manifests create: their kinds and namespace."""
-    kinds: list[tuple[tuple[str, str], str | None]] = [
-        (kind, None) for kind in (*CONTROLLER_CLUSTER_KINDS, *operator.more_cluster_kinds)
-    ]
+    if operator.kinds is not None:
+        cluster_kinds = [k for k in operator.kinds if k in CONTROLLER_CLUSTER_KINDS]
+        namespaced_kinds = [k for k in operator.kinds if k not in CONTROLLER_CLUSTER_KINDS]
+    else:
+        cluster_kinds = [*CONTROLLER_CLUSTER_KINDS, *operator.more_cluster_kinds]
+        namespaced_kinds = list(CONTROLLER_NAMESPACED_KINDS)
+    kinds: list[tuple[tuple[str, str], str | None]] = [(kind, None) for kind in cluster_kinds]
     for namespace in (operator.namespace, *operator.more_namespaces):
-        kinds += [(kind, namespace) for kind in CONTROLLER_NAMESPACED_KINDS]
+        kinds += [(kind, namespace) for kind in namespaced_kinds]
     return [
         {
             "apiVersion": f"{group}/v1" if group else "v1",

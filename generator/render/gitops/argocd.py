@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
-from generator.operator_facts import CONTROLLER_CLUSTER_KINDS, KUEUE
+from generator.operator_facts import CONTROLLER_CLUSTER_KINDS, KUEUE, Operator
 from generator.render.gitops import Scope, SyncPath, gitops_folder
 from generator.render.labels import QUEUE_LABEL, platform_labels
 from generator.render.objects import Manifest, Unit, metadata
@@ -87,11 +87,18 @@ def application(config: model.Config, scope: Scope, project: str, path: SyncPath
     operator = path.operator
     if operator:
         # An operator's CRDs are too large for client-side apply's annotation.
-        source = {"repoURL": operator.repo, "targetRevision": operator.tag, "path": path.path}
+        source = operator_source(operator)
         options = ["ServerSideApply=true"]
     else:
         source = _source(config, path.path)
         options = ["PruneLast=true"]
+    if path.holds_jobs:
+        # Training objects are replaced when they change (Force=true,Replace=true on them),
+        # and a sync applies every resource of the path unless told to skip the synced
+        # ones (gitops-engine pkg/sync/sync_context.go: filterOutOfSyncTasks only under
+        # applyOutOfSyncOnly): without this, editing one workload of a namespace would
+        # delete and recreate every running Job beside it.
+        options.append("ApplyOutOfSyncOnly=true")
     ignored = _kueue_suspend_fields(path)
     if ignored:
         options.append("RespectIgnoreDifferences=true")
@@ -121,6 +128,24 @@ def _kueue_suspend_fields(path: SyncPath) -> list[dict[str, Any]]:
     ]
 
 
+def operator_source(operator: Operator) -> dict[str, Any]:
+    """The operator's repository at its tag: its Helm chart where it has one Argo CD must
+    render, else its kustomize path with the release images set (operator_facts)."""
+    source: dict[str, Any] = {
+        "repoURL": operator.repo,
+        "targetRevision": operator.tag,
+        "path": operator.source_path("argocd"),
+    }
+    if operator.helm_path:
+        source["helm"] = {"releaseName": operator.name}
+        return source
+    if operator.images:
+        source["kustomize"] = {
+            "images": [f"{image.name}={image.resolved}" for image in operator.images]
+        }
+    return source
+
+
 def root_application(config: model.Config, project: str, apps_folder: str) -> Manifest:
     target = {"server": IN_CLUSTER, "namespace": ARGOCD_NAMESPACE}
     source = _source(config, apps_folder)
@@ -135,7 +160,7 @@ def _application(
     config: model.Config,
     name: str,
     project: str,
-    source: dict[str, str],
+    source: dict[str, Any],
     target: dict[str, str],
     sync_options: list[str],
 ) -> Manifest:

@@ -7,8 +7,14 @@ dependsOn, with a root Kustomization per scope.
                                    every cluster's clusters/<cluster>/gitops/
     clusters/<cluster>/gitops/     that cluster's Kustomizations
 
-Workload clusters of the fleet are reached through `kubeConfig.secretRef` to a Secret
-named `<cluster>-kubeconfig` in flux-system, created out of band (never committed).
+Workload clusters of the fleet are reached the way kustomize-controller supports for
+cloud clusters without a kubeconfig: `kubeConfig.configMapRef` to a ConfigMap
+`<cluster>-cluster` in flux-system that names the provider (`aws`, `gcp`) and the
+cluster's resource name; the controller gets a token with its own workload identity
+(kustomize-controller API, KubeConfigReference). A kubeconfig that `aws eks
+update-kubeconfig` or `gcloud` writes runs an exec plugin, which kustomize-controller
+refuses (`--insecure-kubeconfig-exec` is off by default), so it is not the way here.
+No credential is in the ConfigMap: it is committed beside the Kustomizations.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import re
 from typing import Any
 
 from generator.config import model
+from generator.emit import dump_document
 from generator.operator_facts import Operator
+from generator.render.clusters.eks import partition
 from generator.render.gitops import Scope, SyncPath, gitops_folder
 from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, Unit, metadata
@@ -37,7 +45,10 @@ def render_scope(
     units = [
         Unit(
             gitops_folder(cluster),
-            [kustomization(config, scope, path) for path in paths[cluster.name]],
+            [
+                *([remote_cluster(config, cluster)] if scope.remote else []),
+                *(kustomization(config, scope, path) for path in paths[cluster.name]),
+            ],
         )
         for cluster in scope.clusters
     ]
@@ -92,13 +103,29 @@ def git_repository(config: model.Config) -> Manifest:
 
 
 def operator_repository(config: model.Config, operator: Operator) -> Manifest:
-    """An operator's upstream repository at its release tag."""
+    """An operator's upstream repository at its release tag; where only one file of a
+    folder is wanted, the source keeps that file alone (gitignore syntax: everything is
+    left out, then the file and the folders above it are let back in)."""
+    spec: dict[str, Any] = {"interval": "1h", "url": operator.repo, "ref": {"tag": operator.tag}}
+    if operator.flux:
+        spec["ignore"] = keep_only(operator.flux.keep)
     return {
         "apiVersion": SOURCE_API,
         "kind": "GitRepository",
         "metadata": metadata(operator.name, platform_labels(config), FLUX_NAMESPACE),
-        "spec": {"interval": "1h", "url": operator.repo, "ref": {"tag": operator.tag}},
+        "spec": spec,
     }
+
+
+def keep_only(path: str) -> str:
+    """`a/b/c.yml` -> ignore everything but a/b/c.yml."""
+    lines = ["/*"]
+    parts = path.split("/")
+    for depth in range(1, len(parts)):
+        folder = "/".join(parts[:depth])
+        lines += [f"!/{folder}/", f"/{folder}/*"]
+    lines.append(f"!/{path}")
+    return "\n".join(lines) + "\n"
 
 
 def _kustomization_object(
@@ -128,8 +155,9 @@ def _kustomization_object(
 
 def kustomization(config: model.Config, scope: Scope, path: SyncPath) -> Manifest:
     """Infrastructure and storage wait until everything is ready before what depends on
-    them starts. Training Jobs are not waited for (they run for hours); they are
-    recreated when their immutable spec changes (`force`)."""
+    them starts. Training Jobs are not waited for (they run for hours); each is recreated
+    when its immutable spec changes, by its own force annotation (runtimes.
+    replace_when_changed), so nothing else in the path is ever force-replaced."""
     obj = _kustomization_object(
         config,
         path.name,
@@ -141,8 +169,40 @@ def kustomization(config: model.Config, scope: Scope, path: SyncPath) -> Manifes
     spec = obj["spec"]
     if path.depends_on:
         spec["dependsOn"] = [{"name": name} for name in path.depends_on]
-    if path.holds_jobs:
-        spec["force"] = True
+    operator = path.operator
+    if operator and operator.images:
+        spec["images"] = [
+            {"name": i.name, "newName": i.new_name, "newTag": i.new_tag} for i in operator.images
+        ]
+    if operator and operator.flux and operator.flux.patches:
+        spec["patches"] = [
+            {"target": p["target"], "patch": dump_document(p["patch"]).decode()}
+            for p in operator.flux.patches
+        ]
     if scope.remote and not path.on_management:
-        spec["kubeConfig"] = {"secretRef": {"name": f"{path.cluster.name}-kubeconfig"}}
+        spec["kubeConfig"] = {"configMapRef": {"name": remote_cluster_name(path.cluster)}}
     return obj
+
+
+def remote_cluster_name(cluster: model.Cluster) -> str:
+    return f"{cluster.name}-cluster"
+
+
+def remote_cluster(config: model.Config, cluster: model.Cluster) -> Manifest:
+    """Where kustomize-controller finds a fleet cluster: its provider and resource name
+    (an EKS cluster's ARN, a GKE cluster's `projects/…/locations/…/clusters/…`)."""
+    if isinstance(cluster, model.EksCluster):
+        assert cluster.account_id, "the config rules require accountId with Flux"
+        arn = f"arn:{partition(cluster.region)}:eks:{cluster.region}:{cluster.account_id}"
+        data = {"provider": "aws", "cluster": f"{arn}:cluster/{cluster.name}"}
+    elif isinstance(cluster, model.GkeCluster):
+        resource = f"projects/{cluster.project}/locations/{cluster.location}/clusters"
+        data = {"provider": "gcp", "cluster": f"{resource}/{cluster.name}"}
+    else:
+        raise AssertionError("local clusters sync themselves")
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": metadata(remote_cluster_name(cluster), platform_labels(config), FLUX_NAMESPACE),
+        "data": data,
+    }

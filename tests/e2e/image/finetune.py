@@ -1,73 +1,193 @@
 """The TensorFlow program of the end-to-end tests, as a training image would ship it.
 
-Every pod runs it with the TF_CONFIG the Job's shell prefix exported. It starts a
-`tf.distribute.Server` for its own task, read from TF_CONFIG by TensorFlow's own
-resolver. Parameter servers then serve until they are stopped. Each worker runs, in one
-session, an op on every task of the cluster (reading that task's /etc/hostname, so the
-test sees which pod really answers for which task name), and then meets the other
-workers at a barrier of queues on the first parameter server, so that no worker leaves
-while another still needs it. It prints one line, `E2E-RESULT {json}`.
+Every pod runs it with the TF_CONFIG the generated shell prefix exported, read by
+TensorFlow's own resolver. What it does depends on the pod's task:
+
+- `worker` and `ps`: start a `tf.distribute.Server` for the task and serve until
+  stopped. With ParameterServerStrategy they never exit on their own: the controller
+  stops them once the chief has succeeded.
+- `chief`: the coordinator. It builds a `ParameterServerStrategy` from TF_CONFIG,
+  creates a linear model's variables under it (they land on the parameter servers),
+  and uses a `ClusterCoordinator` to schedule the training steps, each a `tf.function`
+  that the coordinator sends to whichever worker is free. It then prints one line,
+  `E2E-RESULT {json}`, and exits 0.
+
+The training is synchronous SGD in rounds: every step of a round takes the gradient of
+its own batch at the weights the round started with (a copy on the parameter servers)
+and subtracts its share from the weights, so the steps of a round commute and the final
+weights do not depend on which worker ran which step, or in which order. The chief
+publishes the new weights as the next round's start after the round has joined. Each
+step reads `/etc/hostname` on the worker that runs it, so the test sees which pods
+really computed.
+
+The test imports `reference_weights` (NumPy only, no TensorFlow) to compute, without any
+communication, what the training must end with.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-import tensorflow as tf
+import numpy as np
+import numpy.typing as npt
 
-# Long enough for slow starts, short enough that a broken cluster fails the pod.
-OPERATION_TIMEOUT_MS = 120_000
+FEATURES = 4
+BATCH = 8
+ROUNDS = 5
+STEPS_PER_ROUND = 4  # more than the workers, so that every worker gets steps
+LEARNING_RATE = 0.05
+INITIAL_WEIGHTS = (0.1, -0.2, 0.3, -0.4)
+TRUE_WEIGHTS = (0.5, -1.0, 2.0, 0.25)
+TRUE_BIAS = 0.5
+RESULT_PREFIX = "E2E-RESULT "
+# How long the chief waits for every worker and parameter server to accept connections:
+# long enough for slow starts, short enough that a broken cluster fails the pod.
+CONNECT_TIMEOUT_SECONDS = 120.0
+REPORT_EVERY_SECONDS = 5.0
+
+Array = npt.NDArray[np.float64]
 
 
-def cluster_tasks(cluster: tf.train.ClusterSpec) -> list[str]:
-    return [f"/job:{job}/task:{i}" for job in cluster.jobs for i in cluster.task_indices(job)]
+def batch(round_index: int, step: int) -> tuple[Array, Array]:
+    """Synthetic data that differs per round and step, the same wherever it is computed:
+    small integers (exact in any float type), and targets of a known linear model."""
+    seed = round_index * STEPS_PER_ROUND + step
+    cells = np.arange(BATCH * FEATURES, dtype=np.int64).reshape(BATCH, FEATURES)
+    inputs = ((cells * (seed + 3) + seed * 7) % 13 - 6).astype(np.float64) / 4.0
+    targets = inputs @ np.array(TRUE_WEIGHTS).reshape(FEATURES, 1) + TRUE_BIAS
+    return inputs, targets
 
 
-def visit_every_task(
-    server: tf.distribute.Server, cluster: tf.train.ClusterSpec, me: int
-) -> dict[str, object]:
-    workers = cluster.num_tasks("worker")
-    with tf.Graph().as_default():
-        hostnames = {}
-        for task in cluster_tasks(cluster):
-            with tf.device(task):
-                hostnames[task] = tf.io.read_file("/etc/hostname")
-        with tf.device("/job:ps/task:0"):
-            inboxes = [
-                tf.queue.FIFOQueue(workers, tf.int32, shapes=[[]], shared_name=f"barrier-{w}")
-                for w in range(workers)
-            ]
-            arrive = tf.group(*[inbox.enqueue(me) for inbox in inboxes])
-            arrived = inboxes[me].dequeue_many(workers)
-        config = tf.compat.v1.ConfigProto(
-            allow_soft_placement=False, operation_timeout_in_ms=OPERATION_TIMEOUT_MS
-        )
-        with tf.compat.v1.Session(server.target, config=config) as session:
-            seen = session.run(hostnames)
-            session.run(arrive)
-            met = session.run(arrived)
+def reference_weights() -> list[float]:
+    """The weights and bias the training must end with, in one process, by hand: the
+    gradient of the mean squared error, averaged over the steps of each round, at the
+    round's starting weights."""
+    weights = np.array(INITIAL_WEIGHTS).reshape(FEATURES, 1)
+    bias = 0.0
+    for round_index in range(ROUNDS):
+        weights_step, bias_step = np.zeros_like(weights), 0.0
+        for step in range(STEPS_PER_ROUND):
+            inputs, targets = batch(round_index, step)
+            error = inputs @ weights + bias - targets
+            weights_step += 2.0 / BATCH * inputs.T @ error
+            bias_step += 2.0 / BATCH * float(error.sum())
+        weights -= LEARNING_RATE / STEPS_PER_ROUND * weights_step
+        bias -= LEARNING_RATE / STEPS_PER_ROUND * bias_step
+    return [*(float(w) for w in weights.flatten()), bias]
+
+
+def wait_for_servers(cluster: Mapping[str, Sequence[str]]) -> None:
+    """Until every worker and parameter server accepts a connection at its address.
+
+    TensorFlow's own connection retries are silent; this says which task it is waiting
+    for and why (a name that does not resolve, a refused connection), and gives up with
+    an error rather than waiting forever."""
+    pending = {
+        f"/job:{job}/task:{index}": address
+        for job in ("worker", "ps")
+        for index, address in enumerate(cluster.get(job, []))
+    }
+    begin = last_report = time.monotonic()
+    while True:
+        problems = {}
+        for task, address in pending.items():
+            host, _, port = address.rpartition(":")
+            try:
+                socket.create_connection((host, int(port)), timeout=1.0).close()
+            except OSError as error:
+                problems[task] = f"{address}: {error}"
+        pending = {task: pending[task] for task in problems}
+        if not pending:
+            return
+        now = time.monotonic()
+        if now - begin > CONNECT_TIMEOUT_SECONDS:
+            sys.exit(f"gave up waiting for {', '.join(sorted(problems))}")
+        if now - last_report >= REPORT_EVERY_SECONDS:
+            for task, problem in sorted(problems.items()):
+                print(f"waiting for {task} at {problem}", flush=True)
+            last_report = now
+        time.sleep(0.5)
+
+
+def coordinate(resolver: Any) -> dict[str, object]:
+    """The chief's part: the variables on the parameter servers, every step on a worker."""
+    import tensorflow as tf
+
+    strategy = tf.distribute.ParameterServerStrategy(resolver)
+    with strategy.scope():
+        start = np.array(INITIAL_WEIGHTS).reshape(FEATURES, 1)
+        weights = tf.Variable(start, name="weights")
+        bias = tf.Variable(0.0, dtype=tf.float64, name="bias")
+        round_weights = tf.Variable(start, name="round_weights", trainable=False)
+        round_bias = tf.Variable(0.0, dtype=tf.float64, name="round_bias", trainable=False)
+    variables = [weights, bias, round_weights, round_bias]
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+
+    @tf.function
+    def train_step(inputs: tf.Tensor, targets: tf.Tensor) -> dict[str, tf.Tensor]:
+        def replica_step(inputs: tf.Tensor, targets: tf.Tensor) -> dict[str, tf.Tensor]:
+            with tf.GradientTape() as tape:
+                tape.watch([round_weights, round_bias])
+                predictions = tf.matmul(inputs, round_weights) + round_bias
+                loss = tf.reduce_mean(tf.square(predictions - targets))
+            weights_gradient, bias_gradient = tape.gradient(loss, [round_weights, round_bias])
+            share = LEARNING_RATE / STEPS_PER_ROUND
+            weights.assign_sub(share * weights_gradient)
+            bias.assign_sub(share * bias_gradient)
+            # Runs where the step runs: the pod's own hostname file.
+            return {"loss": loss, "hostname": tf.io.read_file("/etc/hostname")}
+
+        outputs: dict[str, tf.Tensor] = strategy.run(replica_step, args=(inputs, targets))
+        return outputs
+
+    scheduled = []
+    for round_index in range(ROUNDS):
+        for step in range(STEPS_PER_ROUND):
+            inputs, targets = batch(round_index, step)
+            scheduled.append(coordinator.schedule(train_step, args=(inputs, targets)))
+        coordinator.join()  # every step of the round has run
+        round_weights.assign(weights)
+        round_bias.assign(bias)
+    outputs = [remote.fetch() for remote in scheduled]
     return {
-        "seen": {task: name.decode().strip() for task, name in seen.items()},
-        "arrived": sorted(int(i) for i in met),
+        "steps": len(outputs),
+        "executed_on": [output["hostname"].decode().strip() for output in outputs],
+        "losses": [float(output["loss"]) for output in outputs],
+        "devices": {v.name.split(":")[0]: v.device for v in variables},
+        "weights": [*(float(w) for w in weights.numpy().flatten()), float(bias.numpy())],
     }
 
 
 def main() -> None:
+    import tensorflow as tf
+
     resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
     cluster = resolver.cluster_spec()
     task_type, task_id = resolver.task_type, resolver.task_id
-    server = tf.distribute.Server(cluster, job_name=task_type, task_index=task_id, start=True)
-    print(f"serving {task_type}:{task_id}", flush=True)
-    if task_type != "worker":
+    if task_type != "chief":
+        server = tf.distribute.Server(
+            cluster,
+            job_name=task_type,
+            task_index=task_id,
+            protocol=resolver.rpc_layer or "grpc",
+            start=True,
+        )
+        print(f"serving {task_type}:{task_id}", flush=True)
         server.join()
+        sys.exit("the server stopped")  # join() returns only if serving failed
+    wait_for_servers(cluster.as_dict())
     report = {
         "task": f"{task_type}:{task_id}",
         "hostname": socket.gethostname(),
         "cluster": cluster.as_dict(),
-        **visit_every_task(server, cluster, task_id),
+        **coordinate(resolver),
     }
-    print("E2E-RESULT " + json.dumps(report), flush=True)
+    print(RESULT_PREFIX + json.dumps(report), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""A pure model of what a configured cluster is and does: its nodes and what they offer."""

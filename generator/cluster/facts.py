@@ -1,0 +1,126 @@
+"""What each cloud keeps of a node for itself, and what runs on every node, each fact with
+its source. The node model (nodes.py) subtracts these from an instance's capacity to get
+what pods can be given: the scheduler places pods on allocatable, never on capacity.
+
+Not modelled (README, "What the cluster model knows"): GKE's own DaemonSets (logging,
+metrics, Dataplane V2's agent), whose requests change with GKE releases; the few percent
+of memory the kernel keeps below the instance's nominal size; other tenants' pods.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 2**20
+GIB = 2**30
+
+# CPU the kubelet reserves, as tiers of (cores in the tier, millicores per core), the same
+# on EKS and GKE: 6% of the first core, 1% of the second, 0.5% of the next two, 0.25% of
+# every core above four. Sources: amazon-eks-ami nodeadm internal/kubelet/config.go
+# (getCPUMillicoresToReserve); GKE "Plan for node sizes" (allocatable resources).
+CPU_RESERVED_TIERS: tuple[tuple[int | None, float], ...] = (
+    (1, 60.0),
+    (1, 10.0),
+    (2, 5.0),
+    (None, 2.5),
+)
+# The kubelet's default hard eviction threshold (memory.available<100Mi), kept free of
+# pods on both clouds (kubelet defaults; GKE "Plan for node sizes").
+EVICTION_MEMORY = 100 * MIB
+
+
+def reserved_millicores(vcpus: int) -> int:
+    left, reserved = vcpus, 0.0
+    for cores, per_core in CPU_RESERVED_TIERS:
+        taken = left if cores is None else min(left, cores)
+        reserved += taken * per_core
+        left -= taken
+    return int(reserved + 0.999)
+
+
+# EKS (Amazon Linux 2023, nodeadm getMemoryMebibytesToReserve): 11 MiB per pod the node
+# may hold, plus 255 MiB.
+EKS_MEMORY_PER_POD = 11 * MIB
+EKS_MEMORY_BASE = 255 * MIB
+# Pods per node with the VPC CNI (one IP per pod): ENIs x (IPv4 per ENI - 1) + 2, from
+# amazon-eks-ami templates/shared/runtime/eni-max-pods.txt. The EC2 network limits follow
+# the instance size for the families mlgitops knows; the few types that differ there are
+# listed.
+EKS_MAX_PODS_BY_SIZE = {
+    "large": 29,
+    "xlarge": 58,
+    "2xlarge": 58,
+    "4xlarge": 234,
+    "8xlarge": 234,
+    "12xlarge": 234,
+    "16xlarge": 737,
+    "24xlarge": 737,
+    "48xlarge": 737,
+}
+EKS_MAX_PODS_LISTED = {
+    "g5.16xlarge": 234,
+    "g5.48xlarge": 345,
+    "p3.2xlarge": 58,
+    "p3.8xlarge": 234,
+    "p3.16xlarge": 234,
+    "p4d.24xlarge": 737,
+    "p5.48xlarge": 100,
+}
+EKS_DEFAULT_MAX_PODS = 110  # sizes the table does not know: the kubelet's own default
+
+
+def eks_max_pods(instance_type: str) -> int:
+    if instance_type in EKS_MAX_PODS_LISTED:
+        return EKS_MAX_PODS_LISTED[instance_type]
+    size = instance_type.partition(".")[2]
+    return EKS_MAX_PODS_BY_SIZE.get(size, EKS_DEFAULT_MAX_PODS)
+
+
+def eks_reserved_memory(instance_type: str) -> int:
+    return EKS_MEMORY_PER_POD * eks_max_pods(instance_type) + EKS_MEMORY_BASE
+
+
+# GKE memory reservation (GKE "Plan for node sizes"): 25% of the first 4 GiB, 20% of the
+# next 4, 10% of the next 8, 6% of the next 112, 2% of the rest; 255 MiB under 1 GiB.
+GKE_MEMORY_TIERS: tuple[tuple[int | None, float], ...] = (
+    (4 * GIB, 0.25),
+    (4 * GIB, 0.20),
+    (8 * GIB, 0.10),
+    (112 * GIB, 0.06),
+    (None, 0.02),
+)
+
+
+def gke_reserved_memory(memory: int) -> int:
+    if memory < GIB:
+        return 255 * MIB
+    left, reserved = memory, 0.0
+    for size, share in GKE_MEMORY_TIERS:
+        taken = left if size is None else min(left, size)
+        reserved += taken * share
+        left -= taken
+    return int(reserved)
+
+
+@dataclass(frozen=True)
+class DaemonPod:
+    """A system pod on every node of a cloud, and what it requests."""
+
+    name: str
+    millicores: int
+    memory: int
+    source: str
+
+
+# Requests of the DaemonSets every EKS node runs with the add-ons mlgitops installs.
+EKS_DAEMON_PODS = (
+    DaemonPod("kube-proxy", 100, 0, "EKS kube-proxy add-on DaemonSet: requests cpu 100m"),
+    DaemonPod("aws-node", 25, 0, "EKS vpc-cni add-on DaemonSet aws-node: requests cpu 25m"),
+    DaemonPod(
+        "ebs-csi-node",
+        10,
+        40 * MIB,
+        "aws-ebs-csi-driver chart values node.resources: requests cpu 10m, memory 40Mi",
+    ),
+)
+DAEMON_PODS = {"eks": EKS_DAEMON_PODS, "gke": (), "local": ()}

@@ -1,0 +1,216 @@
+"""The nodes a configured cluster can have: per EKS node group or GKE node pool, the
+labels the cloud and mlgitops put on its nodes, its taints, one node's capacity and
+allocatable, and how many nodes exist.
+
+One rule decides the GPU taint on both clouds: GPU nodes are tainted `nvidia.com/gpu`
+only when the cluster has other nodes for everything else. GKE does exactly this itself
+(it taints GPU pools `nvidia.com/gpu=present:NoSchedule` when the cluster also has pools
+without GPUs; GKE "Run GPUs in Standard node pools"); on EKS mlgitops sets the taint on
+the node group. A cluster of GPU nodes only keeps them untainted, so CoreDNS, the
+operators and CPU pods, which do not tolerate the taint, still have somewhere to run.
+
+How many nodes exist: an EKS node group has `desiredSize` nodes (no autoscaler is
+installed, and one would fight ACK over `desiredSize`); a GKE pool has `nodeCount` per
+zone, or up to `maxNodes` per zone when GKE's own autoscaler scales it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from generator import cloud_facts
+from generator.cluster import facts
+from generator.config import model
+from generator.quantities import memory_bytes, millicores
+
+GPU_PRESENT_LABEL = "nvidia.com/gpu.present"  # selects GPU nodes for the NVIDIA device plugin
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+NODE_GROUP_LABELS = {
+    "eks": "eks.amazonaws.com/nodegroup",  # EKS managed node groups (managed-node-groups.adoc)
+    "gke": "cloud.google.com/gke-nodepool",  # GKE node pools
+}
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str
+    effect: str  # as the Kubernetes API writes it: NoSchedule
+
+
+@dataclass(frozen=True)
+class Amounts:
+    """CPU in millicores, memory in bytes, whole GPUs."""
+
+    millicores: int
+    memory: int
+    gpus: int
+
+    def holds(self, other: Amounts) -> bool:
+        return (
+            self.millicores >= other.millicores
+            and self.memory >= other.memory
+            and self.gpus >= other.gpus
+        )
+
+    def times(self, factor: int) -> Amounts:
+        return Amounts(self.millicores * factor, self.memory * factor, self.gpus * factor)
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """Identical nodes: an EKS node group, a GKE node pool, or a kind cluster's nodes."""
+
+    name: str  # as the cloud names it, which is what its node label carries
+    machine: str  # instance or machine type ("kind" locally)
+    labels: dict[str, str]
+    taints: tuple[Taint, ...]
+    capacity: Amounts | None  # None: no figures for this type (and none in the config)
+    allocatable: Amounts | None
+    nodes: int  # nodes that exist
+    gpu_type: str | None
+
+    @property
+    def tainted(self) -> bool:
+        return bool(self.taints)
+
+
+GPU_TAINT = Taint(cloud_facts.GPU_TAINT_KEY, "true", "NoSchedule")
+GKE_GPU_TAINT = Taint(cloud_facts.GPU_TAINT_KEY, "present", "NoSchedule")
+
+
+def node_groups(cluster: model.Cluster) -> list[NodeGroup]:
+    if isinstance(cluster, model.EksCluster):
+        return _eks_groups(cluster)
+    if isinstance(cluster, model.GkeCluster):
+        return _gke_pools(cluster)
+    return [_kind_nodes(cluster)]
+
+
+def _eks_groups(cluster: model.EksCluster) -> list[NodeGroup]:
+    has_cpu_group = any(not cloud_facts.ec2_gpu(g.instance_types[0]) for g in cluster.node_groups)
+    groups = []
+    for group in cluster.node_groups:
+        instance = group.instance_types[0]
+        gpu = cloud_facts.ec2_gpu(instance)
+        labels = {
+            NODE_GROUP_LABELS["eks"]: group.name,
+            "eks.amazonaws.com/capacityType": group.capacity_type,
+            INSTANCE_TYPE_LABEL: instance,
+            **eks_gpu_labels(group),
+        }
+        capacity = _capacity(group.capacity, cloud_facts.ec2_capacity(instance))
+        groups.append(
+            NodeGroup(
+                name=group.name,
+                machine=instance,
+                labels=labels,
+                taints=(GPU_TAINT,) if gpu and has_cpu_group else (),
+                capacity=capacity,
+                allocatable=capacity and _eks_allocatable(instance, capacity),
+                nodes=group.desired_size,
+                gpu_type=gpu,
+            )
+        )
+    return groups
+
+
+def eks_gpu_labels(group: model.EksNodeGroup) -> dict[str, str]:
+    """What mlgitops labels GPU node groups with: the accelerator (the label the EKS
+    overlay's affinity requires; EKS itself sets none) and `nvidia.com/gpu.present`, which
+    the NVIDIA device plugin's chart selects its nodes by."""
+    gpu = cloud_facts.ec2_gpu(group.instance_types[0])
+    if not gpu:
+        return {}
+    return {cloud_facts.EKS_GPU_NODE_LABEL: gpu, GPU_PRESENT_LABEL: "true"}
+
+
+def eks_taints(cluster: model.EksCluster, group: model.EksNodeGroup) -> tuple[Taint, ...]:
+    (found,) = [g for g in _eks_groups(cluster) if g.name == group.name]
+    return found.taints
+
+
+def _gke_pools(cluster: model.GkeCluster) -> list[NodeGroup]:
+    has_cpu_pool = any(pool.accelerator is None for pool in cluster.node_pools)
+    zones = cloud_facts.gke_zones(cluster.location)
+    pools = []
+    for pool in cluster.node_pools:
+        accelerator = pool.accelerator
+        gpus = accelerator.count if accelerator else 0
+        labels = {NODE_GROUP_LABELS["gke"]: pool.name, INSTANCE_TYPE_LABEL: pool.machine_type}
+        if accelerator:
+            labels[cloud_facts.GKE_GPU_NODE_LABEL] = accelerator.type
+        capacity = _capacity(pool.capacity, cloud_facts.gce_capacity(pool.machine_type, gpus))
+        per_zone = pool.autoscaling.max_nodes if pool.autoscaling else pool.node_count
+        pools.append(
+            NodeGroup(
+                name=pool.name,
+                machine=pool.machine_type,
+                labels=labels,
+                taints=(GKE_GPU_TAINT,) if accelerator and has_cpu_pool else (),
+                capacity=capacity,
+                allocatable=capacity and _gke_allocatable(capacity),
+                nodes=zones * per_zone,
+                gpu_type=accelerator.type if accelerator else None,
+            )
+        )
+    return pools
+
+
+def _kind_nodes(cluster: model.LocalCluster) -> NodeGroup:
+    """kind's nodes are containers sharing the laptop: their size is the laptop's, which
+    the config does not know. kind taints the control plane only when there are workers."""
+    return NodeGroup(
+        name="kind",
+        machine="kind",
+        labels={},
+        taints=(),
+        capacity=None,
+        allocatable=None,
+        nodes=max(cluster.workers, 1),
+        gpu_type=None,
+    )
+
+
+def _capacity(
+    given: model.NodeCapacity | None, known: cloud_facts.NodeCapacity | None
+) -> Amounts | None:
+    chosen = given or known
+    if chosen is None:
+        return None
+    return Amounts(chosen.cpu * 1000, memory_bytes(chosen.memory), chosen.gpus)
+
+
+def _eks_allocatable(instance_type: str, capacity: Amounts) -> Amounts:
+    daemons = facts.DAEMON_PODS["eks"]
+    cpu = facts.reserved_millicores(capacity.millicores // 1000)
+    cpu += sum(pod.millicores for pod in daemons)
+    memory = facts.eks_reserved_memory(instance_type) + facts.EVICTION_MEMORY
+    memory += sum(pod.memory for pod in daemons)
+    return Amounts(capacity.millicores - cpu, capacity.memory - memory, capacity.gpus)
+
+
+def _gke_allocatable(capacity: Amounts) -> Amounts:
+    cpu = facts.reserved_millicores(capacity.millicores // 1000)
+    memory = facts.gke_reserved_memory(capacity.memory) + facts.EVICTION_MEMORY
+    return Amounts(capacity.millicores - cpu, capacity.memory - memory, capacity.gpus)
+
+
+def pod_amounts(resources: model.Resources) -> Amounts:
+    return Amounts(millicores(resources.cpu), memory_bytes(resources.memory), resources.gpu)
+
+
+def tolerates(taint: Taint, tolerations: list[dict[str, str]]) -> bool:
+    """The scheduler's toleration match (k8s.io/api core/v1 toleration.go ToleratesTaint)."""
+    for toleration in tolerations:
+        effect = toleration.get("effect")
+        if effect and effect != taint.effect:
+            continue
+        key = toleration.get("key")
+        if key and key != taint.key:
+            continue
+        if toleration.get("operator", "Equal") == "Exists":
+            return True
+        if toleration.get("value", "") == taint.value:
+            return True
+    return False
