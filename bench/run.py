@@ -17,8 +17,8 @@ measured in the same run on the same machine:
 
     python bench/run.py [--workloads 100 300 1000] [--clusters 30] [--skip-validate]
 
-Needs ../shared/bench/make_fleet.py beside the project, kubectl or kustomize for the
-kustomize and validate figures.
+The fleets come from bench/make_fleet.py. Needs kubectl or kustomize for the kustomize
+and validate figures.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-MAKE_FLEET = ROOT.parent / "shared" / "bench" / "make_fleet.py"
+MAKE_FLEET = ROOT / "bench" / "make_fleet.py"
 SCHEMAS = ROOT.parent / "shared" / "schemas"
 MLGITOPS = [sys.executable, "-c", "from generator.cli import main; main()"]
 VALIDATE_WORKLOADS = 300
@@ -283,6 +283,26 @@ def bench_validate(folder: Path, tree: Path, workloads: int, clusters: int) -> N
         print(f"  {label:<21} {elapsed:>6.1f} s, peak {peak / 1024:.0f} MiB: {summary}")
 
 
+def bench_cluster_model(folder: Path, tree: Path, workloads: int, clusters: int) -> None:
+    """What the cluster model adds to a validate run whose builds all come from the cache:
+    the same cached run with the model and without it (`--no-cluster-model`), best of
+    three each, after one run that fills the cache."""
+    config = folder / f"fleet-{workloads}x{clusters}.yaml"
+    shutil.copy(config, tree / "mlgitops.yaml")
+    cache = folder / "model-cache"
+    command = [*MLGITOPS, "validate", str(tree), "--schema-location", str(SCHEMAS)]
+    command += ["--cache-dir", str(cache)]
+    _, _, run = timed(command)
+    assert run.returncode == 0, run.stdout + run.stderr
+    with_model = min(timed(command)[0] for _ in range(3))
+    without = min(timed([*command, "--no-cluster-model"])[0] for _ in range(3))
+    print(
+        f"cluster model, {workloads} workloads on {clusters} clusters, cached validate: "
+        f"{with_model:.2f} s with it, {without:.2f} s without: "
+        f"+{100 * (with_model - without) / without:.1f}% (target: under 10%)"
+    )
+
+
 def describe_machine() -> None:
     model = next(
         (
@@ -319,6 +339,8 @@ def main() -> None:
             bench_schema_stage(folder, trees[min(sizes)])
             size = VALIDATE_WORKLOADS if VALIDATE_WORKLOADS in trees else min(sizes)
             bench_validate(folder, trees[size], size, args.clusters)
+            largest = max(sizes)
+            bench_cluster_model(folder, trees[largest], largest, args.clusters)
     print(f"load average at end: {os.getloadavg()[0]:.1f}")
 
 

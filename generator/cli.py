@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -99,7 +99,8 @@ def generate(
     from generator.render.entrypoints import warnings
 
     config = _load(config_path)
-    rendered = layout(render(config))
+    units = render(config)
+    rendered = layout(units)
     tree = rendered.files
     if check or dry_run or show_diff:
         changes = write.plan(out_dir, tree, rendered.seeds)
@@ -123,8 +124,46 @@ def generate(
         changes = write.plan(out_dir, tree, rendered.seeds)
         write.apply(out_dir, changes, tree, force)
     _summarise(out_dir, changes, force)
-    for warning in warnings(config):
+    for warning in [*warnings(config), *placement_warnings(config, units, out_dir, rendered.seeds)]:
         click.echo(f"mlgitops: warning: {warning}", err=True)
+
+
+def placement_warnings(
+    config: Config, units: list[Any], out_dir: Path, seeds: dict[str, bytes]
+) -> list[str]:
+    """What the cluster model finds in the tree as rendered: problems the config rules
+    cannot see alone. People's own patches are not part of it (`validate` builds them)."""
+    from generator.cluster.rendered import verdicts
+    from generator.render.objects import Unit
+
+    by_folder = {u.folder: u for u in units if isinstance(u, Unit)}
+    found = [
+        f"{f.path}: {f.object}: {f.field}: [{f.rule}] {f.message}"
+        for verdict in verdicts(config, by_folder)
+        for f in verdict.findings
+    ]
+    customised = [
+        u.folder
+        for u in by_folder.values()
+        if u.seed and _holds_more_than_its_seed(out_dir, u.folder, seeds)
+    ]
+    if customised:
+        found.append(
+            f"{', '.join(customised)} hold your own changes, which this check does not see: "
+            "`mlgitops validate` builds them"
+        )
+    return found
+
+
+def _holds_more_than_its_seed(out_dir: Path, folder: str, seeds: dict[str, bytes]) -> bool:
+    """A custom/ Component that is no longer what mlgitops first wrote."""
+    try:
+        files = sorted(p.name for p in (out_dir / folder).iterdir())
+        seed = seeds.get(f"{folder}/kustomization.yaml")
+        written = (out_dir / folder / "kustomization.yaml").read_bytes()
+    except OSError:
+        return False
+    return files != ["kustomization.yaml"] or (seed is not None and written != seed)
 
 
 def _load(config_path: Path | None) -> Config:
@@ -472,6 +511,19 @@ def graph(config_path: Path | None, output_format: str) -> None:
     "(default: $XDG_CACHE_HOME/mlgitops/validate, else ~/.cache/mlgitops/validate).",
 )
 @click.option("--no-cache", is_flag=True, help="Build and check everything; read and keep nothing.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="The config the tree was generated from: its clusters' nodes are what the "
+    "cluster model places pods on (default: ROOT/mlgitops.yaml when there is one).",
+)
+@click.option(
+    "--cluster-model/--no-cluster-model",
+    default=True,
+    show_default=True,
+    help="Ask what each cluster of the config would do with the tree (MLG010-MLG016).",
+)
 def validate(
     root: Path,
     schema_locations: tuple[str, ...],
@@ -482,10 +534,14 @@ def validate(
     jobs: int,
     cache_dir: Path | None,
     no_cache: bool,
+    config_path: Path | None,
+    cluster_model: bool,
 ) -> None:
     """Build every kustomization under ROOT and check every object: strict schemas and
-    policies. Exit 0 when clean, 1 with one line per problem. Builds whose inputs have
-    not changed since a run with the same settings are not built again.
+    policies, and, with the config, what each cluster would do with the tree (every pod
+    placed on a node, every queued workload admitted, every claim provisioned). Exit 0
+    when clean, 1 with one line per problem. Builds whose inputs have not changed since a
+    run with the same settings are not built again.
 
     \b
     Examples:
@@ -503,9 +559,11 @@ def validate(
     if not root.is_dir():
         raise click.BadParameter(f"{root} is not a folder", param_hint="ROOT")
     options = _validate_options(
-        root, list(schema_locations), kubernetes_version, ignore_missing_schemas, jobs
+        root, list(schema_locations), kubernetes_version, ignore_missing_schemas, jobs, config_path
     )
     options = replace(options, cache_folder=None if no_cache else cache_dir or default_folder())
+    if not cluster_model:
+        options = replace(options, clusters=())
     progress = _progress_bar() if sys.stderr.isatty() else None
     if engine == "kubeconform":
         from generator.validate.kubeconform import validate_with_kubeconform
@@ -534,6 +592,7 @@ def _validate_options(
     kubernetes_version: str | None,
     ignore_missing: bool,
     jobs: int,
+    config_file: Path | None = None,
 ) -> Options:
     from generator.config.checks import kubernetes_version as check_version
     from generator.config.load import load_config_file
@@ -543,7 +602,7 @@ def _validate_options(
         raise click.BadParameter(
             str(check_version(kubernetes_version)), param_hint="--kubernetes-version"
         )
-    config_path = root / CONFIG_NAME
+    config_path = config_file or root / CONFIG_NAME
     if not config_path.is_file():
         return Options(locations, kubernetes_version or "1.33", {}, ignore_missing, None, jobs)
     config = load_config_file(config_path)
@@ -557,6 +616,7 @@ def _validate_options(
         ignore_missing,
         config.repo.url,
         jobs,
+        clusters=config.clusters,
     )
 
 

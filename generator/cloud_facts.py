@@ -235,6 +235,14 @@ def gce_capacity(machine_type: str, gpus: int) -> NodeCapacity | None:
     return NodeCapacity(vcpus, f"{vcpus * per_vcpu}Mi", gpus)
 
 
+# Compute Engine series on Arm: Tau T2A and Axion C4A (Compute Engine machine families).
+GCE_ARM_SERIES = frozenset({"t2a", "c4a"})
+
+
+def gce_is_arm(machine_type: str) -> bool:
+    return machine_type.split("-", 1)[0] in GCE_ARM_SERIES
+
+
 def gke_zones(location: str) -> int:
     """A regional cluster spreads each node pool over three zones; a zonal one has one."""
     return 1 if re.fullmatch(r".*-[a-z]", location) else 3

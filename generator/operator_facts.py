@@ -219,6 +219,9 @@ NVIDIA_DEVICE_PLUGIN = Operator(
 )
 
 
+OPERATORS = (TRAINING_OPERATOR, JOBSET, TRAINER, KUEUE, NVIDIA_DEVICE_PLUGIN)
+
+
 def operators_for(
     workloads: list[model.Workload], queues: bool, device_plugin: bool = False
 ) -> list[Operator]:

@@ -57,6 +57,7 @@ clusters:
   - name: eks-training
     cloud: eks
     region: us-west-2
+    efsFileSystemId: fs-0123456789abcdef0
     version: "1.33"
     nodeGroups:
       - name: gpu

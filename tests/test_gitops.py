@@ -60,6 +60,7 @@ SECOND_EKS = """\
   - name: eks-training-eu
     cloud: eks
     region: eu-west-1
+    efsFileSystemId: fs-0fedcba9876543210
     nodeGroups:
       - name: gpu-workers
         instanceTypes: [g5.2xlarge]

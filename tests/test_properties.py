@@ -178,7 +178,8 @@ def eks_cluster(draw: st.DrawFn, name: str) -> Config:
             "name": f"ng{index}",
             "instanceTypes": family[: draw(st.integers(1, len(family)))],
             "minSize": low,
-            "desiredSize": draw(st.integers(low, max(high, 1))),
+            # Nodes exist (no autoscaler adds them): pods and CoreDNS need some.
+            "desiredSize": draw(st.integers(max(low, 1), max(high, 1))),
             "maxSize": max(high, 1),
         }
         if draw(st.booleans()):
@@ -283,9 +284,11 @@ SMALL_WORKLOAD: Config = {
 }
 
 
-def _pods_fit(spec: Config, cluster: Config) -> bool:
-    """Some node of the cluster can hold one of the workload's pods: GPU pods on GPU nodes,
-    others on untainted ones (a size the model does not know counts as fitting)."""
+def _pods_fit(spec: Config, cluster: Config, pods: int = 1) -> bool:
+    """Some node of the cluster can hold one of the workload's pods (with `pods`, some
+    group's nodes together can hold that many: Kueue's quota for a flavor is its group's
+    nodes): GPU pods on GPU nodes, others on untainted ones (a size the model does not
+    know counts as fitting)."""
     if cluster["cloud"] == "local":
         return True
     cloud = cluster["cloud"]
@@ -295,7 +298,30 @@ def _pods_fit(spec: Config, cluster: Config) -> bool:
         model.Resources(wanted["cpu"], wanted["memory"], int(wanted.get("gpu", 0)))
     )
     groups = [g for g in _node_groups(cluster) if (g.gpu_type if pod.gpus else not g.tainted)]
+    if pods > 1:
+        return any(
+            g.allocatable is None or g.allocatable.times(g.nodes).holds(pod.times(pods))
+            for g in groups
+        )
     return any(g.allocatable is None or g.allocatable.holds(pod) for g in groups)
+
+
+def _queue_only_where_admitted(spec: Config, clusters: list[Config]) -> None:
+    """Kueue never admits a queued run larger than a flavor's quota (its group's nodes):
+    such a run is not queued here (generate warns of it; test_cluster_model shows it)."""
+    if "queue" not in spec:
+        return
+    servers = spec.get("parameterServers", 0)
+    pods = spec["workers"] + servers + (1 if servers else 0)
+    runs_on = [c for c in clusters if c["name"] in spec.get("clusters", [c["name"]])]
+    if not all(_pods_fit(spec, c, pods) for c in runs_on):
+        del spec["queue"]
+
+
+def _shares_a_checkpoint(spec: Config, cluster: Config) -> bool:
+    pods = spec["workers"] + spec.get("parameterServers", 0)
+    runs_here = cluster["name"] in spec.get("clusters", [cluster["name"]])
+    return runs_here and "checkpoint" in spec and pods > 1
 
 
 def _place_gpu_workloads(spec: Config, clusters: list[Config]) -> None:
@@ -321,10 +347,15 @@ def valid_configs(draw: st.DrawFn) -> Config:
     workloads = [draw(workload(name, names)) for name in workload_names]
     for spec in workloads:
         _place_gpu_workloads(spec, clusters)
+        _queue_only_where_admitted(spec, clusters)
     gitops = draw(st.sampled_from(["argocd", "flux"]))
     for cluster in clusters:
         if gitops == "flux" and cluster["cloud"] == "eks":
             cluster["accountId"] = "123456789012"  # Flux reaches EKS clusters by ARN
+        if cluster["cloud"] == "eks" and any(
+            _shares_a_checkpoint(spec, cluster) for spec in workloads
+        ):
+            cluster["efsFileSystemId"] = "fs-0123abcd"  # ReadWriteMany on EKS is EFS
     config: Config = {
         "name": draw(_label("p")),
         "repo": {"url": "https://github.com/acme/ml-gitops.git"},
@@ -359,7 +390,17 @@ def test_every_valid_config_builds_and_passes_strict_schemas_and_policies(
     dumped = yaml.safe_dump(config, sort_keys=False)
     assert generated.exit_code == 0, f"{generated.output}\nfor the config:\n{dumped}"
     validated = CliRunner().invoke(
-        main, ["validate", "out", "--schema-location", str(SCHEMAS), "--output", "text"]
+        main,
+        [
+            "validate",
+            "out",
+            "--config",
+            "mlgitops.yaml",  # the cluster model places every pod on the config's nodes
+            "--schema-location",
+            str(SCHEMAS),
+            "--output",
+            "text",
+        ],
     )
     assert validated.exit_code == 0, f"{validated.output}\nfor the config:\n{dumped}"
     shutil.rmtree(folder)

@@ -1,23 +1,11 @@
 """Every runtime a workload can choose, built with the real kustomize and checked against
 strict schemas, and the NetworkPolicies checked against the pods each controller makes.
 
-The pods are modelled here, independently of the generator, from each controller's
-source (labels it writes on the pods it creates, on top of the template's own):
-
-- Job controller (kubernetes/kubernetes pkg/controller/job): the template's labels plus
-  `batch.kubernetes.io/job-name`, `job-name`, `batch.kubernetes.io/controller-uid` and,
-  for Indexed Jobs, `batch.kubernetes.io/job-completion-index`.
-- JobSet (kubernetes-sigs/jobset pkg/controllers/jobset_controller.go,
-  labelAndAnnotateObject): the template's labels plus `jobset.sigs.k8s.io/jobset-name`,
-  `replicatedjob-name`, `job-index`, `job-key`, `restart-attempt`, `global-replicas`,
-  `replicatedjob-replicas`; then the Job controller's.
-- Training Operator v1 (kubeflow/trainer release-1.9 pkg/controller.v1/common,
-  GenLabels and createNewPod): the template's labels plus
-  `training.kubeflow.org/operator-name`, `job-name`, `replica-type` (lowercase) and
-  `replica-index`.
-- Trainer v2 TrainJob (kubeflow/trainer pkg/runtime/framework/plugins/jobset): a JobSet
-  named after the TrainJob from the runtime's template, so the runtime template's labels
-  plus JobSet's and the Job controller's; the TrainJob's own labels are not copied.
+The pods come from the product's controller model (generator/cluster/controllers.py,
+modelled on each controller's source, not on the generator, and checked against the real
+objects in tests/test_controllers.py): the labels every pod of a group carries
+(`pod_groups`) must all match a policy's selector, and no single pod of another workload
+(`pods`, with its per-pod labels) may.
 """
 
 from __future__ import annotations
@@ -32,6 +20,7 @@ from click.testing import CliRunner
 from helpers import CONFIGS, SCHEMAS, build_and_validate, kustomization_folders
 
 from generator.cli import main
+from generator.cluster import controllers
 from generator.config import rules
 from generator.config.load import load_default_config
 from generator.render import runtimes
@@ -64,106 +53,41 @@ def _one(objects: Objects, kind: str, name: str) -> dict[str, Any]:
     return found
 
 
-# --- the controllers, modelled -------------------------------------------------------
+# --- the pods each controller creates (generator.cluster.controllers) ---------------
 
 
-def _job_pods(
-    job_name: str, job_spec: dict[str, Any], extra: dict[str, str]
-) -> list[dict[str, str]]:
-    template = job_spec["template"]["metadata"].get("labels", {})
-    return [
-        {
-            **template,
-            **extra,
-            "batch.kubernetes.io/job-name": job_name,
-            "job-name": job_name,
-            "batch.kubernetes.io/controller-uid": "uid",
-            "batch.kubernetes.io/job-completion-index": str(index),
-        }
-        for index in range(job_spec["completions"])
-    ]
-
-
-def _jobset_pods(name: str, spec: dict[str, Any]) -> list[dict[str, str]]:
-    pods = []
-    for rjob in spec["replicatedJobs"]:
-        for job_index in range(rjob.get("replicas", 1)):
-            job_name = f"{name}-{rjob['name']}-{job_index}"
-            jobset_labels = {
-                "jobset.sigs.k8s.io/jobset-name": name,
-                "jobset.sigs.k8s.io/replicatedjob-name": rjob["name"],
-                "jobset.sigs.k8s.io/job-index": str(job_index),
-                "jobset.sigs.k8s.io/job-key": "sha1",
-                "jobset.sigs.k8s.io/restart-attempt": "0",
-            }
-            pods += _job_pods(job_name, rjob["template"]["spec"], jobset_labels)
-    return pods
-
-
-def _kubeflow_pods(obj: dict[str, Any], replica_specs: str) -> list[dict[str, str]]:
-    operator = {"PyTorchJob": "pytorchjob-controller", "TFJob": "tfjob-controller"}[obj["kind"]]
-    pods = []
-    for replica_type, replica in obj["spec"][replica_specs].items():
-        for index in range(replica["replicas"]):
-            pods.append(
-                {
-                    **replica["template"]["metadata"].get("labels", {}),
-                    "training.kubeflow.org/operator-name": operator,
-                    "training.kubeflow.org/job-name": obj["metadata"]["name"],
-                    "training.kubeflow.org/replica-type": replica_type.lower(),
-                    "training.kubeflow.org/replica-index": str(index),
-                }
-            )
-    return pods
-
-
-def pods_of(obj: dict[str, Any], runtimes: Objects) -> list[dict[str, str]]:
-    """The labels of every pod the object's controller would create."""
-    kind, name = obj["kind"], obj["metadata"]["name"]
-    if kind == "Job":
-        return _job_pods(name, obj["spec"], {})
-    if kind == "JobSet":
-        return _jobset_pods(name, obj["spec"])
-    if kind == "PyTorchJob":
-        return _kubeflow_pods(obj, "pytorchReplicaSpecs")
-    if kind == "TFJob":
-        return _kubeflow_pods(obj, "tfReplicaSpecs")
-    assert kind == "TrainJob"
-    runtime = _one(runtimes, "ClusterTrainingRuntime", obj["spec"]["runtimeRef"]["name"])
-    jobset = runtime["spec"]["template"]["spec"]
-    (node,) = jobset["replicatedJobs"]  # Trainer runs numNodes pods of it
-    nodes = {**node["template"]["spec"], "completions": obj["spec"]["trainer"]["numNodes"]}
-    template = {**node["template"], "spec": nodes}
-    return _jobset_pods(name, {"replicatedJobs": [{**node, "template": template}]})
+def _runtimes(objects: Objects) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"].endswith("TrainingRuntime")}
 
 
 def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.get("matchLabels", {}).items())
 
 
-TRAINING_KINDS = {"Job", "JobSet", "PyTorchJob", "TFJob", "TrainJob"}
+TRAINING_KINDS = set(controllers.TRAINING_KINDS)
 
 
 @pytest.mark.parametrize("cluster", ["eks-a", "gke-b", "laptop"])
 def test_network_policies_select_exactly_the_pods_each_controller_creates(
     built: dict[Path, Objects], cluster: str
 ) -> None:
-    runtimes = _objects(built, f"clusters/{cluster}/platform")
+    runtimes = _runtimes(_objects(built, f"clusters/{cluster}/platform"))
     kinds_seen = set()
     for namespace in ("training", "research", "llm"):
         objects = _objects(built, f"clusters/{cluster}/workloads/namespaces/{namespace}")
         training = [o for o in objects if o["kind"] in TRAINING_KINDS]
-        pods = {o["metadata"]["name"]: pods_of(o, runtimes) for o in training}
+        groups = {o["metadata"]["name"]: controllers.pod_groups(o, runtimes) for o in training}
+        pods = {o["metadata"]["name"]: controllers.pods(o, runtimes) for o in training}
         for obj in training:
             name = obj["metadata"]["name"]
             kinds_seen.add(obj["kind"])
             policy = _one(objects, "NetworkPolicy", f"{name}-allow-intra-job")
             peers = policy["spec"]["ingress"][0]["from"][0]["podSelector"]
+            assert groups[name] and sum(g.count for g in groups[name]) == len(pods[name]), name
             for selector in (policy["spec"]["podSelector"], peers):
-                assert pods[name], name
-                assert all(_selects(selector, p) for p in pods[name]), (name, selector)
+                assert all(_selects(selector, g.labels) for g in groups[name]), (name, selector)
                 others = [p for other, ps in pods.items() if other != name for p in ps]
-                assert not any(_selects(selector, p) for p in others), (name, selector)
+                assert not any(_selects(selector, p.labels) for p in others), (name, selector)
     assert kinds_seen == TRAINING_KINDS
 
 

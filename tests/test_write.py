@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from helpers import CONFIGS, SEEDS, SHARED
+from helpers import CONFIGS, ROOT, SEEDS
 
 from generator import write
 from generator.cli import main
@@ -23,7 +23,7 @@ from generator.config.load import load_config_file
 from generator.layout import layout
 from generator.render import render
 
-BENCH = SHARED / "bench"
+BENCH = ROOT / "bench"  # the project's own fleet maker
 
 
 def run(out: Path, *args: str, config: Path = SEEDS) -> Result:
@@ -236,7 +236,7 @@ def test_read_only_modes_never_create_the_output_folder(tmp_path: Path, flag: st
 
 
 def _fleet_config(path: Path, workloads: int, tag: str) -> Path:
-    """A fleet-sized config from ../shared/bench/make_fleet.py, with its own image tags."""
+    """A fleet-sized config from bench/make_fleet.py, with its own image tags."""
     spec = importlib.util.spec_from_file_location("make_fleet", BENCH / "make_fleet.py")
     assert spec and spec.loader
     make_fleet = importlib.util.module_from_spec(spec)

@@ -124,3 +124,172 @@ EKS_DAEMON_PODS = (
     ),
 )
 DAEMON_PODS = {"eks": EKS_DAEMON_PODS, "gke": (), "local": ()}
+
+
+@dataclass(frozen=True)
+class SystemPod:
+    """A pod that must run somewhere for the cluster to work, with the tolerations and
+    node selection it really has."""
+
+    name: str
+    namespace: str
+    replicas: int
+    millicores: int
+    memory: int
+    tolerations: tuple[dict[str, str], ...]
+    node_selector: dict[str, str]
+    why: str  # what breaks without it
+    source: str
+
+
+CRITICAL_ADDONS = {"key": "CriticalAddonsOnly", "operator": "Exists"}
+CONTROL_PLANE = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+LINUX = {"kubernetes.io/os": "linux"}
+
+COREDNS_EKS = SystemPod(
+    "coredns",
+    "kube-system",
+    2,
+    100,
+    70 * MIB,
+    (CRITICAL_ADDONS, CONTROL_PLANE),
+    LINUX,
+    "cluster DNS: pods find each other (rendezvous, TF_CONFIG) by name",
+    "EKS coredns add-on defaults (`aws eks describe-addon-configuration --addon-name "
+    "coredns`: tolerations CriticalAddonsOnly and the control-plane taint, requests 100m "
+    "/ 70Mi, 2 replicas)",
+)
+KUBE_DNS_GKE = SystemPod(
+    "kube-dns",
+    "kube-system",
+    2,
+    260,
+    110 * MIB,
+    (CRITICAL_ADDONS, {"key": "components.gke.io/gke-managed-components", "operator": "Exists"}),
+    LINUX,
+    "cluster DNS: pods find each other by name",
+    "GKE kube-dns Deployment (kubedns 100m/70Mi, dnsmasq 150m/20Mi, sidecar 10m/20Mi; "
+    "kubernetes cluster/addons/dns/kube-dns, with GKE's managed-components toleration)",
+)
+COREDNS_KIND = SystemPod(
+    "coredns",
+    "kube-system",
+    2,
+    100,
+    70 * MIB,
+    (CRITICAL_ADDONS, CONTROL_PLANE),
+    LINUX,
+    "cluster DNS: pods find each other by name",
+    "kubeadm's CoreDNS Deployment, which kind installs (cmd/kubeadm/app/phases/addons/dns)",
+)
+EBS_CSI_CONTROLLER = SystemPod(
+    "ebs-csi-controller",
+    "kube-system",
+    2,
+    10,
+    40 * MIB,
+    (CRITICAL_ADDONS, {"effect": "NoExecute", "operator": "Exists"}),
+    LINUX,
+    "gp3 claims are provisioned",
+    "aws-ebs-csi-driver chart values controller.{replicaCount,resources,tolerations}",
+)
+EFS_CSI_CONTROLLER = SystemPod(
+    "efs-csi-controller",
+    "kube-system",
+    2,
+    0,
+    0,
+    (CRITICAL_ADDONS, {"key": "efs.csi.aws.com/agent-not-ready", "operator": "Exists"}),
+    LINUX,
+    "efs-sc claims are provisioned",
+    "aws-efs-csi-driver chart values controller.{replicaCount,tolerations} (no requests)",
+)
+
+
+def operator_pod(name: str, namespace: str, millicores: int, memory: int, source: str) -> SystemPod:
+    """An operator's controller: none of those mlgitops installs tolerates any taint."""
+    return SystemPod(name, namespace, 1, millicores, memory, (), {}, "its runtime runs", source)
+
+
+# The controllers of the operators mlgitops installs, by operator name (operator_facts),
+# read off `kustomize build` of each path at its pinned tag.
+OPERATOR_PODS = {
+    "training-operator": operator_pod(
+        "training-operator", "kubeflow", 0, 0, "kubeflow/trainer@v1.9.4 overlays/standalone"
+    ),
+    "jobset": operator_pod(
+        "jobset-controller-manager",
+        "jobset-system",
+        500,
+        128 * MIB,
+        "kubernetes-sigs/jobset@v0.12.0 config/default",
+    ),
+    "trainer": operator_pod(
+        "kubeflow-trainer-controller-manager",
+        "kubeflow-system",
+        0,
+        0,
+        "kubeflow/trainer@v2.3.0 manifests/base/manager",
+    ),
+    "kueue": operator_pod(
+        "kueue-controller-manager",
+        "kueue-system",
+        500,
+        512 * MIB,
+        "kubernetes-sigs/kueue@v0.17.6 config/default",
+    ),
+}
+DNS_PODS = {"eks": COREDNS_EKS, "gke": KUBE_DNS_GKE, "local": COREDNS_KIND}
+
+
+@dataclass(frozen=True)
+class Provisioner:
+    """What a CSI driver can give a claim."""
+
+    access_modes: frozenset[str]
+    minimum: int  # bytes; 0: no minimum
+    source: str
+
+
+PROVISIONERS = {
+    "ebs.csi.aws.com": Provisioner(
+        frozenset({"ReadWriteOnce", "ReadWriteOncePod"}),
+        GIB,
+        "aws-ebs-csi-driver: EBS volumes attach to one node (docs/parameters.md; gp3 1 GiB and up)",
+    ),
+    "efs.csi.aws.com": Provisioner(
+        frozenset({"ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany", "ReadWriteOncePod"}),
+        0,
+        "aws-efs-csi-driver: NFS, any access mode",
+    ),
+    "pd.csi.storage.gke.io": Provisioner(
+        frozenset({"ReadWriteOnce", "ReadOnlyMany", "ReadWriteOncePod"}),
+        GIB,
+        "GKE persistent disks (Compute Engine PD CSI driver)",
+    ),
+    "filestore.csi.storage.gke.io": Provisioner(
+        frozenset({"ReadWriteOnce", "ReadWriteMany", "ReadOnlyMany"}),
+        1024 * GIB,
+        "GKE Filestore CSI driver: standard-rwx is Basic HDD, 1 TiB at least",
+    ),
+    "rancher.io/local-path": Provisioner(
+        frozenset({"ReadWriteOnce", "ReadWriteOncePod"}),
+        0,
+        "kind's local-path provisioner: a folder on one node",
+    ),
+}
+# The StorageClasses each cloud's clusters have without the tree adding any.
+BUILTIN_STORAGE_CLASSES = {
+    "eks": {"gp2": "kubernetes.io/aws-ebs"},  # EKS ships gp2 (in-tree, migrated to EBS CSI)
+    "gke": {
+        "standard": "pd.csi.storage.gke.io",
+        "standard-rwo": "pd.csi.storage.gke.io",
+        "premium-rwo": "pd.csi.storage.gke.io",
+        # Present once the Filestore CSI driver is enabled, as the cluster manifests do.
+        "standard-rwx": "filestore.csi.storage.gke.io",
+        "premium-rwx": "filestore.csi.storage.gke.io",
+        "enterprise-rwx": "filestore.csi.storage.gke.io",
+    },
+    "local": {"standard": "rancher.io/local-path"},
+}
+PROVISIONERS["kubernetes.io/aws-ebs"] = PROVISIONERS["ebs.csi.aws.com"]

@@ -16,6 +16,7 @@ zone, or up to `maxNodes` per zone when GKE's own autoscaler scales it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from generator import cloud_facts
@@ -79,12 +80,18 @@ GPU_TAINT = Taint(cloud_facts.GPU_TAINT_KEY, "true", "NoSchedule")
 GKE_GPU_TAINT = Taint(cloud_facts.GPU_TAINT_KEY, "present", "NoSchedule")
 
 
-def node_groups(cluster: model.Cluster) -> list[NodeGroup]:
+@functools.cache
+def _node_groups(cluster: model.Cluster) -> tuple[NodeGroup, ...]:
     if isinstance(cluster, model.EksCluster):
-        return _eks_groups(cluster)
+        return tuple(_eks_groups(cluster))
     if isinstance(cluster, model.GkeCluster):
-        return _gke_pools(cluster)
-    return [_kind_nodes(cluster)]
+        return tuple(_gke_pools(cluster))
+    return tuple(_kind_nodes(cluster))
+
+
+def node_groups(cluster: model.Cluster) -> list[NodeGroup]:
+    """Computed once per cluster (the config rules ask for every workload)."""
+    return list(_node_groups(cluster))
 
 
 def _eks_groups(cluster: model.EksCluster) -> list[NodeGroup]:
@@ -97,6 +104,7 @@ def _eks_groups(cluster: model.EksCluster) -> list[NodeGroup]:
             NODE_GROUP_LABELS["eks"]: group.name,
             "eks.amazonaws.com/capacityType": group.capacity_type,
             INSTANCE_TYPE_LABEL: instance,
+            **_platform_labels(cloud_facts.ec2_is_arm(instance)),
             **eks_gpu_labels(group),
         }
         capacity = _capacity(group.capacity, cloud_facts.ec2_capacity(instance))
@@ -126,7 +134,7 @@ def eks_gpu_labels(group: model.EksNodeGroup) -> dict[str, str]:
 
 
 def eks_taints(cluster: model.EksCluster, group: model.EksNodeGroup) -> tuple[Taint, ...]:
-    (found,) = [g for g in _eks_groups(cluster) if g.name == group.name]
+    (found,) = [g for g in node_groups(cluster) if g.name == group.name]
     return found.taints
 
 
@@ -137,7 +145,11 @@ def _gke_pools(cluster: model.GkeCluster) -> list[NodeGroup]:
     for pool in cluster.node_pools:
         accelerator = pool.accelerator
         gpus = accelerator.count if accelerator else 0
-        labels = {NODE_GROUP_LABELS["gke"]: pool.name, INSTANCE_TYPE_LABEL: pool.machine_type}
+        labels = {
+            NODE_GROUP_LABELS["gke"]: pool.name,
+            INSTANCE_TYPE_LABEL: pool.machine_type,
+            **_platform_labels(cloud_facts.gce_is_arm(pool.machine_type)),
+        }
         if accelerator:
             labels[cloud_facts.GKE_GPU_NODE_LABEL] = accelerator.type
         capacity = _capacity(pool.capacity, cloud_facts.gce_capacity(pool.machine_type, gpus))
@@ -157,19 +169,41 @@ def _gke_pools(cluster: model.GkeCluster) -> list[NodeGroup]:
     return pools
 
 
-def _kind_nodes(cluster: model.LocalCluster) -> NodeGroup:
+def _kind_nodes(cluster: model.LocalCluster) -> list[NodeGroup]:
     """kind's nodes are containers sharing the laptop: their size is the laptop's, which
-    the config does not know. kind taints the control plane only when there are workers."""
-    return NodeGroup(
-        name="kind",
+    the config does not know. kind leaves kubeadm's control-plane taint on when the
+    cluster has workers, and removes it when the control plane is the only node."""
+    control_plane = NodeGroup(
+        name="control-plane",
         machine="kind",
-        labels={},
+        labels={"node-role.kubernetes.io/control-plane": "", "kubernetes.io/os": "linux"},
+        taints=(CONTROL_PLANE_TAINT,) if cluster.workers else (),
+        capacity=None,
+        allocatable=None,
+        nodes=1,
+        gpu_type=None,
+    )
+    if not cluster.workers:
+        return [control_plane]
+    workers = NodeGroup(
+        name="worker",
+        machine="kind",
+        labels={"kubernetes.io/os": "linux"},
         taints=(),
         capacity=None,
         allocatable=None,
-        nodes=max(cluster.workers, 1),
+        nodes=cluster.workers,
         gpu_type=None,
     )
+    return [workers, control_plane]
+
+
+CONTROL_PLANE_TAINT = Taint("node-role.kubernetes.io/control-plane", "", "NoSchedule")
+
+
+def _platform_labels(arm: bool) -> dict[str, str]:
+    """The kubelet's own labels (k8s.io/api core/v1 well_known_labels.go)."""
+    return {"kubernetes.io/os": "linux", "kubernetes.io/arch": "arm64" if arm else "amd64"}
 
 
 def _capacity(
@@ -200,17 +234,97 @@ def pod_amounts(resources: model.Resources) -> Amounts:
     return Amounts(millicores(resources.cpu), memory_bytes(resources.memory), resources.gpu)
 
 
-def tolerates(taint: Taint, tolerations: list[dict[str, str]]) -> bool:
-    """The scheduler's toleration match (k8s.io/api core/v1 toleration.go ToleratesTaint)."""
-    for toleration in tolerations:
-        effect = toleration.get("effect")
-        if effect and effect != taint.effect:
-            continue
-        key = toleration.get("key")
-        if key and key != taint.key:
-            continue
-        if toleration.get("operator", "Equal") == "Exists":
-            return True
-        if toleration.get("value", "") == taint.value:
-            return True
-    return False
+# Labels mlgitops sets on node groups (the rest are the cloud's and the kubelet's own).
+GENERATED_LABELS = frozenset({cloud_facts.EKS_GPU_NODE_LABEL, GPU_PRESENT_LABEL})
+
+
+def as_built(
+    cluster: model.Cluster, groups: list[NodeGroup], built: list[dict[str, object]]
+) -> list[NodeGroup]:
+    """The node groups as the cluster manifests in the tree create them (a hand edit or
+    a patch there changes names, labels, taints and sizes): `built` holds the Nodegroup
+    and ContainerNodePool facts of the cluster's infrastructure path (inventory.py). A
+    group of the config the tree no longer creates does not exist; one the config does
+    not know is sized from its machine type. Without such facts, the config's groups."""
+    facts = [fact for fact in built if fact.get("type") == "NodeGroup"]
+    if not facts:
+        return groups
+    by_name = {g.name: g for g in groups}
+    zones = cloud_facts.gke_zones(cluster.location) if isinstance(cluster, model.GkeCluster) else 1
+    found = [_as_written(cluster, by_name.get(str(fact["name"])), fact, zones) for fact in facts]
+    if isinstance(cluster, model.GkeCluster):
+        # GKE taints GPU pools itself when the cluster also has pools without GPUs.
+        has_cpu = any(g.gpu_type is None for g in found)
+        found = [
+            NodeGroup(
+                g.name,
+                g.machine,
+                g.labels,
+                tuple(dict.fromkeys((*g.taints, GKE_GPU_TAINT)))
+                if g.gpu_type and has_cpu
+                else tuple(t for t in g.taints if t != GKE_GPU_TAINT),
+                g.capacity,
+                g.allocatable,
+                g.nodes,
+                g.gpu_type,
+            )
+            for g in found
+        ]
+    return found
+
+
+def _as_written(
+    cluster: model.Cluster, known: NodeGroup | None, fact: dict[str, object], zones: int
+) -> NodeGroup:
+    name, machine = str(fact["name"]), str(fact.get("machine") or "")
+    written = [Taint(str(k), str(v), str(e)) for k, v, e in fact.get("taints") or []]  # type: ignore[attr-defined]
+    size = fact.get("nodes")
+    own = fact.get("labels")
+    labels = dict(own) if isinstance(own, dict) else {}
+    if known is not None and machine in ("", known.machine):
+        base = {k: v for k, v in known.labels.items() if k not in GENERATED_LABELS}
+        nodes = size * zones if isinstance(size, int) else known.nodes
+        taints = tuple(written) if cluster.cloud == "eks" else known.taints + tuple(written)
+        return NodeGroup(
+            name,
+            known.machine,
+            {**base, **labels},
+            tuple(dict.fromkeys(taints)),
+            known.capacity,
+            known.allocatable,
+            nodes,
+            known.gpu_type,
+        )
+    accelerator = fact.get("accelerator")
+    if cluster.cloud == "eks":
+        gpu = cloud_facts.ec2_gpu(machine)
+        table = cloud_facts.ec2_capacity(machine)
+        arm = cloud_facts.ec2_is_arm(machine)
+    else:
+        gpu_type, count = accelerator if isinstance(accelerator, list) else (None, 0)
+        gpu = str(gpu_type) if gpu_type else None
+        table = cloud_facts.gce_capacity(machine, int(count or 0))
+        arm = cloud_facts.gce_is_arm(machine)
+        if gpu:
+            labels.setdefault(cloud_facts.GKE_GPU_NODE_LABEL, gpu)
+    capacity = _capacity(None, table)
+    allocatable = capacity and (
+        _eks_allocatable(machine, capacity)
+        if cluster.cloud == "eks"
+        else _gke_allocatable(capacity)
+    )
+    base = {
+        NODE_GROUP_LABELS[cluster.cloud]: name,
+        INSTANCE_TYPE_LABEL: machine,
+        **_platform_labels(arm),
+    }
+    return NodeGroup(
+        name,
+        machine,
+        {**base, **labels},
+        tuple(written),
+        capacity,
+        allocatable,
+        (size * zones if isinstance(size, int) else 0),
+        gpu,
+    )

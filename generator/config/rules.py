@@ -52,6 +52,7 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *_duplicates(((i, c.name) for i, c in loaded.clusters), "clusters", "cluster"),
         *(p for i, w in loaded.workloads for p in _workload(w, f"workloads[{i}]")),
         *(p for i, c in loaded.clusters for p in _cluster(c, f"clusters[{i}]", loaded)),
+        *(p for i, c in loaded.clusters for p in _system_nodes(c, f"clusters[{i}]")),
         *(p for i, w in loaded.workloads for p in _placement(w, f"workloads[{i}]", loaded)),
         *(p for i, c in loaded.clusters for p in _queue_capacity(c, f"clusters[{i}]", loaded)),
         *_sync_names(loaded),
@@ -251,6 +252,8 @@ def _placement(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[
             )
         elif workload.runs_on(cluster.name):
             yield from _pod_fits(workload, path, cluster)
+        if workload.runs_on(cluster.name):
+            yield from _shared_storage(workload, path, cluster)
 
 
 def _pod_fits(workload: model.Workload, path: str, cluster: model.Cluster) -> Iterator[Found]:
@@ -265,10 +268,19 @@ def _pod_fits(workload: model.Workload, path: str, cluster: model.Cluster) -> It
         for group in nodes.node_groups(cluster)
         if (group.gpu_type is not None if resources.gpu else not group.tainted)
     ]
-    sized = [g for g in candidates if g.allocatable is not None]
-    if not sized or len(sized) < len(candidates):
+    fitting = [g for g in candidates if g.allocatable is None or g.allocatable.holds(wanted)]
+    if fitting and not any(g.nodes for g in fitting):
+        where = "node group" if cluster.cloud == "eks" else "node pool"
+        size = "desiredSize" if cluster.cloud == "eks" else "nodeCount"
+        names = ", ".join(repr(g.name) for g in fitting)
+        yield (
+            f"{path}.clusters" if workload.clusters else f"{path}.name",
+            f"its pods fit only the {where} {names} of cluster {cluster.name!r}, which has no "
+            f"nodes: raise its {size}, or run the workload elsewhere (clusters:)",
+        )
         return
-    if any(g.allocatable is not None and g.allocatable.holds(wanted) for g in sized):
+    sized = [g for g in candidates if g.allocatable is not None]
+    if not sized or len(sized) < len(candidates) or fitting:
         return
     best = max(
         sized,
@@ -291,6 +303,37 @@ def _pod_fits(workload: model.Workload, path: str, cluster: model.Cluster) -> It
         f"{cluster.name!r} can give one: {best.machine} nodes ({where} {best.name!r}) have "
         f"{_amounts(room)} left for pods after what the kubelet and system pods reserve; "
         f"ask for at most that, or use a larger {machine} type",
+    )
+
+
+def _shared_storage(workload: model.Workload, path: str, cluster: model.Cluster) -> Iterator[Found]:
+    """Several pods writing one checkpoint need ReadWriteMany: on EKS that is the efs-sc
+    class, which exists only where the cluster names its EFS file system."""
+    shared = workload.checkpoint and workload.pod_count > 1
+    if shared and isinstance(cluster, model.EksCluster) and not cluster.efs_file_system_id:
+        yield (
+            f"{path}.checkpoint",
+            f"is shared by {workload.pod_count} pods, which on EKS needs the efs-sc class "
+            f"(ReadWriteMany): set efsFileSystemId on cluster {cluster.name!r}, or the claim "
+            "stays Pending",
+        )
+
+
+def _system_nodes(cluster: model.Cluster, path: str) -> Iterator[Found]:
+    """CoreDNS, the CSI controllers and the operators tolerate no GPU taint: a cluster
+    needs untainted nodes that exist, or nothing works on it (cluster/facts.py)."""
+    if isinstance(cluster, model.LocalCluster):
+        return
+    if any(g.nodes and not g.tainted for g in nodes.node_groups(cluster)):
+        return
+    field, size = (
+        ("nodeGroups", "desiredSize") if cluster.cloud == "eks" else ("nodePools", "nodeCount")
+    )
+    yield (
+        f"{path}.{field}",
+        f"no node of cluster {cluster.name!r} can run CoreDNS and the other system pods: its "
+        f"untainted (CPU) {'node groups' if cluster.cloud == 'eks' else 'node pools'} have no "
+        f"nodes; give one a {size} of at least 1",
     )
 
 

@@ -19,7 +19,6 @@ The invariant: what a cluster runs is exactly `kustomize build` of these paths.
 
 from __future__ import annotations
 
-from generator import cloud_facts
 from generator.config import model
 from generator.render.objects import Patch, Unit
 from generator.render.overlays import (
@@ -101,7 +100,7 @@ def render_entrypoint_units(config: model.Config) -> list[Unit]:
 
 def render_eks_storage(config: model.Config, cluster: model.EksCluster) -> Unit:
     """gp3 for every EKS cluster; EFS for shared checkpoints where the cluster names a file
-    system (without one, shared claims wait for an efs-sc class: see `warnings`)."""
+    system (a shared checkpoint on a cluster without one is a config error)."""
     objects = []
     if cluster.efs_file_system_id:
         objects.append(render_efs_class(config, cluster.efs_file_system_id))
@@ -213,21 +212,6 @@ def _image_rewrites(
 def warnings(config: model.Config) -> list[str]:
     """What generates but will not work until someone acts."""
     found = []
-    for cluster in config.clusters:
-        if isinstance(cluster, model.EksCluster) and not cluster.efs_file_system_id:
-            shared = [
-                w.name for w in config.workloads_on(cluster) if w.checkpoint and w.pod_count > 1
-            ]
-            if shared:
-                shared_class = cloud_facts.CLOUD_PROFILES["eks"].shared_class
-                names = ", ".join(shared[:3]) + (
-                    f" and {len(shared) - 3} more" if len(shared) > 3 else ""
-                )
-                found.append(
-                    f"cluster {cluster.name!r}: the shared checkpoints of {names} "
-                    f"need the {shared_class} class: set efsFileSystemId on the cluster, "
-                    "or their claims stay Pending"
-                )
     engine = "Argo CD" if config.gitops == "argocd" else "Flux"
     for workload in config.workloads:
         if workload.ttl_seconds_after_finished is not None:

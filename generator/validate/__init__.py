@@ -20,6 +20,7 @@ report is the same: problems are listed sorted by path, object and field.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable
@@ -30,6 +31,8 @@ from typing import Any
 
 import yaml
 
+from generator.cluster import evaluate, inventory
+from generator.operator_facts import OPERATORS
 from generator.validate import policies
 from generator.validate.cache import ResultCache, fingerprint
 from generator.validate.inputs import InputGraph
@@ -82,6 +85,7 @@ class Report:
     cached: int = 0  # entry points whose result came from the cache
     composed: int = 0  # aggregates whose result was composed from their parts'
     checked: list[str] = field(default_factory=list)  # entry points not from the cache
+    landings: dict[str, list[Any]] = field(default_factory=dict)  # cluster -> evaluate.Landing
 
 
 @dataclass(frozen=True)
@@ -95,6 +99,7 @@ class Options:
     cache_folder: Path | None = None  # None: no cache
     compose_aggregates: bool = True
     batch_builds: bool = True
+    clusters: tuple[Any, ...] = ()  # the config's clusters (model.Cluster): the cluster model
 
 
 @dataclass
@@ -110,6 +115,7 @@ class Result:
     sync: list[list[Any]] = field(default_factory=list)  # [object, path, repo URL]
     pods: list[str] = field(default_factory=list)  # namespaces that run pods
     denied: list[str] = field(default_factory=list)  # namespaces with default deny
+    facts: list[dict[str, Any]] = field(default_factory=list)  # the cluster model's (inventory)
     cacheable: bool = True
 
     def add(self, other: Result) -> None:
@@ -120,6 +126,7 @@ class Result:
         self.sync += other.sync
         self.pods = sorted({*self.pods, *other.pods})
         self.denied = sorted({*self.denied, *other.denied})
+        self.facts += other.facts
         self.cacheable = self.cacheable and other.cacheable
 
 
@@ -194,6 +201,7 @@ class _Checker:
         result.sync = [[name, target, repo] for target, repo in sync_targets(obj)]
         result.pods = sorted(policies.namespaces_running_pods([obj]))
         result.denied = sorted(policies.namespaces_denied([obj]))
+        result.facts = cluster_facts(obj)
         return result
 
 
@@ -224,6 +232,7 @@ def validate_tree(root: Path, options: Options, progress: Progress | None = None
     by_path = {_relative(root, f): results[f] for f in folders}
     _check_sync_paths(root, by_path, options, report)
     _check_default_deny(by_path, report)
+    _check_clusters(by_path, options, report, lambda path: run.facts(root / path))
     report.problems.sort(key=lambda p: (p.path, p.object, p.field, p.rule or "", p.message))
     report.waivers.sort(key=lambda w: (w.path, w.object, w.rule, w.reason))
     return report
@@ -257,6 +266,9 @@ class _Run:
         self.keys: dict[Path, str | None] = {}
         self.versions: dict[Path, str] = {}
         self.checked: list[Path] = []
+        self.from_cache: set[Path] = set()
+        self.loaded_facts: dict[str, list[dict[str, Any]] | None] = {}
+        self.facts_by_content: dict[bytes, list[dict[str, Any]] | None] = {}
         self.kustomize_runs = self.cached = self.composed = 0
 
     def results_for(self, folders: list[Path]) -> dict[Path, Result]:
@@ -281,14 +293,45 @@ class _Run:
         if found is None:
             return False
         self.results[folder] = Result(**found)
+        self.from_cache.add(folder)
         self.cached += 1
         return True
+
+    def facts(self, folder: Path) -> list[dict[str, Any]] | None:
+        """The cluster model's facts of a build: kept apart from its result, so that only
+        the paths a cluster is given are read, each distinct build once."""
+        result = self.results[folder]
+        key = self.keys.get(folder)
+        if folder not in self.from_cache or self.cache is None or key is None:
+            return result.facts
+        if key not in self.loaded_facts:
+            self.loaded_facts[key] = self._read_facts(f"{key}:facts", self.versions[folder])
+        return self.loaded_facts[key]
+
+    def _read_facts(self, key: str, version: str) -> list[dict[str, Any]] | None:
+        """Equal facts (thirty clusters' namespaces built alike) are read into one list,
+        so the model sees that the clusters were given the same."""
+        assert self.cache is not None
+        raw = self.cache.get_bytes(key, version)
+        if raw is None:
+            return None
+        digest = hashlib.sha256(raw).digest()
+        if digest not in self.facts_by_content:
+            try:
+                found = json.loads(raw).get("facts")
+            except (ValueError, AttributeError):
+                found = None
+            self.facts_by_content[digest] = found if isinstance(found, list) else None
+        return self.facts_by_content[digest]
 
     def _store(self, folder: Path, result: Result) -> None:
         self.results[folder] = result
         key = self.keys[folder]
         if self.cache is not None and key is not None and result.cacheable:
-            self.cache.put(key, self.versions[folder], asdict(result))
+            stored = asdict(result)
+            facts = stored.pop("facts")
+            self.cache.put(key, self.versions[folder], stored)
+            self.cache.put(f"{key}:facts", self.versions[folder], {"facts": facts})
 
     def _aggregates(self, missing: list[Path], entries: set[Path]) -> dict[Path, list[Path]]:
         if not self.options.compose_aggregates:
@@ -500,3 +543,76 @@ def _check_default_deny(results: dict[str, Result], report: Report) -> None:
                     "MLG002",
                 )
             )
+
+
+def cluster_facts(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    """The cluster model's facts of an object; an object too broken to read has none (its
+    schema problems say what is wrong)."""
+    try:
+        return inventory.facts_of(obj)
+    except (KeyError, TypeError, ValueError, AttributeError, AssertionError):
+        return []
+
+
+def _check_clusters(
+    results: dict[str, Result],
+    options: Options,
+    report: Report,
+    facts_of: Callable[[str], list[dict[str, Any]] | None],
+) -> None:
+    """Each cluster of the config, with what its GitOps objects sync to it. A cached
+    build whose facts are gone is not judged (the next run without cache is)."""
+    memo = evaluate.Memo()  # what clusters given the same builds share
+    for cluster in options.clusters:
+        paths, operators = cluster_paths(results, cluster.name)
+        given = {}
+        for path in paths:
+            found = facts_of(path) if path in results else None
+            if found is not None:
+                given[path] = found
+        infrastructure = f"clusters/{cluster.name}/infrastructure"
+        built = facts_of(infrastructure) if infrastructure in results else None
+        verdict = evaluate.evaluate(
+            cluster,
+            given,
+            operators,
+            (infrastructure, built) if built is not None else None,
+            memo,
+        )
+        report.landings[cluster.name] = verdict.landings
+        report.problems += [
+            Problem(f.path, f.object, f.field, f.message, f.rule) for f in verdict.findings
+        ]
+
+
+def cluster_paths(results: dict[str, Result], cluster: str) -> tuple[list[str], list[str]]:
+    """The paths of this repository synced to a cluster (by the sync objects in
+    `clusters/<cluster>/gitops`), and the operators synced from their own repositories.
+    Without sync objects: the cluster's namespaces, platform and storage paths."""
+    prefix = f"clusters/{cluster}/"
+    gitops = results.get(f"{prefix}gitops")
+    own: list[str] = []
+    operators: list[str] = []
+    for _, target, repo in gitops.sync if gitops else []:
+        operator = _operator_for(target, repo)
+        if operator:
+            operators.append(operator)
+        elif target.startswith(prefix) and target != f"{prefix}infrastructure":
+            own.append(target)
+    if gitops is None:
+        own = [
+            path
+            for path in results
+            if path.startswith(f"{prefix}workloads/namespaces/")
+            or path in (f"{prefix}platform", f"{prefix}workloads/storage")
+        ]
+    return sorted(set(own)), sorted(set(operators))
+
+
+def _operator_for(target: str, repo: str | None) -> str | None:
+    for operator in OPERATORS:
+        argocd = repo == operator.repo and target == operator.source_path("argocd")
+        flux = repo == f"GitRepository/{operator.name}" and target == operator.source_path("flux")
+        if argocd or flux:
+            return operator.name
+    return None

@@ -31,6 +31,8 @@ def fingerprint(command: list[str], schema_locations: list[str], ignore_missing:
     parts: list[Any] = [CACHE_VERSION, __version__, command, ignore_missing]
     code = Path(__file__).parent
     parts += [_digest(path) for path in sorted(code.glob("*.py"))]
+    # The cluster model's facts are kept with each result: its code is part of them.
+    parts += [_digest(path) for path in sorted((code.parent / "cluster").glob("*.py"))]
     parts.append(_stat(Path(command[0])))
     for package in ("kubernetes-validate", "jsonschema", "PyYAML"):
         try:
@@ -79,11 +81,20 @@ class ResultCache:
         return self.folder / name[:2] / f"{name}.json"
 
     def get(self, input_key: str, version: str) -> dict[str, Any] | None:
+        raw = self.get_bytes(input_key, version)
+        if raw is None:
+            return None
         try:
-            found: dict[str, Any] = json.loads(self._path(input_key, version).read_bytes())
-        except (OSError, ValueError):
+            found: dict[str, Any] = json.loads(raw)
+        except ValueError:
             return None
         return found
+
+    def get_bytes(self, input_key: str, version: str) -> bytes | None:
+        try:
+            return self._path(input_key, version).read_bytes()
+        except OSError:
+            return None
 
     def put(self, input_key: str, version: str, result: dict[str, Any]) -> None:
         path = self._path(input_key, version)

@@ -35,6 +35,7 @@ def validate_with_kubeconform(root: Path, options: Options, progress: Progress |
             options.repo_url,
             options.jobs,
             options.cache_folder,
+            clusters=options.clusters,
         ),
         progress,
     )

@@ -51,6 +51,40 @@ RULES = {
             "every path an Application or Flux Kustomization syncs exists and builds",
         ),
         Rule("MLG009", "waiver-reason", "a waiver annotation must say why"),
+        # The cluster model (generator/cluster): what each cluster would do with the tree.
+        Rule(
+            "MLG010",
+            "pods-fit-a-node",
+            "every pod fits a node of its cluster it may go to: resources within what a node "
+            "gives pods, nodeSelector and required node affinity, taints tolerated",
+        ),
+        Rule(
+            "MLG011", "flavor-selects-nodes", "every Kueue ResourceFlavor selects nodes that exist"
+        ),
+        Rule(
+            "MLG012",
+            "flavor-declares-taints",
+            "a ResourceFlavor declares the taints of the nodes it selects, so Kueue admits "
+            "only pods that tolerate them",
+        ),
+        Rule(
+            "MLG013",
+            "system-pods",
+            "CoreDNS, the CSI controllers and the installed operators have a node to run on",
+        ),
+        Rule(
+            "MLG014",
+            "storage",
+            "every claim's StorageClass exists on its cluster and gives its access mode and "
+            "size; a ReadWriteOnce claim is mounted from one node",
+        ),
+        Rule(
+            "MLG015",
+            "references",
+            "every ServiceAccount, claim, LocalQueue, ClusterQueue, training runtime and "
+            "PriorityClass a workload refers to exists on its cluster",
+        ),
+        Rule("MLG016", "admission", "Kueue can admit every queued workload (quota, flavors)"),
     )
 }
 

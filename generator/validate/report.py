@@ -35,6 +35,22 @@ def as_json(report: Report) -> str:
             for w in report.waivers
         ],
         "rules": {rule.id: rule.explanation for rule in RULES.values()},
+        "clusters": {
+            cluster: [
+                {
+                    "path": landing.path,
+                    "workload": landing.workload,
+                    "namespace": landing.namespace,
+                    "pods": landing.pod_set,
+                    "count": landing.pods,
+                    "nodeGroup": landing.node_group,
+                    "flavor": landing.flavor,
+                    "whyNot": landing.why_not,
+                }
+                for landing in landings
+            ]
+            for cluster, landings in sorted(report.landings.items())
+        },
     }
     return json.dumps(document, indent=2) + "\n"
 

@@ -1,7 +1,8 @@
 """Run a built training workload: one local process per pod, in a sandbox, with the
 semantics of the controller that owns the pods.
 
-Each controller's model says which pods it creates, which Services it adds, and when its
+The product's controller model (generator/cluster/controllers.py) says which pods each
+controller creates and which Services it adds; the harness's status models say when its
 object has finished: an Indexed Job (kube.py: the first failed pod fails it, it succeeds
 when every index, or its `successPolicy`'s, has), a JobSet (jobset.py) or a PyTorchJob
 (kubeflow.py). Once finished, the remaining pods are stopped. A run that finishes neither
@@ -21,6 +22,8 @@ import jobset
 import kube
 import kubeflow
 from sandbox import Host, Sandbox
+
+from generator.cluster import controllers
 
 POLL_SECONDS = 0.2
 LOG_TAIL_LINES = 25
@@ -130,11 +133,9 @@ def run_jobset(
 ) -> JobRun:
     """Start every pod of every Job of the JobSet at once; wait for the JobSet's outcome."""
     js = kube.find(objects, "JobSet", name)
-    pods = jobset.pods(js)
-    service = jobset.headless_service(js)
-    created = [service] if service else []
+    pods = controllers.pods(js)
     return run_pods(
-        [*objects, *created],
+        [*objects, *controllers.services(js)],
         pods,
         lambda exits: jobset.status(js, pods, exits),
         image,
@@ -152,9 +153,9 @@ def run_pytorchjob(
 ) -> JobRun:
     """Start every pod the Training Operator creates at once; wait for the job's outcome."""
     job = kube.find(objects, "PyTorchJob", name)
-    pods = kubeflow.pods(job)
+    pods = controllers.pods(job)
     return run_pods(
-        [*objects, *kubeflow.services(job)],
+        [*objects, *controllers.services(job)],
         pods,
         lambda exits: kubeflow.status(job, pods, exits),
         image,

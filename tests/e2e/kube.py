@@ -1,12 +1,12 @@
-"""What Kubernetes does with a built training workload, reproduced for one Indexed Job.
+"""What Kubernetes does with a built training workload that the end-to-end harness must
+reproduce to run its pods as processes, without a cluster.
 
-The end-to-end tests run the pods' processes without a cluster, so they must add exactly
-what the control plane and the kubelet would add, and nothing else:
+Which pods each controller creates (names, hostnames, subdomain, labels, annotations, the
+environment it injects) is the product's own model, generator/cluster/controllers.py,
+which `mlgitops validate` uses too; this module re-exports the pieces the harness uses
+(`Pod`, `indexed_job_pods`) and adds what happens once a pod runs, which only the harness
+needs:
 
-- the Job controller creates one pod per completion index, with the hostname
-  `<job>-<index>`, the template's `subdomain`, the completion index as an annotation and
-  a label, and `JOB_COMPLETION_INDEX` appended to every container's environment as a
-  downward-API reference to that annotation (pkg/controller/job/indexed_job_utils.go);
 - the kubelet resolves the environment in order (a `$(VAR)` in a value sees only the
   variables listed before it), then expands `$(VAR)` in command and args against the whole
   environment, leaving references to unknown variables as they are (`$$` escapes);
@@ -21,8 +21,10 @@ what the control plane and the kubelet would add, and nothing else:
   `SuccessCriteriaMet` and the controller terminates the pods still running, such as
   TensorFlow's workers and parameter servers once its chief has succeeded.
 
-Other controllers that create pods (JobSet: jobset.py; the Training Operator: kubeflow.py)
-build on the same Pod. Everything here reads the built manifests; nothing rewrites them.
+The status models (this one, and JobSet's and the Training Operator's in jobset.py and
+kubeflow.py) stay in the harness: they say when a run has finished from its pods' exit
+codes, which is about runs, not about the objects a controller creates, and nothing in
+the product asks it. Everything here reads the built manifests; nothing rewrites them.
 """
 
 from __future__ import annotations
@@ -30,36 +32,21 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-Manifest = dict[str, Any]
+from generator.cluster.controllers import (
+    COMPLETION_INDEX_ENV,
+    COMPLETION_INDEX_KEY,
+    Manifest,
+    Pod,
+    job_active_pods,
+    job_is_indexed,
+    job_pods,
+)
+
+__all__ = ["COMPLETION_INDEX_ENV", "COMPLETION_INDEX_KEY", "Manifest", "Pod"]
 
 CLUSTER_DOMAIN = "cluster.local"
-COMPLETION_INDEX_KEY = "batch.kubernetes.io/job-completion-index"
-COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 _FIELD_WITH_KEY = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
-
-
-@dataclass(frozen=True)
-class Pod:
-    """One pod as the Job controller creates it, before it is scheduled."""
-
-    job: str
-    namespace: str
-    index: int
-    hostname: str
-    subdomain: str | None
-    labels: dict[str, str]
-    annotations: dict[str, str]
-    spec: dict[str, Any]
-    # A controller that names its pods itself (the Training Operator) sets this.
-    pod_name: str | None = None
-
-    @property
-    def name(self) -> str:
-        """The Job controller's `<job>-<index>-<random suffix>` (a fixed suffix keeps runs
-        comparable), unless the pod's controller chose the name."""
-        return self.pod_name or f"{self.hostname}-e2e00"
 
 
 @dataclass(frozen=True)
@@ -78,48 +65,15 @@ def find(objects: Sequence[Manifest], kind: str, name: str) -> Manifest:
 
 
 def indexed_job_pods(job: Manifest) -> list[Pod]:
-    """Every pod of an Indexed Job that runs all its indexes at once.
+    """Every pod of an Indexed Job that runs all its indexes at once (the controller
+    model's pods).
 
     A static rendezvous needs every pod up together, so a Job whose parallelism is below
     its completions cannot form the group: that is refused here rather than simulated."""
-    spec = job["spec"]
-    assert spec.get("completionMode") == "Indexed", "only Indexed Jobs give pods an index"
-    completions = int(spec["completions"])
-    assert int(spec.get("parallelism", 1)) == completions, "every index must run at once"
-    name, namespace = job["metadata"]["name"], job["metadata"].get("namespace", "default")
-    template = job["spec"]["template"]
-    controller_labels = {"job-name": name, "batch.kubernetes.io/job-name": name}
-    pods = []
-    for index in range(completions):
-        index_label = {COMPLETION_INDEX_KEY: str(index)}
-        pod_spec = dict(template["spec"])
-        pod_spec["containers"] = [_with_completion_index(c) for c in pod_spec["containers"]]
-        pods.append(
-            Pod(
-                job=name,
-                namespace=namespace,
-                index=index,
-                hostname=f"{name}-{index}",
-                subdomain=pod_spec.get("subdomain"),
-                labels={
-                    **template["metadata"].get("labels", {}),
-                    **controller_labels,
-                    **index_label,
-                },
-                annotations={**template["metadata"].get("annotations", {}), **index_label},
-                spec=pod_spec,
-            )
-        )
-    return pods
-
-
-def _with_completion_index(container: Manifest) -> Manifest:
-    """The controller appends the variable unless the container already defines it."""
-    env = list(container.get("env", []))
-    if all(e["name"] != COMPLETION_INDEX_ENV for e in env):
-        field = f"metadata.annotations['{COMPLETION_INDEX_KEY}']"
-        env.append({"name": COMPLETION_INDEX_ENV, "valueFrom": {"fieldRef": {"fieldPath": field}}})
-    return {**container, "env": env}
+    assert job_is_indexed(job), "only Indexed Jobs give pods an index"
+    completions = int(job["spec"]["completions"])
+    assert job_active_pods(job) == completions, "every index must run at once"
+    return job_pods(job)
 
 
 def container_process(pod: Pod, pod_ip: str, node_name: str) -> Process:

@@ -1,12 +1,12 @@
 """The seeds' workloads under the `jobset` runtime train for real, as the JobSet
 controller would start them.
 
-The JobSet model (jobset.py) turns the built JobSet into its Jobs, their pods and the
-headless Service the controller creates; each pod then runs exactly its built command,
-args and environment plus what Kubernetes adds (kube.py), in a network of its own
-(sandbox.py). Nothing generated is rewritten: the pods find each other only if the
-addresses the generator wrote are the names JobSet gives them
-(`<jobset>-<replicated job>-<job index>-<pod index>.<subdomain>`).
+The controller model (generator/cluster/controllers.py, through jobset.py) turns the
+built JobSet into its Jobs, their pods and the headless Service the controller creates;
+each pod then runs exactly its built command, args and environment plus what Kubernetes
+adds (kube.py), in a network of its own (sandbox.py). Nothing generated is rewritten: the
+pods find each other only if the addresses the generator wrote are the names JobSet gives
+them (`<jobset>-<replicated job>-<job index>-<pod index>.<subdomain>`).
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 the Training Operator gives its pods.
 
 The generated container runs a bare `torchrun <program>`: nodes, processes per node and
-the rendezvous come from the environment the operator appends (kubeflow.py, modelled on
-the operator's envvar.go and elastic.go), the rendezvous host from the per-pod Service
-the operator creates. Each pod runs exactly that, in a network of its own (sandbox.py).
+the rendezvous come from the environment the operator appends (the controller model,
+generator/cluster/controllers.py, modelled on the operator's envvar.go and elastic.go),
+the rendezvous host from the per-pod Service the operator creates. Each pod runs exactly
+that, in a network of its own (sandbox.py).
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
-"""The harness's models of the JobSet controller and of the Training Operator's
-PyTorchJob, checked against the rules they claim to follow (see jobset.py, kubeflow.py).
+"""The models of the JobSet controller and of the Training Operator's PyTorchJob the
+harness runs (the product's generator/cluster/controllers.py, through jobset.py and
+kubeflow.py), checked against the rules they claim to follow.
 
 The end-to-end runs of those runtimes are only as faithful as these models: these cases
 pin the names, labels, Services and environment each controller gives its pods, and when
-each says its workload has finished.
+each says its workload has finished (the harness's status models).
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def test_jobset_makes_one_indexed_job_per_replica_of_each_replicated_job() -> No
         "jobset.sigs.k8s.io/job-index": "1",
         "jobset.sigs.k8s.io/job-key": hashlib.sha1(b"ml/tf-worker-1").hexdigest(),
         "jobset.sigs.k8s.io/job-global-index": "2",
+        # v0.12.0: every replicated job is in a group, `default` unless it names one.
+        "jobset.sigs.k8s.io/group-name": "default",
+        "jobset.sigs.k8s.io/group-replicas": "4",
+        "jobset.sigs.k8s.io/job-group-index": "2",
     }
     assert jobs[3]["metadata"]["labels"]["jobset.sigs.k8s.io/job-global-index"] == "3"
     # The same marks go on the pod template, as labels and as annotations.
@@ -285,12 +290,47 @@ def test_operator_environment_follows_the_elastic_policy_and_its_defaults() -> N
     assert ports == [{"name": "pytorchjob-port", "containerPort": 23456, "protocol": "TCP"}]
 
 
-def test_operator_refuses_what_is_not_modelled() -> None:
+def test_operator_with_a_master_ranks_the_workers_after_it_and_makes_them_wait() -> None:
+    job = copy.deepcopy(PYTORCHJOB)
+    replicas = job["spec"]["pytorchReplicaSpecs"]
+    replicas["Master"] = copy.deepcopy(replicas["Worker"]) | {"replicas": 1}
+    del job["spec"]["elasticPolicy"]
+    pods = kubeflow.pods(job)
+    assert [p.name for p in pods] == [
+        "ddp-worker-0",
+        "ddp-worker-1",
+        "ddp-worker-2",
+        "ddp-master-0",
+    ]
+    # The Master has the master role, not Worker 0; each Worker ranks after the Master.
+    assert pods[3].labels["training.kubeflow.org/job-role"] == "master"
+    assert "training.kubeflow.org/job-role" not in pods[0].labels
+    env = {e["name"]: e["value"] for e in pods[1].spec["containers"][0]["env"]}
+    assert env == {
+        "OWN": "1",
+        "PYTHONUNBUFFERED": "1",
+        "MASTER_PORT": "29500",
+        "PET_MASTER_PORT": "29500",
+        "MASTER_ADDR": "ddp-master-0",
+        "PET_MASTER_ADDR": "ddp-master-0",
+        "WORLD_SIZE": "4",
+        "RANK": "2",
+        "PET_NODE_RANK": "2",
+        "PET_NPROC_PER_NODE": "1",
+        "PET_NNODES": "4",
+    }
+    (init,) = pods[1].spec["initContainers"]
+    assert init["name"] == "init-pytorch" and init["image"] == "alpine:3.10"
+    assert "nslookup ddp-master-0;" in init["command"][2]
+    assert "initContainers" not in pods[3].spec
+
+
+def test_the_harness_refuses_what_its_status_does_not_model() -> None:
     job = copy.deepcopy(PYTORCHJOB)
     replicas = job["spec"]["pytorchReplicaSpecs"]
     replicas["Master"] = copy.deepcopy(replicas["Worker"]) | {"replicas": 1}
     with pytest.raises(AssertionError, match="Master"):
-        kubeflow.pods(job)
+        kubeflow.status(job, kubeflow.pods(job), [None] * 4)
     job = copy.deepcopy(PYTORCHJOB)
     job["spec"]["pytorchReplicaSpecs"]["Worker"]["restartPolicy"] = "OnFailure"
     with pytest.raises(AssertionError, match="restarts"):
