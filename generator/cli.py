@@ -39,13 +39,37 @@ class _Group(click.Group):
             click.echo(str(error), err=True)
             ctx.exit(error.exit_code)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """Each command with its whole first sentence, not cut at the terminal's width."""
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=300)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 @click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(__version__, "--version", prog_name="mlgitops")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
 @click.pass_context
 def main(ctx: click.Context, debug: bool) -> None:
-    """Generate and check a GitOps repository for distributed ML training on Kubernetes."""
+    """Generate and check a GitOps repository for distributed ML training on Kubernetes.
+
+    \b
+    Examples:
+      mlgitops init --cloud eks --cloud local     # a commented starter mlgitops.yaml
+      mlgitops generate                           # ./mlgitops.yaml -> base/ overlays/ clusters/
+      mlgitops generate --check                   # exit 1 when the tree is out of date
+      mlgitops validate                           # real builds, strict schemas, cluster model
+      mlgitops diff --against origin/main         # what each cluster would get differently
+
+    \b
+    Exit codes: 0 ok; 1 out of date, or problems found; 2 invalid config or usage;
+    3 refused to overwrite a file a person edited.
+    """
     ctx.meta["debug"] = debug
 
 
@@ -296,7 +320,7 @@ def init(
         raise UsageError(f"{config_path}: already exists; mlgitops init never overwrites a config")
     defaults = Answers()
     if not (clouds or gitops or name or repo_url) and _in_a_terminal():
-        answers = _ask(defaults)
+        answers = _ask(defaults, str(config_path))
     else:
         answers = Answers(
             name=name or defaults.name,
@@ -318,9 +342,11 @@ def init(
     schema_path = config_path.parent / SCHEMA_FILE
     if not schema_path.exists():
         schema_path.write_text(json.dumps(config_schema(), indent=2) + "\n", encoding="utf-8")
+    default_place = config_path.resolve() == (Path.cwd() / CONFIG_NAME).resolve()
+    command = "mlgitops generate" + ("" if default_place else f" --config {config_path}")
     click.echo(
         f"mlgitops: wrote {config_path} (and {schema_path.name} for editors); "
-        "edit it, then run `mlgitops generate`",
+        f"edit it, then run `{command}`",
         err=True,
     )
 
@@ -329,19 +355,61 @@ def _in_a_terminal() -> bool:
     return sys.stdin.isatty()
 
 
-def _ask(defaults: Answers) -> Answers:
-    """The starter's answers, asked one by one in the terminal."""
-    from generator.starter import CLOUDS, ENGINES, Answers
+def _ask(defaults: Answers, file: str) -> Answers:
+    """The starter's answers, asked one by one in the terminal. Each answer is checked
+    as it is given (the starter it makes is loaded), and a wrong one is asked again
+    there, so no answer is lost."""
+    from dataclasses import replace
 
-    name = click.prompt("Platform name (prefix for names and labels)", default=defaults.name)
-    repo_url = click.prompt("Git repository the tree is pushed to", default=defaults.repo_url)
-    clouds = click.prompt(
-        f"Clouds, comma-separated ({', '.join(CLOUDS)})",
-        default=",".join(defaults.clouds),
-        value_proc=lambda text: _clouds(text, CLOUDS),
-    )
-    gitops = click.prompt("Sync engine", type=click.Choice(ENGINES), default=defaults.gitops)
-    return Answers(name=name, repo_url=repo_url, clouds=clouds, gitops=gitops)
+    from generator.starter import CLOUDS, ENGINES
+
+    answers = defaults
+    questions: list[tuple[str, str, Callable[[str], Any], Callable[[Any], str]]] = [
+        ("name", "Platform name (prefix for names and labels)", str, str),
+        ("repo_url", "Git repository the tree is pushed to", str, str),
+        (
+            "clouds",
+            f"Clouds, comma-separated ({', '.join(CLOUDS)})",
+            lambda text: _clouds(text, CLOUDS),
+            ",".join,
+        ),
+        ("gitops", f"Sync engine ({', '.join(ENGINES)})", lambda t: _engine(t, ENGINES), str),
+    ]
+    for field, question, parse, show in questions:
+
+        def checked(
+            text: str,
+            field: str = field,
+            parse: Callable[[str], Any] = parse,
+            so_far: Answers = answers,
+        ) -> Any:
+            value = parse(text.strip())
+            _check_answers(replace(so_far, **{field: value}), file)
+            return value
+
+        value = click.prompt(question, default=show(getattr(answers, field)), value_proc=checked)
+        answers = replace(answers, **{field: value})
+    return answers
+
+
+def _check_answers(answers: Answers, file: str) -> None:
+    """Refuse answers whose starter config would be invalid, with its messages."""
+    from generator.config.load import load_config_text
+    from generator.errors import ConfigError
+    from generator.starter import starter_config
+
+    try:
+        load_config_text(starter_config(answers), file)
+    except ConfigError as error:
+        raise click.BadParameter(
+            "; ".join(f"{p.path}: {p.message}" if p.path else p.message for p in error.problems)
+        ) from None
+
+
+def _engine(text: str, known: tuple[str, ...]) -> str:
+    if text not in known:
+        raise click.BadParameter(f"choose from {', '.join(known)}")
+    return text
 
 
 def _clouds(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
@@ -479,7 +547,8 @@ def graph(config_path: Path | None, output_format: str) -> None:
     "schema_locations",
     multiple=True,
     help="Schemas for custom resources: a folder laid out {group}/{kind}_{version}.json, or a "
-    "URL template with {{.Group}}, {{.ResourceKind}}, {{.ResourceAPIVersion}}. Repeatable.",
+    "URL template with {{.Group}}, {{.ResourceKind}}, {{.ResourceAPIVersion}}. Repeatable. "
+    "Default: the pinned operators' CRDs and the pinned CRDs catalog, downloaded once.",
 )
 @click.option(
     "--kubernetes-version",
@@ -499,6 +568,8 @@ def graph(config_path: Path | None, output_format: str) -> None:
     type=click.Choice(["text", "json", "junit"]),
     default="text",
     show_default=True,
+    help="One line per problem; a JSON report (problems, waivers, where each pod lands); "
+    "or JUnit XML for CI test reports.",
 )
 @click.option(
     "--jobs", type=click.IntRange(min=0), default=0, help="Parallel builds (0: one per core)."
@@ -540,15 +611,19 @@ def validate(
     """Build every kustomization under ROOT and check every object: strict schemas and
     policies, and, with the config, what each cluster would do with the tree (every pod
     placed on a node, every queued workload admitted, every claim provisioned). Exit 0
-    when clean, 1 with one line per problem. Builds whose inputs have not changed since a
-    run with the same settings are not built again.
+    when clean, 1 with one line per problem, 2 for a usage error (an option or a
+    --schema-location that does not exist, an invalid --config). Builds whose inputs have
+    not changed since a run with the same settings are not built again.
+
+    Without --schema-location, custom resources are checked against the CRDs of the
+    operator releases mlgitops pins, and the CRDs catalog at a pinned commit for the
+    rest, both downloaded once into the cache (MLGITOPS_SCHEMA_LOCATION overrides them).
 
     \b
     Examples:
-      mlgitops validate --schema-location ../schemas
+      mlgitops validate
+      mlgitops validate --schema-location ../schemas      # offline
       mlgitops validate out/ --output junit > report.xml
-      mlgitops validate --schema-location \\
-        'https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json'
     """
     from dataclasses import replace
 
@@ -559,7 +634,12 @@ def validate(
     if not root.is_dir():
         raise click.BadParameter(f"{root} is not a folder", param_hint="ROOT")
     options = _validate_options(
-        root, list(schema_locations), kubernetes_version, ignore_missing_schemas, jobs, config_path
+        root,
+        _schema_locations(schema_locations),
+        kubernetes_version,
+        ignore_missing_schemas,
+        jobs,
+        config_path,
     )
     options = replace(options, cache_folder=None if no_cache else cache_dir or default_folder())
     if not cluster_model:
@@ -584,6 +664,22 @@ def validate(
     )
     if report.problems:
         sys.exit(1)
+
+
+def _schema_locations(given: tuple[str, ...]) -> list[str]:
+    """The locations given, each a folder that exists or a URL template; without any,
+    the pinned operators' CRDs and the pinned CRDs catalog (schema_sources)."""
+    from generator.validate.schema_sources import PINNED, default_locations
+
+    for location in given:
+        remote = "{{" in location or location.startswith(("https://", "http://"))
+        if not remote and location != PINNED and not Path(location).is_dir():
+            raise click.BadParameter(
+                f"{location!r} is not a folder (a folder laid out "
+                "{group}/{kind}_{version}.json, or a URL template)",
+                param_hint="--schema-location",
+            )
+    return list(given) or default_locations()
 
 
 def _validate_options(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,11 +13,34 @@ from typing import Any
 
 import jsonschema
 import kubernetes_validate
+import pytest
 import yaml
+
+from generator.validate import schema_sources
+from generator.validate.schemas import MissingSchema, SchemaSet
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
-SCHEMAS = SHARED / "schemas"
+
+
+def _schemas_folder() -> Path | None:
+    """The CRD schemas of the pinned releases, in this order: the folder
+    MLGITOPS_SCHEMA_LOCATION names, ../shared/schemas beside the clone (CI), else none:
+    then the tests use what `validate` uses with no flags, downloaded once into the cache
+    (schema_sources), and skip when that cannot be had."""
+    configured = os.environ.get("MLGITOPS_SCHEMA_LOCATION", "").strip()
+    if configured:
+        return Path(configured)
+    shared = SHARED / "schemas"
+    return shared if shared.is_dir() else None
+
+
+SCHEMAS_FOLDER = _schemas_folder()
+SCHEMAS = SCHEMAS_FOLDER or SHARED / "schemas"  # tests that need a folder; see schema_args()
+NO_SCHEMAS = (
+    "no CRD schemas: set MLGITOPS_SCHEMA_LOCATION to a folder of them, put them at "
+    "../shared/schemas, or go online once so they download into the cache"
+)
 # The seeds scenario (two workloads on an EKS, a GKE and a local cluster) is the project's
 # own example config, sized so that every pod fits a node of every cluster it runs on.
 SEEDS = ROOT / "mlgitops.yaml"
@@ -59,9 +83,47 @@ def kustomization_folders(tree: Path) -> list[Path]:
 
 
 @functools.cache
+def _downloaded() -> SchemaSet | None:
+    """The schemas `validate` uses with no flags, if this machine can get them (one
+    pinned operator's CRDs and one catalog file are tried)."""
+    schemas = SchemaSet(schema_sources.default_locations())
+    try:
+        schemas.validator("1.33", "jobset.x-k8s.io/v1alpha2", "JobSet")
+        schemas.validator("1.33", "argoproj.io/v1alpha1", "Application")
+    except MissingSchema:
+        return None
+    return schemas
+
+
+def schema_locations() -> list[str]:
+    """What to give `validate` as schema locations, or skip the test (one reason)."""
+    if SCHEMAS_FOLDER is not None:
+        return [str(SCHEMAS_FOLDER)]
+    if _downloaded() is None:
+        pytest.skip(NO_SCHEMAS)
+    return schema_sources.default_locations()
+
+
+def schema_args() -> list[str]:
+    """`--schema-location` arguments for `mlgitops validate` (none: its defaults)."""
+    if SCHEMAS_FOLDER is not None:
+        return ["--schema-location", str(SCHEMAS_FOLDER)]
+    schema_locations()  # skips when there are none
+    return []
+
+
+@functools.cache
 def _crd_validator(group: str, kind: str, version: str) -> jsonschema.protocols.Validator:
-    path = SCHEMAS / group / f"{kind.lower()}_{version}.json"
-    assert path.is_file(), f"no schema for {group}/{version} {kind} in {SCHEMAS}"
+    if SCHEMAS_FOLDER is None:
+        downloaded = _downloaded()
+        if downloaded is None:
+            pytest.skip(NO_SCHEMAS)
+        found: jsonschema.protocols.Validator = downloaded.validator(
+            "1.33", f"{group}/{version}", kind
+        )
+        return found
+    path = SCHEMAS_FOLDER / group / f"{kind.lower()}_{version}.json"
+    assert path.is_file(), f"no schema for {group}/{version} {kind} in {SCHEMAS_FOLDER}"
     schema = json.loads(path.read_text())
     validator: jsonschema.protocols.Validator = jsonschema.validators.validator_for(schema)(schema)
     return validator

@@ -21,6 +21,27 @@ def test_every_command_has_help_with_examples(command: str) -> None:
     assert f"mlgitops {command}" in result.output.split("Examples:", 1)[1]
 
 
+def test_top_level_help_has_examples_exit_codes_and_whole_descriptions() -> None:
+    result = CliRunner().invoke(main, ["--help"], terminal_width=80)
+    assert result.exit_code == 0
+    assert "Examples:" in result.output and "mlgitops generate --check" in result.output
+    assert "Exit codes: 0 ok;" in result.output
+    commands = result.output.split("Commands:", 1)[1]
+    assert "..." not in commands
+    for name, command in main.commands.items():  # type: ignore[attr-defined]
+        first = " ".join(command.get_short_help_str(limit=300).split())
+        assert first in " ".join(commands.split()), name
+
+
+def test_validate_help_names_every_exit_code_and_describes_every_option() -> None:
+    result = CliRunner().invoke(main, ["validate", "--help"], terminal_width=100)
+    text = " ".join(result.output.split())
+    assert "Exit 0 when clean, 1 with one line per problem, 2 for a usage error" in text
+    assert "--output [text|json|junit] One line per problem; a JSON report" in text
+    options = [p for p in main.commands["validate"].params if p.param_type_name == "option"]  # type: ignore[attr-defined]
+    assert all(getattr(option, "help", None) for option in options)
+
+
 def test_dry_run_and_check_speak_json_for_scripts(tmp_path: Path) -> None:
     base = ["generate", "--config", str(SEEDS), "--out", str(tmp_path / "tree")]
     planned = CliRunner().invoke(main, [*base, "--dry-run", "--output", "json"])

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import CONFIGS, SCHEMAS, SEEDS
+from helpers import CONFIGS, SEEDS, schema_args
 
 from generator.cli import main
 
@@ -42,8 +42,7 @@ def validate(tree: Path, *extra: str) -> tuple[int, str, str]:
             str(tree),
             "--config",
             str(RUNTIMES),
-            "--schema-location",
-            str(SCHEMAS),
+            *schema_args(),
             "--no-cache",
             *extra,
         ],
@@ -302,8 +301,7 @@ def test_the_seeds_tree_places_every_pod(tmp_path: Path) -> None:
             str(out),
             "--config",
             str(SEEDS),
-            "--schema-location",
-            str(SCHEMAS),
+            *schema_args(),
             "--no-cache",
             "--output",
             "json",
@@ -328,8 +326,7 @@ def test_every_example_tree_places_every_pod(config: Path, tmp_path: Path) -> No
             str(out),
             "--config",
             str(config),
-            "--schema-location",
-            str(SCHEMAS),
+            *schema_args(),
             "--no-cache",
             "--output",
             "json",
@@ -349,7 +346,7 @@ def test_a_cached_run_reports_what_a_cold_run_does(pristine: Path, tmp_path: Pat
     tree = copy_of(pristine, tmp_path)
     custom_patch(tree, "eks-a", {"kind": "TFJob", "name": "tf-ps"}, BIGGER_WORKERS)
     cache = ["--cache-dir", str(tmp_path / "cache")]
-    command = ["validate", str(tree), "--config", str(RUNTIMES), "--schema-location", str(SCHEMAS)]
+    command = ["validate", str(tree), "--config", str(RUNTIMES), *schema_args()]
     cold = CliRunner().invoke(main, [*command, *cache])
     warm = CliRunner().invoke(main, [*command, *cache])
     assert cold.exit_code == warm.exit_code == 1

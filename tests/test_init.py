@@ -94,3 +94,44 @@ def test_bad_answers_are_reported_where_they_would_land_and_nothing_is_written(
         "git@host:path)",
     ]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_wrong_answer_is_asked_again_where_it_was_given_and_keeps_the_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "_in_a_terminal", lambda: True)
+    answers = "ML_Platform\nvision\nhttps://tok@github.com/acme/x.git\n\ngke\nweave\nargocd\n"
+    result = _init(tmp_path, monkeypatch, answers=answers)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("Platform name") == 2
+    assert "name: 'ML_Platform' is not a valid DNS label" in result.output
+    assert result.output.count("Git repository the tree is pushed to") == 2
+    refused = [line for line in result.output.splitlines() if "holds a credential" in line]
+    assert refused and "tok@" not in refused[0]  # the message masks the credential
+    assert result.output.count("Sync engine") == 2
+    config = load_config_file(tmp_path / "mlgitops.yaml")
+    assert config.name == "vision"
+    assert config.repo.url == "https://github.com/acme/ml-platform-gitops.git"
+    assert [c.cloud for c in config.clusters] == ["gke"]
+    assert config.gitops == "argocd"
+
+
+@pytest.mark.parametrize(
+    ("where", "command"),
+    [
+        ("mlgitops.yaml", "mlgitops generate`"),
+        ("fleet.yaml", "mlgitops generate --config fleet.yaml`"),
+        ("conf/fleet.yaml", "mlgitops generate --config conf/fleet.yaml`"),
+    ],
+)
+def test_init_prints_the_command_that_generates_from_what_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, command: str
+) -> None:
+    (tmp_path / "conf").mkdir()
+    result = _init(tmp_path, monkeypatch, "--config", where, "--cloud", "local")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.endswith(f"edit it, then run `{command}\n")
+    printed = result.stderr.rsplit("`", 2)[1].split()[1:]
+    generated = CliRunner().invoke(main, [*printed, "--out", "tree"])
+    assert generated.exit_code == 0, generated.output
+    assert (tmp_path / "tree" / "clusters").is_dir()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import ROOT, SEEDS
+from helpers import ROOT, SEEDS, schema_args
 
 from generator.cli import main
 
@@ -41,10 +41,9 @@ def test_each_hook_passes_on_a_generated_repository_and_fails_on_drift(
     assert CliRunner().invoke(main, ["generate"]).exit_code == 0
     command, *args = shlex.split(str(_hooks()[hook]["entry"]))
     assert command == "mlgitops"
-    if "--schema-location" in args:  # offline here: the same schemas from a folder
-        where = args.index("--schema-location") + 1
-        assert args[where].startswith("https://raw.githubusercontent.com/datreeio/CRDs-catalog/")
-        args[where] = str(ROOT.parent / "shared" / "schemas")
+    if args[0] == "validate":  # its default schemas, or the same from a folder offline
+        assert "--schema-location" not in args
+        args += schema_args()
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     job = next((tmp_path / "base" / "resnet-ddp").glob("job*.yaml"))

@@ -9,13 +9,18 @@ import subprocess
 from pathlib import Path
 
 from generator.errors import UsageError
-from generator.validate import Options, Problem, Progress, Report, validate_tree
+from generator.validate import Options, Problem, Progress, Report, schema_sources, validate_tree
 
 
 def _template(location: str) -> str:
     """kubeconform reads templates; a folder becomes the template of its layout."""
     if "{{" in location:
         return location
+    if location == schema_sources.PINNED:  # kubeconform reads folders: download them all
+        try:
+            location = str(schema_sources.download_all())
+        except schema_sources.DownloadError as error:
+            raise UsageError(f"{error}; offline, give --schema-location") from None
     layout = "{{.Group}}/{{.ResourceKind}}_{{.ResourceAPIVersion}}.json"
     return f"{location.rstrip('/')}/{layout}"
 
@@ -39,6 +44,7 @@ def validate_with_kubeconform(root: Path, options: Options, progress: Progress |
         ),
         progress,
     )
+    from generator.validate.inputs import InputGraph
     from generator.validate.kustomize import build, entry_points, kustomize_command
 
     command = [
@@ -56,7 +62,10 @@ def validate_with_kubeconform(root: Path, options: Options, progress: Progress |
     if options.ignore_missing_schemas:
         command.append("-ignore-missing-schemas")
     kustomize = kustomize_command()
+    graph = InputGraph()
     for folder in entry_points(root):
+        if graph.refusals(folder):
+            continue  # refused inputs: already reported, never handed to kustomize
         result = build(kustomize, folder)
         if result.error:
             continue  # already reported

@@ -26,6 +26,8 @@ from typing import Any
 import jsonschema
 from referencing import Registry, Resource
 
+from generator.validate import schema_sources
+
 BUILTIN_GROUPS = frozenset(
     {
         "",
@@ -131,6 +133,14 @@ def _fill_template(template: str, group: str, version: str, kind: str) -> str:
 
 
 def _load_location(location: str, group: str, version: str, kind: str) -> dict[str, Any] | None:
+    if location == schema_sources.PINNED:
+        try:
+            return schema_sources.pinned_schema(group, version, kind)
+        except schema_sources.DownloadError as error:
+            raise MissingSchema(
+                f"{error} (the CRDs of the pinned release; offline, give --schema-location)",
+                transient=True,
+            ) from None
     if "{{" in location:
         where = _fill_template(location, group, version, kind)
     else:
