@@ -15,7 +15,7 @@ measured in the same run on the same machine:
   30-cluster fleet with an empty cache, again with nothing changed, and after one
   workload changed.
 
-    python bench/run.py [--workloads 100 300 1000] [--clusters 30] [--skip-validate]
+    .venv/bin/python bench/run.py [--workloads 100 300 1000] [--clusters 30] [--skip-validate]
 
 The fleets come from bench/make_fleet.py. Needs kubectl or kustomize for the kustomize
 and validate figures.
@@ -39,9 +39,14 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run from a checkout: `python bench/run.py` finds the package
 MAKE_FLEET = ROOT / "bench" / "make_fleet.py"
 SCHEMAS = ROOT.parent / "shared" / "schemas"
-MLGITOPS = [sys.executable, "-c", "from generator.cli import main; main()"]
+MLGITOPS = [
+    sys.executable,
+    "-c",
+    f"import sys; sys.path.insert(0, {str(ROOT)!r}); from generator.cli import main; main()",
+]
 VALIDATE_WORKLOADS = 300
 
 

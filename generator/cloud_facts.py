@@ -77,7 +77,7 @@ def ec2_is_arm(instance_type: str) -> bool:
     """Graviton families carry a `g` among the letters after the generation digit
     (m7g, c7gn, r8gd, g5g); x86 families do not (g5, m7i, p4d)."""
     family = ec2_family(instance_type)
-    attributes = re.sub(r"^[a-z]+\d+", "", family).split("-", 1)[0]
+    attributes = re.sub(r"^[a-z]+[0-9]+", "", family).split("-", 1)[0]
     return "g" in attributes
 
 
@@ -202,7 +202,7 @@ def ec2_capacity(instance_type: str) -> NodeCapacity | None:
     if instance_type in EC2_LISTED:
         return EC2_LISTED[instance_type]
     family, _, size = instance_type.partition(".")
-    sizes = re.fullmatch(r"(\d*)xlarge|large", size)
+    sizes = re.fullmatch(r"([0-9]*)xlarge|large", size)
     if not sizes:
         return None
     vcpus = 4 * int(sizes.group(1) or 1) if sizes.group(0).endswith("xlarge") else 2
@@ -227,7 +227,7 @@ GCE_MEMORY_MB_PER_VCPU = {
 def gce_capacity(machine_type: str, gpus: int) -> NodeCapacity | None:
     """A Compute Engine machine type's capacity (GPUs come from the node pool's
     accelerator), or None for machine types named otherwise."""
-    parts = re.fullmatch(r"([a-z0-9]+)-(standard|highmem|highcpu)-(\d+)", machine_type)
+    parts = re.fullmatch(r"([a-z0-9]+)-(standard|highmem|highcpu)-([0-9]+)", machine_type)
     if not parts:
         return None
     series, kind, vcpus = parts.group(1), parts.group(2), int(parts.group(3))
@@ -306,3 +306,60 @@ NON_PUBLIC_IPV4 = (
     "192.168.0.0/16",
 )
 NON_PUBLIC_IPV6 = ("fc00::/7", "fe80::/10", "::1/128")
+
+
+# Regions, from the clouds' lists (AWS General Reference "Service endpoints" /
+# "Regions"; Google Cloud "Regions and zones"), as of 2026-12. A region newer than these
+# lists is refused unless the cluster says `allowUnlistedRegion: true`.
+AWS_REGIONS = frozenset(
+    {
+        "us-east-1", "us-east-2", "us-west-1", "us-west-2",
+        "af-south-1",
+        "ap-east-1", "ap-east-2", "ap-south-1", "ap-south-2",
+        "ap-southeast-1", "ap-southeast-2", "ap-southeast-3", "ap-southeast-4",
+        "ap-southeast-5", "ap-southeast-6", "ap-southeast-7",
+        "ap-northeast-1", "ap-northeast-2", "ap-northeast-3",
+        "ca-central-1", "ca-west-1",
+        "eu-central-1", "eu-central-2", "eu-west-1", "eu-west-2", "eu-west-3",
+        "eu-south-1", "eu-south-2", "eu-north-1",
+        "il-central-1", "me-south-1", "me-central-1", "mx-central-1", "sa-east-1",
+        "us-gov-east-1", "us-gov-west-1", "cn-north-1", "cn-northwest-1",
+    }
+)  # fmt: skip
+GCP_REGIONS = frozenset(
+    {
+        "africa-south1",
+        "asia-east1", "asia-east2", "asia-northeast1", "asia-northeast2", "asia-northeast3",
+        "asia-south1", "asia-south2", "asia-southeast1", "asia-southeast2",
+        "australia-southeast1", "australia-southeast2",
+        "europe-central2", "europe-north1", "europe-north2", "europe-southwest1",
+        "europe-west1", "europe-west2", "europe-west3", "europe-west4", "europe-west6",
+        "europe-west8", "europe-west9", "europe-west10", "europe-west12",
+        "me-central1", "me-central2", "me-west1",
+        "northamerica-northeast1", "northamerica-northeast2", "northamerica-south1",
+        "southamerica-east1", "southamerica-west1",
+        "us-central1", "us-east1", "us-east4", "us-east5", "us-south1",
+        "us-west1", "us-west2", "us-west3", "us-west4",
+    }
+)  # fmt: skip
+
+
+def gcp_region(location: str) -> str:
+    """`us-central1-a` -> `us-central1`; a region is its own."""
+    parts = location.split("-")
+    return "-".join(parts[:2])
+
+
+# GKE: the minor versions it still creates clusters at, standard or extended support
+# (GKE release schedule, 2026-12); older ones it no longer offers.
+GKE_OFFERED = ("1.32", "1.33", "1.34", "1.35", "1.36", "1.37")
+
+# Name limits of the clouds' own objects (GKE: "cluster name ... up to 40 characters";
+# node pool names likewise; EC2 instance types `<family>.<size>`; Compute Engine machine
+# types `<series>-<kind>[-<vCPUs>][-<suffix>]`, or custom types).
+GKE_NAME_LIMIT = 40
+EC2_INSTANCE_TYPE = re.compile(
+    r"[a-z][a-z0-9-]*[0-9][a-z0-9-]*\.(nano|micro|small|medium|large|[0-9]*xlarge|metal(-[0-9]+xl)?)",
+    re.ASCII,
+)
+GCE_MACHINE_TYPE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)+", re.ASCII)

@@ -41,7 +41,10 @@ def layout(units: list[Unit | Document]) -> Layout:
     seeds: Tree = {}
     for unit in units:
         if isinstance(unit, Document):
-            files[unit.path] = dump_documents(unit.objects, HEADER + unit.comment)
+            text = dump_documents(unit.objects, HEADER + unit.comment)
+            for scalar, note in unit.notes:
+                text = text.replace(f" {scalar}\n".encode(), f" {scalar}  # {note}\n".encode())
+            files[unit.path] = text
         else:
             (seeds if unit.seed else files).update(layout_unit(unit))
     return Layout(dict(sorted(files.items())), dict(sorted(seeds.items())))

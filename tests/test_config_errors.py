@@ -227,3 +227,47 @@ def test_a_file_wrong_everywhere_shows_the_first_problems_and_a_count(
     assert "workloads[1].env.bad-199:" in lines[199]
     assert lines[200] == "mlgitops.yaml: 50 more problems not shown"
     assert result.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "replacements",
+    [
+        pytest.param(
+            [("region: us-west-2", "region: us-middle-1\n    allowUnlistedRegion: true")],
+            id="aws-region-newer-than-the-list",
+        ),
+        pytest.param(
+            [("location: us-central1", "location: us-middle1-a\n    allowUnlistedRegion: true")],
+            id="gcp-region-newer-than-the-list",
+        ),
+        pytest.param(
+            [
+                (
+                    "url: https://github.com/acme/ml-platform-gitops.git",
+                    "url: ssh://git@github.com/acme/ml-platform-gitops.git\n"
+                    "  revision: refs/tags/v1.2.0",
+                )
+            ],
+            id="ssh-user-and-tag-reference",
+        ),
+        pytest.param(
+            [
+                (
+                    "url: https://github.com/acme/ml-platform-gitops.git",
+                    "url: https://github.com/acme/ml-platform-gitops.git\n"
+                    "  revision: 4362341f0c2a9d1e5b7a8c6d3e2f1a0b9c8d7e6f",
+                )
+            ],
+            id="commit-sha-revision",
+        ),
+        pytest.param(
+            [("image: registry.example.com/ml/bert:2.0.1", "image: 10.0.0.5:5000/ml/bert:2.0.1")],
+            id="registry-by-address-and-port",
+        ),
+    ],
+)
+def test_what_the_stricter_checks_still_accept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replacements: list[tuple[str, str]]
+) -> None:
+    result = _generate(tmp_path, monkeypatch, _edit(*replacements))
+    assert result.exit_code == 0, result.output

@@ -22,6 +22,7 @@ from helpers import CONFIGS, kustomize_build
 from generator.cli import main
 from generator.cluster import controllers
 from generator.cluster.controllers import MissingRuntime, NotModelled, PodGroup
+from generator.render.pods import WRITABLE_ENV
 
 Objects = list[dict[str, Any]]
 RUNTIMES_CONFIG = CONFIGS / "runtimes.yaml"
@@ -193,6 +194,7 @@ def test_a_pytorchjob_runs_its_worker_replicas_with_the_operators_environment(
     elastic = config["elastic"]
     assert env(pytorch) == {
         "PYTHONUNBUFFERED": "1",
+        **dict(WRITABLE_ENV),
         "PET_NPROC_PER_NODE": "1",
         "PET_RDZV_ENDPOINT": f"torch-elastic-worker-0:{job['spec']['elasticPolicy']['rdzvPort']}",
         "PET_RDZV_BACKEND": "c10d",
@@ -315,6 +317,7 @@ def test_a_trainjob_runs_its_runtimes_pods_with_the_trainjobs_trainer(
     assert_gpu_scheduling(group, cluster)
     assert env(node) == {
         "PYTHONUNBUFFERED": "1",
+        **dict(WRITABLE_ENV),
         **{e["name"]: e["value"] for e in trainer["env"]},
         "PET_NNODES": str(trainer["numNodes"]),
         "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]),
@@ -349,7 +352,11 @@ def test_the_trainjob_sets_nodes_processes_image_and_resources_over_the_runtime(
     assert node["resources"]["limits"] == {"cpu": "6", "memory": "30Gi", "nvidia.com/gpu": 1}
     assert node["resources"]["requests"] == {"cpu": "6", "memory": "24Gi"}
     variables = env(node)
-    assert list(variables)[:2] == ["PYTHONUNBUFFERED", "HF_HUB_OFFLINE"]  # upserted in place
+    assert list(variables)[: 2 + len(WRITABLE_ENV)] == [
+        "PYTHONUNBUFFERED",
+        *dict(WRITABLE_ENV),
+        "HF_HUB_OFFLINE",
+    ]  # upserted in place
     assert variables["PYTHONUNBUFFERED"] == "0" and variables["EXTRA"] == "x"
     assert (variables["PET_NNODES"], variables["PET_NPROC_PER_NODE"]) == ("5", "3")
     # Without numNodes the runtime's mlPolicy.numNodes. Without numProcPerNode "auto",
@@ -579,6 +586,7 @@ def test_runtime_patches_merge_into_the_runtimes_pods(
     assert group.spec["tolerations"] == [toleration]  # a list without merge key: replaced
     # Volumes merge by name and keep only the patch's source (`retainKeys`).
     assert group.spec["volumes"] == [
+        {"name": "tmp", "emptyDir": {}},
         {"name": "dshm", "persistentVolumeClaim": {"claimName": "shm"}},
         {"name": "scratch", "emptyDir": {}},
     ]

@@ -123,3 +123,32 @@ def test_torchrun_starts_one_process_per_gpu() -> None:
     workload = load_default_config().workloads[0]
     gpus = replace(workload, resources=replace(workload.resources, gpu=4))
     assert "--nproc-per-node=4" in frameworks.launch(gpus).args
+
+
+def test_the_workloads_own_env_replaces_a_writable_default_and_keeps_the_rest() -> None:
+    from generator.render import pods
+
+    workload = load_default_config().workloads[0]
+    own = replace(workload, env={"HF_HOME": "/ckpt/hf", "EXTRA": "1"})
+    env = pods.render_trainer_container(own)["env"]
+    names = [e["name"] for e in env]
+    assert names.count("HF_HOME") == 1 and {"name": "HF_HOME", "value": "/ckpt/hf"} in env
+    defaults = [name for name, _ in pods.WRITABLE_ENV if name != "HF_HOME"]
+    assert [n for n in names if n in defaults] == defaults
+    assert all(value.startswith(pods.SCRATCH_PATH) for _, value in pods.WRITABLE_ENV)
+
+
+@pytest.mark.parametrize(
+    ("image", "policy"),
+    [
+        ("registry.example.com/ml/resnet:1.4.2", "Always"),
+        ("registry.example.com/ml/resnet:1.4.2@sha256:" + "ab" * 32, "IfNotPresent"),
+        ("registry.example.com/ml/resnet@sha256:" + "ab" * 32, "IfNotPresent"),
+        ("localhost:5001/resnet:1.4.2", "Always"),
+    ],
+)
+def test_the_pull_policy_follows_the_pinning(image: str, policy: str) -> None:
+    from generator.render import pods
+
+    workload = replace(load_default_config().workloads[0], image=image)
+    assert pods.render_trainer_container(workload)["imagePullPolicy"] == policy

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from helpers import SCHEMAS, SEEDS
+from helpers import SEEDS, schema_args
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -396,8 +396,7 @@ def test_every_valid_config_builds_and_passes_strict_schemas_and_policies(
             "out",
             "--config",
             "mlgitops.yaml",  # the cluster model places every pod on the config's nodes
-            "--schema-location",
-            str(SCHEMAS),
+            *schema_args(),
             "--output",
             "text",
         ],
@@ -452,7 +451,19 @@ def invalid_configs(draw: st.DrawFn) -> tuple[str, str, int | None]:
     """(config text, field path the error must name, line it must point at)."""
     config = copy.deepcopy(draw(valid_configs()))
     kind = draw(
-        st.sampled_from(["unknown-key", "wrong-type", "missing", "range", "name", "tab", "twice"])
+        st.sampled_from(
+            [
+                "unknown-key",
+                "wrong-type",
+                "missing",
+                "range",
+                "name",
+                "digits",
+                "version",
+                "tab",
+                "twice",
+            ]
+        )
     )
     if kind == "unknown-key":
         path, mapping = draw(st.sampled_from(_mappings(config)))
@@ -483,8 +494,24 @@ def invalid_configs(draw: st.DrawFn) -> tuple[str, str, int | None]:
     if kind == "name":
         index = draw(st.integers(0, len(config["workloads"]) - 1))
         key = draw(st.sampled_from(["name", "namespace"]))
-        config["workloads"][index][key] = draw(st.sampled_from(["Upper", "under_score", "-x"]))
+        bad = ["Upper", "under_score", "-x", "train\n", "team-\u0661", "team-\uff11"]
+        if key == "namespace":
+            bad += ["kube-system", "default", "argocd", "flux-system", "kueue-system"]
+            bad += [f"infra-{config['clusters'][0]['name']}", "kube-team"]
+        config["workloads"][index][key] = draw(st.sampled_from(bad))
         return _dump(config), f"workloads[{index}].{key}", None
+    if kind == "digits":
+        index = draw(st.integers(0, len(config["workloads"]) - 1))
+        key, value = draw(
+            st.sampled_from([("cpu", "\uff14"), ("memory", "\u0661\u0666Gi"), ("memory", "16Gi\n")])
+        )
+        config["workloads"][index]["resources"][key] = value
+        return _dump(config), f"workloads[{index}].resources.{key}", None
+    if kind == "version":
+        config["kubernetesVersion"] = draw(
+            st.sampled_from(["1.\uff13\uff13", "1.33\n", "1.\u0663"])
+        )
+        return _dump(config), "kubernetesVersion", None
     lines = _dump(config).splitlines(keepends=True)
     if kind == "tab":
         indented = [i for i, line in enumerate(lines) if line.startswith(" ")]

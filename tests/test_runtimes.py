@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import CONFIGS, SCHEMAS, build_and_validate, kustomization_folders
+from helpers import CONFIGS, build_and_validate, kustomization_folders, schema_args
 
 from generator.cli import main
 from generator.cluster import controllers
 from generator.config import rules
 from generator.config.load import load_default_config
 from generator.render import runtimes
+from generator.validate import policies
 
 RUNTIMES_CONFIG = CONFIGS / "runtimes.yaml"
 Objects = list[dict[str, Any]]
@@ -94,7 +95,6 @@ def test_network_policies_select_exactly_the_pods_each_controller_creates(
 def test_every_runtime_builds_and_passes_strict_schemas(built: dict[Path, Objects]) -> None:
     kinds = {o["kind"] for objects in built.values() for o in objects}
     assert TRAINING_KINDS | {"ClusterTrainingRuntime", "ClusterQueue", "LocalQueue"} <= kinds
-    assert SCHEMAS.is_dir()
 
 
 def _pod_specs(obj: dict[str, Any], runtimes: Objects) -> list[dict[str, Any]]:
@@ -327,7 +327,7 @@ def test_validate_is_clean_and_checks_only_this_repositorys_paths(
         CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)]).exit_code
         == 0
     )
-    validate = ["validate", str(out), "--schema-location", str(SCHEMAS), "--no-cache"]
+    validate = ["validate", str(out), *schema_args(), "--no-cache"]
     clean = CliRunner().invoke(main, validate)
     assert clean.exit_code == 0, clean.output
     sync = next((out / "clusters/laptop/gitops").glob("*.yaml"))
@@ -385,7 +385,7 @@ def test_kubeflow_jobs_keep_or_delete_pods_at_the_end_as_their_runtime_needs(
 def test_a_node_capacity_from_the_config_sets_the_quota(tmp_path: Path) -> None:
     text = RUNTIMES_CONFIG.read_text().replace(
         "{name: cpu, instanceTypes: [m6i.2xlarge], minSize: 1, desiredSize: 2, maxSize: 6}",
-        "{name: cpu, instanceTypes: [x9z.huge], minSize: 1, desiredSize: 2, maxSize: 3,"
+        "{name: cpu, instanceTypes: [x9z.metal-48xl], minSize: 1, desiredSize: 2, maxSize: 3,"
         " capacity: {cpu: 16, memory: +1.5T, gpus: 2}}",
     )
     config = tmp_path / "runtimes.yaml"
@@ -516,3 +516,145 @@ def test_tensorflow_runs_the_same_pods_on_every_runtime_that_starts_them(
         assert sum(_tensorflow_pods(obj).values()) == base.pod_count, runtime
         workload = replace(base, runtime=runtime)
         assert _longest_hostname(obj) == base.name + rules._longest_hostname_suffix(workload)
+
+
+# --- what the common scanners check on every pod (Checkov, kube-score, kubesec) --------
+
+DIGEST = "@sha256:" + "0123456789abcdef" * 4
+SCANNER_RULES = ("MLG017", "MLG018", "MLG019", "MLG020")
+
+
+def _every_pod_template(built: dict[Path, Objects]) -> list[tuple[str, dict[str, Any]]]:
+    """Each pod template in the tree, per build, with the object's name: the training
+    objects' (Job, JobSet, PyTorchJob, TFJob) and the ClusterTrainingRuntimes' the
+    TrainJobs run."""
+    found = []
+    for path, objects in built.items():
+        for obj in objects:
+            name = f"{path.name}: {obj['kind']}/{obj['metadata']['name']}"
+            if obj["kind"] == "ClusterTrainingRuntime":
+                jobset = {"kind": "JobSet", "spec": obj["spec"]["template"]["spec"]}
+                found += [(name, pod) for pod in _pod_specs(jobset, [])]
+            elif obj["kind"] in TRAINING_KINDS - {"TrainJob"}:
+                found += [(name, pod) for pod in _pod_specs(obj, [])]
+    return found
+
+
+def _scanner_findings(built: dict[Path, Objects]) -> list[tuple[str, str, str]]:
+    return [
+        (rule, field, message)
+        for objects in built.values()
+        for obj in objects
+        for rule, field, message in policies.object_findings(obj)
+        if rule in SCANNER_RULES and not policies.waivers(obj).get(rule)
+    ]
+
+
+def _generate_and_build(tmp_path: Path, config_text: str) -> dict[Path, Objects]:
+    config = tmp_path / "mlgitops.yaml"
+    config.write_text(config_text)
+    out = tmp_path / "tree"
+    result = CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return build_and_validate(out, "1.34")
+
+
+def test_every_pod_template_of_every_runtime_passes_the_scanner_checks(
+    built: dict[Path, Objects],
+) -> None:
+    """High ids, a read-only root with /tmp writable, a pull policy that follows the
+    pinning; the images are pinned by tag, the waiver README "Security and network"
+    documents (images.requireDigest turns it into a digest requirement)."""
+    templates = _every_pod_template(built)
+    kinds = {name.split(": ")[1].split("/")[0] for name, _ in templates}
+    assert kinds == TRAINING_KINDS - {"TrainJob"} | {"ClusterTrainingRuntime"}
+    for name, pod in templates:
+        context = pod["securityContext"]
+        assert context["runAsUser"] == context["runAsGroup"] == context["fsGroup"] == 10001
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["tmp"] == {"name": "tmp", "emptyDir": {}}, name
+        for container in pod["containers"]:
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True, name
+            assert security["runAsUser"] >= 10000 and security["runAsGroup"] >= 10000, name
+            assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"], name
+            assert "@" not in container["image"], name
+            assert container["imagePullPolicy"] == "Always", name
+    assert not _scanner_findings(built)
+
+
+def test_required_digests_are_pulled_if_not_present_and_stated_for_validate(
+    tmp_path: Path,
+) -> None:
+    text = RUNTIMES_CONFIG.read_text()
+    for tag in ("ddp:1.0.0", "tf:2.16.1", "sft:0.3.0"):
+        text = text.replace(tag, tag + DIGEST)
+    built = _generate_and_build(tmp_path, text + "images: {requireDigest: true}\n")
+    templates = _every_pod_template(built)
+    assert templates
+    for name, pod in templates:
+        for container in pod["containers"]:
+            assert container["image"].endswith(DIGEST), name
+            assert container["imagePullPolicy"] == "IfNotPresent", name
+    annotated = [
+        o
+        for objects in built.values()
+        for o in objects
+        if o["kind"] in TRAINING_KINDS | {"ClusterTrainingRuntime"}
+    ]
+    for obj in annotated:
+        annotations = obj["metadata"]["annotations"]
+        assert annotations[policies.REQUIRE_DIGEST_ANNOTATION] == "true", obj["metadata"]
+    assert not _scanner_findings(built)
+    # An overlay or patch that puts a tag back is caught by validate.
+    job = next(o for o in annotated if o["kind"] == "Job")
+    job["spec"]["template"]["spec"]["containers"][0]["image"] = "registry.example.com/ml/ddp:2"
+    findings = {rule for rule, _, _ in policies.object_findings(job)}
+    assert {"MLG019", "MLG020"} <= findings  # IfNotPresent on a tag, and no digest
+    trainjob = next(o for o in annotated if o["kind"] == "TrainJob")
+    trainjob["spec"]["trainer"]["image"] = "registry.example.com/ml/sft:0.3.0"
+    assert ("MLG020", "spec.trainer.image") in {
+        (rule, field) for rule, field, _ in policies.object_findings(trainjob)
+    }
+
+
+def test_a_tag_is_refused_where_digests_are_required(tmp_path: Path) -> None:
+    config = tmp_path / "mlgitops.yaml"
+    config.write_text(RUNTIMES_CONFIG.read_text() + "images: {requireDigest: true}\n")
+    out = tmp_path / "tree"
+    result = CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 2
+    lines = RUNTIMES_CONFIG.read_text().splitlines()
+    expected = [
+        f"{config}:{n}:{lines[n - 1].index('registry') + 1}: workloads[{i}].image: "
+        f"'{image}' has no digest and images.requireDigest is on: pin it as "
+        f"{image}@sha256:<digest>"
+        for i, (n, image) in enumerate(
+            (n, line.split("image: ")[1])
+            for n, line in enumerate(lines, start=1)
+            if line.strip().startswith("image: ")
+        )
+    ]
+    assert all(line in result.output for line in expected), result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_low_user_id_the_config_chose_is_a_reported_waiver(tmp_path: Path) -> None:
+    text = RUNTIMES_CONFIG.read_text().replace(
+        '    workers: 2\n    resources: {cpu: "2", memory: 8Gi}\n',
+        '    workers: 2\n    runAsUser: 2000\n    resources: {cpu: "2", memory: 8Gi}\n',
+        1,
+    )
+    assert "runAsUser: 2000" in text
+    built = _generate_and_build(tmp_path, text)
+    low = [
+        o
+        for objects in built.values()
+        for o in objects
+        if o["metadata"].get("annotations", {}).get("mlgitops.io/waive-mlg018")
+    ]
+    assert {o["metadata"]["name"] for o in low} == {"plain-ddp"}
+    assert {o["kind"] for o in low} == {"Job"}
+    assert "MLG018" in {rule for rule, _, _ in policies.object_findings(low[0])}
+    assert not _scanner_findings(built)

@@ -33,6 +33,7 @@ BEYOND_JSON_SCHEMA = (
     "has host bits set",  # a CIDR's host bits
     "must be greater than zero",  # a quantity's value
     "the digest must look like",  # a digest's length
+    "is not a registry host",  # which first part of an image is a host depends on its shape
 )
 
 

@@ -96,7 +96,7 @@ def _container(document: dict) -> dict:  # type: ignore[type-arg]
             lambda d: d["spec"]["template"]["spec"]["volumes"].append(
                 {"name": "host", "hostPath": {"path": "/data"}}
             ),
-            "base/resnet-ddp: Job/resnet-ddp: spec.template.spec.volumes[1].hostPath: "
+            "base/resnet-ddp: Job/resnet-ddp: spec.template.spec.volumes[2].hostPath: "
             "[MLG001] volume 'host' is a hostPath",
             id="hostpath",
         ),
@@ -177,14 +177,19 @@ def test_a_waiver_needs_a_reason_and_is_listed(tree: Path) -> None:
     ) in unexplained.stdout.splitlines()
 
 
-def test_custom_resources_without_schema_are_errors_unless_ignored(seeds_tree: Path) -> None:
-    result = CliRunner().invoke(main, ["validate", str(seeds_tree)])
+def test_custom_resources_without_schema_are_errors_unless_ignored(
+    seeds_tree: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-schemas"
+    empty.mkdir()
+    command = ["validate", str(seeds_tree), "--schema-location", str(empty)]
+    result = CliRunner().invoke(main, command)
     assert result.exit_code == 1
     assert (
         "clusters/eks-training/infrastructure: Cluster/eks-training: no schema for "
-        "Cluster eks.services.k8s.aws/v1alpha1 (no --schema-location given)"
+        f"Cluster eks.services.k8s.aws/v1alpha1 ({empty})"
     ) in result.stdout.splitlines()
-    ignored = CliRunner().invoke(main, ["validate", str(seeds_tree), "--ignore-missing-schemas"])
+    ignored = CliRunner().invoke(main, [*command, "--ignore-missing-schemas"])
     assert ignored.exit_code == 0, ignored.stdout
 
 

@@ -883,7 +883,8 @@ def pytorch_env(
             raise ControllerRefuses("the Master's pytorch container has no pytorchjob-port")
         address = kubeflow_pod_name(_name(job), "Master", 0)
         rank = index + 1 if replica_type == "Worker" else index
-        per_node = int(nproc) if nproc is not None and str(nproc).isdigit() else 1
+        written = str(nproc) if nproc is not None else ""
+        per_node = int(written) if written.isascii() and written.isdigit() else 1
         env += [
             {"name": "MASTER_PORT", "value": str(port)},
             {"name": "PET_MASTER_PORT", "value": str(port)},

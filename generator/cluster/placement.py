@@ -166,7 +166,7 @@ def matches(expression: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
     if operator == "DoesNotExist":
         return key not in labels
     number = labels.get(key)
-    if operator in ("Gt", "Lt") and number is not None and number.isdigit():
+    if operator in ("Gt", "Lt") and number is not None and number.isascii() and number.isdigit():
         bound = int(values[0])
         return int(number) > bound if operator == "Gt" else int(number) < bound
     return False

@@ -12,12 +12,15 @@ from generator.config import model
 
 Check = Callable[[str], str | None]
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", re.ASCII)
+_DNS_1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$", re.ASCII)
+_DNS_SUBDOMAIN = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", re.ASCII
+)
 _QUANTITY = re.compile(
-    r"^(?P<sign>[+-]?)(?P<number>\d+(\.\d*)?|\.\d+)"
-    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$"
+    r"^(?P<sign>[+-]?)(?P<number>[0-9]+(\.[0-9]*)?|\.[0-9]+)"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$",
+    re.ASCII,
 )
 # Suffixes people write that Kubernetes does not read, and what they most likely meant.
 _QUANTITY_NEAR_MISS = {
@@ -33,28 +36,42 @@ _QUANTITY_NEAR_MISS = {
     "GI": "'{n}Gi'",
     "TI": "'{n}Ti'",
 }
-_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_K8S_VERSION = re.compile(r"^1\.(\d+)$")
-_GIT_URL = re.compile(r"^(https://|ssh://|git@[^:/\s]+:)\S+$")
-_AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d+$")
-_AWS_SUBNET = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
-_GCP_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-_GCP_LOCATION = re.compile(r"^[a-z]+-[a-z]+\d+(-[a-z])?$")
-_IMAGE_PATH = re.compile(r"^[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$")
-_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", re.ASCII)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$", re.ASCII)
+_K8S_VERSION = re.compile(r"^1\.([0-9]+)$", re.ASCII)
+_GIT_URL = re.compile(r"^(https://|ssh://|git@[^:/ \t\n\r\f\v]+:)[!-~]+$", re.ASCII)
+_AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$", re.ASCII)
+_AWS_SUBNET = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$", re.ASCII)
+_GCP_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$", re.ASCII)
+_GCP_LOCATION = re.compile(r"^[a-z]+-[a-z]+[0-9]+(-[a-z])?$", re.ASCII)
+_IMAGE_PATH = re.compile(r"^[a-z0-9]+([._-]+[a-z0-9]+)*(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$", re.ASCII)
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", re.ASCII)
+_IMAGE_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$", re.ASCII)
 _REGISTRY = re.compile(
-    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:\d{1,5})?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$"
+    r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$",
+    re.ASCII,
 )
-_EFS_ID = re.compile(r"^fs-([0-9a-f]{8}|[0-9a-f]{17})$")
-_IAM_POLICY_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(aws|\d{12}):policy/[\w+=,.@/-]+$")
-_GCP_ROLE = re.compile(r"^(roles/[a-zA-Z0-9_.]+|projects/[a-z][-a-z0-9]+/roles/[a-zA-Z0-9_.]+)$")
-_GCP_SERVICE_ACCOUNT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-_IAM_PRINCIPAL_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$")
-_AWS_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+# A registry host: DNS labels (a letter or digit at both ends), or an IPv4 address, and
+# an optional port (distribution/reference's domain grammar, lowercase as registries are).
+_REGISTRY_HOST = re.compile(
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?)(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*(:[0-9]{1,5})?$",
+    re.ASCII,
+)
+_EFS_ID = re.compile(r"^fs-([0-9a-f]{8}|[0-9a-f]{17})$", re.ASCII)
+_IAM_POLICY_ARN = re.compile(
+    r"^arn:aws[a-z-]*:iam::(aws|[0-9]{12}):policy/[A-Za-z0-9_+=,.@/-]+$", re.ASCII
+)
+_GCP_ROLE = re.compile(
+    r"^(roles/[a-zA-Z0-9_.]+|projects/[a-z][-a-z0-9]+/roles/[a-zA-Z0-9_.]+)$", re.ASCII
+)
+_GCP_SERVICE_ACCOUNT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$", re.ASCII)
+_IAM_PRINCIPAL_ARN = re.compile(
+    r"^arn:aws[a-z-]*:iam::[0-9]{12}:(role|user)/[A-Za-z0-9+=,.@_/-]+$", re.ASCII
+)
+_AWS_ACCOUNT_ID = re.compile(r"^[0-9]{12}$", re.ASCII)
 _GCP_SERVICE_ACCOUNT_EMAIL = re.compile(
-    r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$"
+    r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[a-z][-a-z0-9]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$",
+    re.ASCII,
 )
 
 # Kubernetes versions whose strict schemas `validate` can use.
@@ -64,7 +81,7 @@ SUPPORTED_KUBERNETES_MINORS = range(25, 38)
 def dns_label(value: str) -> str | None:
     if len(value) > 63:
         return f"{value!r} is longer than 63 characters"
-    if not _DNS_LABEL.match(value):
+    if not _DNS_LABEL.fullmatch(value):
         return (
             f"{value!r} is not a valid DNS label "
             "(lowercase letters, digits and '-', starting and ending with a letter or digit)"
@@ -75,7 +92,7 @@ def dns_label(value: str) -> str | None:
 def workload_name(value: str) -> str | None:
     if len(value) > 63:
         return f"{value!r} is longer than 63 characters"
-    if not _DNS_1035_LABEL.match(value):
+    if not _DNS_1035_LABEL.fullmatch(value):
         return (
             f"{value!r} is not a valid name (lowercase letters, digits and '-', starting "
             "with a letter and ending with a letter or digit: it also names a Service)"
@@ -84,12 +101,12 @@ def workload_name(value: str) -> str | None:
 
 
 def quantity(value: str) -> str | None:
-    match = _QUANTITY.match(value)
+    match = _QUANTITY.fullmatch(value)
     if not match:
-        suffix = re.sub(r"^[\d.]+", "", value)
+        suffix = re.sub(r"^[0-9.]+", "", value)
         hint = _QUANTITY_NEAR_MISS.get(suffix.upper()) if suffix != value else None
         number = value[: len(value) - len(suffix)]
-        if hint and re.fullmatch(r"\d+(\.\d+)?", number):
+        if hint and re.fullmatch(r"[0-9]+(\.[0-9]+)?", number, re.ASCII):
             meant = hint.format(n=number)
             return f"{value!r} is not a Kubernetes quantity (did you mean {meant}?)"
         return f"{value!r} is not a Kubernetes quantity (e.g. 500m, 4, 16Gi, 10G)"
@@ -109,7 +126,7 @@ def cidr(value: str) -> str | None:
     if not slash:
         single = "32" if ip.version == 4 else "128"
         return f"{value!r} is not a CIDR: it needs a prefix length (e.g. {value}/{single})"
-    if not prefix.isdigit() or int(prefix) > ip.max_prefixlen:
+    if not re.fullmatch("[0-9]{1,3}", prefix, re.ASCII) or int(prefix) > ip.max_prefixlen:
         return (
             f"{value!r} is not a valid CIDR: the prefix length must be "
             f"0 to {ip.max_prefixlen} (e.g. {address}/16)"
@@ -122,16 +139,21 @@ def cidr(value: str) -> str | None:
 
 def image(value: str) -> str | None:
     name, _, digest = value.partition("@")
-    if digest and not _IMAGE_DIGEST.match(digest):
+    if digest and not _IMAGE_DIGEST.fullmatch(digest):
         return f"{value!r}: the digest must look like sha256:<64 hex digits>"
     last = name.rsplit("/", 1)[-1]
     repository, tag = name.rsplit(":", 1) if ":" in last else (name, "")
     registry, _, path = repository.partition("/")
     if "/" in repository and ("." in registry or ":" in registry or registry == "localhost"):
         repository = path
-    if not _IMAGE_PATH.match(repository):
+        if not _REGISTRY_HOST.fullmatch(registry):
+            return (
+                f"{value!r}: {registry!r} is not a registry host (host names of letters, "
+                "digits, '-' and '.', and an optional :port)"
+            )
+    if not _IMAGE_PATH.fullmatch(repository):
         return f"{value!r} is not a valid image reference"
-    if tag and not _IMAGE_TAG.match(tag):
+    if tag and not _IMAGE_TAG.fullmatch(tag):
         return f"{value!r} has an invalid tag {tag!r}"
     if not tag and not digest:
         return f"{value!r} is not pinned: add a tag or digest (e.g. {value}:1.0.0)"
@@ -149,28 +171,28 @@ def absolute_path(value: str) -> str | None:
 
 
 def env_name(value: str) -> str | None:
-    if not _ENV_NAME.match(value):
+    if not _ENV_NAME.fullmatch(value):
         return f"{value!r} is not a valid environment variable name (letters, digits and '_')"
     return None
 
 
 def label_key(value: str) -> str | None:
     prefix, _, name = value.rpartition("/")
-    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
         return f"{value!r}: the prefix {prefix!r} is not a DNS subdomain"
-    if len(name) > 63 or not _LABEL_NAME.match(name):
+    if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
         return f"{value!r} is not a valid label key"
     return None
 
 
 def label_value(value: str) -> str | None:
-    if value and (len(value) > 63 or not _LABEL_NAME.match(value)):
+    if value and (len(value) > 63 or not _LABEL_NAME.fullmatch(value)):
         return f"{value!r} is not a valid label value (at most 63 letters, digits, '-', '_', '.')"
     return None
 
 
 def kubernetes_version(value: str) -> str | None:
-    match = _K8S_VERSION.match(value)
+    match = _K8S_VERSION.fullmatch(value)
     if not match:
         return f'{value!r} is not a Kubernetes version (write it as a string, e.g. "1.33")'
     if int(match.group(1)) not in SUPPORTED_KUBERNETES_MINORS:
@@ -180,25 +202,42 @@ def kubernetes_version(value: str) -> str | None:
 
 
 def git_url(value: str) -> str | None:
-    if not _GIT_URL.match(value):
+    if not _GIT_URL.fullmatch(value):
         return f"{value!r} is not a Git URL (https://…, ssh://… or git@host:path)"
+    scheme, _, rest = value.partition("://")
+    userinfo = rest.split("/", 1)[0].rpartition("@")[0] if scheme in ("https", "http") else ""
+    if userinfo:
+        masked = value.replace(userinfo, "***", 1)
+        return (
+            f"{masked!r} holds a credential, which would be written into every Application, "
+            "AppProject and GitRepository in git: give the URL without it, and the "
+            "credential to the engine (`argocd repo add URL --username … --password …`, "
+            "or `flux create secret git NAME --url=URL --username … --password …`)"
+        )
+    ssh_user = rest.split("/", 1)[0].rpartition("@")[0] if scheme == "ssh" else ""
+    if ":" in ssh_user:
+        masked = value.replace(ssh_user, "***", 1)
+        return (
+            f"{masked!r} holds a password, which would be written into git: give the URL "
+            "without it (ssh://git@host/…) and the engine a deploy key"
+        )
     return None
 
 
 def aws_region(value: str) -> str | None:
-    if not _AWS_REGION.match(value):
+    if not _AWS_REGION.fullmatch(value):
         return f"{value!r} is not an AWS region (e.g. us-west-2)"
     return None
 
 
 def aws_subnet_id(value: str) -> str | None:
-    if not _AWS_SUBNET.match(value):
+    if not _AWS_SUBNET.fullmatch(value):
         return f"{value!r} is not a subnet id (subnet- and 8 or 17 hex digits)"
     return None
 
 
 def gcp_project(value: str) -> str | None:
-    if not _GCP_PROJECT.match(value):
+    if not _GCP_PROJECT.fullmatch(value):
         return (
             f"{value!r} is not a Google Cloud project id "
             "(6-30 lowercase letters, digits and '-', starting with a letter)"
@@ -207,7 +246,7 @@ def gcp_project(value: str) -> str | None:
 
 
 def gcp_location(value: str) -> str | None:
-    if not _GCP_LOCATION.match(value):
+    if not _GCP_LOCATION.fullmatch(value):
         return f"{value!r} is not a Google Cloud region or zone (e.g. us-central1, us-central1-a)"
     return None
 
@@ -215,7 +254,7 @@ def gcp_location(value: str) -> str | None:
 def image_registry(value: str) -> str | None:
     if "://" in value:
         return f"{value!r}: give the registry without a scheme (e.g. {value.split('://', 1)[1]})"
-    if not _REGISTRY.match(value):
+    if not _REGISTRY.fullmatch(value):
         return (
             f"{value!r} is not an image registry "
             "(e.g. 123456789012.dkr.ecr.us-west-2.amazonaws.com/ml or localhost:5001)"
@@ -224,13 +263,13 @@ def image_registry(value: str) -> str | None:
 
 
 def efs_file_system_id(value: str) -> str | None:
-    if not _EFS_ID.match(value):
+    if not _EFS_ID.fullmatch(value):
         return f"{value!r} is not an EFS file system id (fs- and 8 or 17 hex digits)"
     return None
 
 
 def iam_policy_arn(value: str) -> str | None:
-    if not _IAM_POLICY_ARN.match(value):
+    if not _IAM_POLICY_ARN.fullmatch(value):
         return (
             f"{value!r} is not an IAM policy ARN "
             "(e.g. arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess)"
@@ -239,13 +278,13 @@ def iam_policy_arn(value: str) -> str | None:
 
 
 def gcp_role(value: str) -> str | None:
-    if not _GCP_ROLE.match(value):
+    if not _GCP_ROLE.fullmatch(value):
         return f"{value!r} is not a Google Cloud IAM role (e.g. roles/storage.objectViewer)"
     return None
 
 
 def gcp_service_account_name(value: str) -> str | None:
-    if not _GCP_SERVICE_ACCOUNT.match(value):
+    if not _GCP_SERVICE_ACCOUNT.fullmatch(value):
         return (
             f"{value!r} is not a Google service account name "
             "(6-30 lowercase letters, digits and '-', starting with a letter)"
@@ -277,6 +316,28 @@ def gcp_service_account_email(value: str) -> str | None:
     return None
 
 
+# git check-ref-format: what a branch, tag or full reference may not contain.
+_REF_FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//", re.ASCII)
+
+
+def git_revision(value: str) -> str | None:
+    """A commit SHA, or a name git accepts as a reference (git check-ref-format)."""
+    problem = None
+    if not value:
+        problem = "must not be empty"
+    elif _REF_FORBIDDEN.search(value):
+        problem = (
+            "holds a character or sequence git refuses in a reference (space, ~^:?*[\\, .., @{, //)"
+        )
+    elif value.startswith(("-", "/")) or value.endswith(("/", ".", ".lock")) or value == "@":
+        problem = "starts with '-' or '/', or ends with '/', '.' or '.lock'"
+    elif any(part.startswith(".") for part in value.split("/")):
+        problem = "has a part that starts with '.'"
+    if problem:
+        return f"{value!r} cannot be a git branch, tag or reference: it {problem}"
+    return None
+
+
 def non_empty(value: str) -> str | None:
     return "must not be empty" if not value.strip() else None
 
@@ -305,6 +366,7 @@ STRING_CHECKS: dict[object, Check] = {
     model.GcpProject: gcp_project,
     model.GcpLocation: gcp_location,
     model.NonEmptyString: non_empty,
+    model.GitRevision: git_revision,
     model.ImageRegistry: image_registry,
     model.EfsFileSystemId: efs_file_system_id,
     model.IamPolicyArn: iam_policy_arn,
@@ -347,12 +409,21 @@ SCHEMA_KEYWORDS: dict[object, dict[str, object]] = {
     model.LabelKey: {"pattern": _LABEL_KEY},
     model.LabelValue: {"pattern": rf"^({_LABEL_NAME.pattern[1:-1]})?$", "maxLength": 63},
     model.KubernetesVersion: {"pattern": rf"^1\.({_MINORS})$"},
-    model.GitUrl: {"pattern": _GIT_URL.pattern},
+    model.GitUrl: {
+        # as _GIT_URL, and no credential: no user info in https://, no password in ssh://
+        "pattern": r"^(https://(?![^/]*@)|ssh://(?![^/@]*:[^/@]*@)|git@[^:/ \t\n\r\f\v]+:)[!-~]+$"
+    },
     model.AwsRegion: {"pattern": _AWS_REGION.pattern},
     model.AwsSubnetId: {"pattern": _AWS_SUBNET.pattern},
     model.GcpProject: {"pattern": _GCP_PROJECT.pattern},
     model.GcpLocation: {"pattern": _GCP_LOCATION.pattern},
     model.NonEmptyString: {"pattern": r"\S"},
+    model.GitRevision: {
+        # git check-ref-format, as git_revision: no "..", "@{", "//", "/." and no ending
+        # in "/", "." or ".lock"
+        "pattern": r"^(?!.*(\.\.|@\{|//|/\.|\.lock$|[/.]$))"
+        r"[^-/.\x00-\x20\x7f~^:?*\[\\][^\x00-\x20\x7f~^:?*\[\\]*$"
+    },
     model.ImageRegistry: {"pattern": _REGISTRY.pattern},
     model.EfsFileSystemId: {"pattern": _EFS_ID.pattern},
     model.IamPolicyArn: {"pattern": _IAM_POLICY_ARN.pattern},

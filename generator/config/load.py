@@ -128,12 +128,14 @@ class _Reader:
         version = self.loaded.get("kubernetesVersion")
         name = self.loaded.get("name")
         gitops = self.loaded.get("gitops")
+        images = self.loaded.get("images")
         return rules.Loaded(
             workloads=self._loaded_items("workloads", model.Workload),
             clusters=self._loaded_items("clusters", tuple(model.CLUSTER_KINDS.values())),
             kubernetes_version=version if isinstance(version, str) else None,
             name=name if isinstance(name, str) else None,
             gitops=gitops if isinstance(gitops, str) else None,
+            require_digest=isinstance(images, model.ImageSettings) and images.require_digest,
         )
 
     def _loaded_items(self, path: str, kind: type | tuple[type, ...]) -> list[tuple[int, Any]]:
@@ -225,6 +227,7 @@ class _Reader:
         fields, hints = _field_table(cls)
         values: dict[str, Any] = {}
         ok = True
+        unknown = False
         missing = {key for key, f in fields.items() if key not in node and _is_required(f)}
         for key in node:
             if not isinstance(key, str) or key not in fields:
@@ -232,7 +235,7 @@ class _Reader:
                 guess = _closest(str(key), fields)
                 self.fail(join_path(path, str(key)), _unknown_key_message(key, guess, fields))
                 missing.discard(guess or "")  # the misspelling already explains it
-                ok = False
+                unknown = True
         for key in sorted(missing):
             self.fail(path, f"missing required field '{key}'")
             ok = False
@@ -251,7 +254,9 @@ class _Reader:
             return INVALID
         instance = cls(**values)
         self.loaded[path] = instance
-        return instance
+        # With only unknown keys wrong, the rest is kept for the cross-field rules, so a
+        # config wrong in several places says so in one run; the config is still refused.
+        return INVALID if unknown else instance
 
     def check_bounds(self, value: Any, field: dataclasses.Field[Any], path: str) -> bool:
         low, high = field.metadata.get("minimum"), field.metadata.get("maximum")
@@ -313,7 +318,7 @@ class _Reader:
             written = " (write true or false, unquoted)" if isinstance(node, str) else ""
             return self.fail(path, f"expected true or false, got {_yaml_kind(node)}{written}")
         if base is int:
-            if isinstance(node, str) and node.strip().isdigit():
+            if isinstance(node, str) and node.strip().isascii() and node.strip().isdigit():
                 return self.fail(
                     path, f"expected an integer, got a string (drop the quotes: {node.strip()})"
                 )

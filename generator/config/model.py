@@ -35,6 +35,7 @@ GcpRole = NewType("GcpRole", str)  # roles/storage.objectViewer
 GcpServiceAccountName = NewType("GcpServiceAccountName", str)  # 6-30 characters
 IamPrincipalArn = NewType("IamPrincipalArn", str)  # arn:aws:iam::123456789012:role/platform
 AwsAccountId = NewType("AwsAccountId", str)  # 123456789012
+GitRevision = NewType("GitRevision", str)  # main, refs/tags/v1.2.0 or a commit SHA
 GcpServiceAccountEmail = NewType(
     "GcpServiceAccountEmail", str
 )  # name@project.iam.gserviceaccount.com
@@ -157,6 +158,9 @@ class ElasticPolicy:
 
 
 DEFAULT_PORTS: dict[str, int] = {"pytorch": 29500, "tensorflow": 2222}
+# Above the 10000 floor of the common Kubernetes scanners (Checkov CKV_K8S_40, kube-score,
+# kubesec), so it matches no user of a node's own /etc/passwd; not 65534 (nobody).
+DEFAULT_RUN_AS_USER = 10001
 
 
 @dataclass(frozen=True)
@@ -201,8 +205,13 @@ class Workload:
         default_factory=dict, metadata=spec(doc="extra environment variables for every pod")
     )
     run_as_user: int = field(
-        default=1000,
-        metadata=spec("runAsUser", doc="non-root user id the containers run as", minimum=1),
+        default=DEFAULT_RUN_AS_USER,
+        metadata=spec(
+            "runAsUser",
+            doc="non-root user (and group) id the containers run as; scanners want 10000 or more",
+            minimum=1,
+            maximum=2**31 - 1,  # the API's int32
+        ),
     )
     clusters: tuple[DnsLabel, ...] = field(
         default=(), metadata=spec(doc="the clusters that run it (default: every cluster)")
@@ -371,6 +380,13 @@ class EksCluster:
             doc="IAM roles or users given cluster-admin through EKS access entries",
         ),
     )
+    allow_unlisted_region: bool = field(
+        default=False,
+        metadata=spec(
+            "allowUnlistedRegion",
+            doc="accept a region newer than mlgitops' list of AWS regions",
+        ),
+    )
     account_id: AwsAccountId | None = field(
         default=None,
         metadata=spec(
@@ -459,6 +475,13 @@ class GkeCluster:
         ),
     )
 
+    allow_unlisted_region: bool = field(
+        default=False,
+        metadata=spec(
+            "allowUnlistedRegion",
+            doc="accept a location in a region newer than mlgitops' list of Google Cloud regions",
+        ),
+    )
     config_connector_service_account: GcpServiceAccountEmail | None = field(
         default=None,
         metadata=spec(
@@ -508,8 +531,8 @@ CLUSTER_KINDS: dict[str, type[EksCluster] | type[GkeCluster] | type[LocalCluster
 @dataclass(frozen=True)
 class Repo:
     url: GitUrl = field(metadata=spec(doc="the Git repository this tree is pushed to"))
-    revision: NonEmptyString = field(
-        default=NonEmptyString("main"),
+    revision: GitRevision = field(
+        default=GitRevision("main"),
         metadata=spec(doc="branch, commit SHA, or full reference such as refs/tags/v1.2.0"),
     )
 
@@ -529,6 +552,19 @@ class CiSettings:
 
 
 @dataclass(frozen=True)
+class ImageSettings:
+    """How the workloads' images must be pinned."""
+
+    require_digest: bool = field(
+        default=False,
+        metadata=spec(
+            "requireDigest",
+            doc="refuse an image without a digest (name:tag@sha256:...); pulled IfNotPresent",
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     name: DnsLabel = field(metadata=spec(doc="the platform's name: prefix for names and labels"))
     repo: Repo = field(metadata=spec(doc="where the generated tree lives"))
@@ -543,6 +579,9 @@ class Config:
     )
     ci: CiSettings = field(
         default_factory=CiSettings, metadata=spec(doc="the CI workflow of the generated repo")
+    )
+    images: ImageSettings = field(
+        default_factory=ImageSettings, metadata=spec(doc="how workload images must be pinned")
     )
 
     def cluster_version(self, cluster: Cluster) -> str:

@@ -15,8 +15,21 @@ from generator.quantities import cpu_quantity, readable_memory
 
 # Folder names under base/ that are not workloads.
 RESERVED_WORKLOAD_NAMES = frozenset({"namespaces"})
-# Namespaces a training workload must not take over.
-RESERVED_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
+# Namespaces a training workload must not take over: Kubernetes' own, and those of what
+# runs the platform (the engines, the operators mlgitops installs, ACK, Config Connector),
+# whose controllers Pod Security "restricted" and default-deny would break.
+RESERVED_NAMESPACES = frozenset(
+    {
+        "default", "kube-system", "kube-public", "kube-node-lease",
+        "argocd", "flux-system",
+        "kueue-system", "jobset-system", "kubeflow", "kubeflow-system",
+        "ack-system", "cnrm-system", "configconnector-operator-system",
+    }
+)  # fmt: skip
+RESERVED_NAMESPACE_PREFIXES = ("kube-", "infra-")  # infra-<cluster>: cloud resources
+# Where a workload's own volumes must not be mounted: the root, the runtime's and the
+# kubelet's mounts, and the volumes mlgitops mounts itself.
+RESERVED_MOUNTS = ("/", "/dev", "/proc", "/sys", "/dev/shm", "/tmp")
 # Environment variables the generated pods set themselves.
 GENERATED_ENV = frozenset({"JOB_COMPLETION_INDEX", "TF_CLUSTER", "TF_CONFIG", "PYTHONUNBUFFERED"})
 MAX_HOSTNAME = 63
@@ -34,6 +47,7 @@ class Loaded:
     kubernetes_version: str | None
     name: str | None = None
     gitops: str | None = None
+    require_digest: bool = False  # images.requireDigest
 
     @classmethod
     def of(cls, config: model.Config) -> Loaded:
@@ -43,6 +57,7 @@ class Loaded:
             config.kubernetes_version,
             config.name,
             config.gitops,
+            require_digest=config.images.require_digest,
         )
 
 
@@ -56,7 +71,19 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *(p for i, w in loaded.workloads for p in _placement(w, f"workloads[{i}]", loaded)),
         *(p for i, c in loaded.clusters for p in _queue_capacity(c, f"clusters[{i}]", loaded)),
         *_sync_names(loaded),
+        *(
+            (f"workloads[{i}].image", _undigested(w.image))
+            for i, w in loaded.workloads
+            if loaded.require_digest and "@" not in w.image
+        ),
     ]
+
+
+def _undigested(image: str) -> str:
+    return (
+        f"{image!r} has no digest and images.requireDigest is on: pin it as "
+        f"{image}@sha256:<digest>"
+    )
 
 
 # Argo CD and Flux label what they apply with the name of the Application or Kustomization
@@ -64,10 +91,31 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
 MAX_SYNC_NAME = 63
 
 
+# What a cluster's sync objects are called after its name (the longest: the NVIDIA
+# device plugin's, on EKS; the infrastructure's), and the scopes' root objects after the
+# platform's name (gitops.argocd, gitops.flux).
+CLUSTER_SYNC_SUFFIXES = ("-nvidia-device-plugin", "-training-operator", "-infrastructure")
+
+
 def _sync_names(loaded: Loaded) -> Iterator[Found]:
-    """Sync objects are named <cluster>-infrastructure and <cluster>-workloads-<namespace>."""
+    """Sync objects are named <cluster>-<part> and <cluster>-workloads-<namespace>; each
+    scope's root <platform>-fleet or <platform>-<local cluster> (Flux), <project>-root
+    (Argo CD)."""
+    root_suffix = "-root" if loaded.gitops != "flux" else ""
+    has_fleet = any(not isinstance(c, model.LocalCluster) for _, c in loaded.clusters)
+    if loaded.name and has_fleet:
+        fleet_root = f"{loaded.name}-{'root' if root_suffix else 'fleet'}"
+        if len(fleet_root) > MAX_SYNC_NAME:
+            yield (
+                "name",
+                f"{loaded.name!r} is too long: the root sync object {fleet_root!r} must fit in "
+                f"{MAX_SYNC_NAME} characters, the label Argo CD and Flux put on what they apply",
+            )
     for i, cluster in loaded.clusters:
-        longest = f"{cluster.name}-infrastructure"
+        candidates = [f"{cluster.name}{suffix}" for suffix in CLUSTER_SYNC_SUFFIXES]
+        if isinstance(cluster, model.LocalCluster) and loaded.name:
+            candidates.append(f"{loaded.name}-{cluster.name}{root_suffix}")
+        longest = max(candidates, key=len)
         if len(longest) > MAX_SYNC_NAME:
             yield (
                 f"clusters[{i}].name",
@@ -110,10 +158,21 @@ def _duplicates(
 def _workload(workload: model.Workload, path: str) -> Iterator[Found]:
     if workload.name in RESERVED_WORKLOAD_NAMES:
         yield f"{path}.name", f"{workload.name!r} is reserved (base/{workload.name}/ is generated)"
-    if workload.namespace in RESERVED_NAMESPACES:
+    if workload.namespace in RESERVED_NAMESPACES or workload.namespace.startswith(
+        RESERVED_NAMESPACE_PREFIXES
+    ):
         yield (
             f"{path}.namespace",
-            f"{workload.namespace!r} is a system namespace: give the workload its own",
+            f"{workload.namespace!r} belongs to Kubernetes or the platform (its controllers "
+            "would get Pod Security 'restricted' and default-deny): give the workload its own",
+        )
+    checkpoint = workload.checkpoint
+    if checkpoint and _collides(checkpoint.mount_path):
+        yield (
+            f"{path}.checkpoint.mountPath",
+            f"{checkpoint.mount_path!r} is where the container's root, the runtime or mlgitops "
+            f"mounts ({', '.join(RESERVED_MOUNTS)}): mount the checkpoint elsewhere, e.g. "
+            "/var/ml_model",
         )
     if workload.parameter_servers and workload.framework != "tensorflow":
         yield (
@@ -136,6 +195,13 @@ def _workload(workload: model.Workload, path: str) -> Iterator[Found]:
         yield from _duplicates_ports(source.ports, f"{path}.network.ingressFrom[{i}].ports")
     for i, destination in enumerate(workload.network.egress_to):
         yield from _duplicates_ports(destination.ports, f"{path}.network.egressTo[{i}].ports")
+
+
+def _collides(mount_path: str) -> bool:
+    clean = mount_path.rstrip("/") or "/"
+    return clean in RESERVED_MOUNTS or any(
+        clean.startswith(f"{reserved}/") for reserved in RESERVED_MOUNTS if reserved != "/"
+    )
 
 
 def _longest_hostname_suffix(workload: model.Workload) -> str:
@@ -242,6 +308,8 @@ def _placement(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[
             "local clusters have no GPUs: leave gpu out (local runs on CPU)",
         )
     for _, cluster in loaded.clusters:
+        if _malformed_node_types(cluster):
+            continue  # the node type's own problem says it; its capacity is unknown
         wants_gpu = workload.runs_on(cluster.name) and workload.resources_on(cluster.cloud).gpu
         if wants_gpu and not _has_gpu_nodes(cluster):
             yield (
@@ -254,6 +322,16 @@ def _placement(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[
             yield from _pod_fits(workload, path, cluster)
         if workload.runs_on(cluster.name):
             yield from _shared_storage(workload, path, cluster)
+
+
+def _malformed_node_types(cluster: model.Cluster) -> bool:
+    if isinstance(cluster, model.EksCluster):
+        types = [t for g in cluster.node_groups for t in g.instance_types]
+        return not all(cloud_facts.EC2_INSTANCE_TYPE.fullmatch(t) for t in types)
+    if isinstance(cluster, model.GkeCluster):
+        types = [p.machine_type for p in cluster.node_pools]
+        return not all(cloud_facts.GCE_MACHINE_TYPE.fullmatch(t) for t in types)
+    return False
 
 
 def _pod_fits(workload: model.Workload, path: str, cluster: model.Cluster) -> Iterator[Found]:
@@ -400,6 +478,12 @@ def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Foun
                 "Flux reaches an EKS cluster by its ARN, which needs the AWS account: "
                 'set accountId (e.g. accountId: "123456789012")',
             )
+        if cluster.region not in cloud_facts.AWS_REGIONS and not cluster.allow_unlisted_region:
+            yield (
+                f"{path}.region",
+                f"{cluster.region!r} is not an AWS region mlgitops knows (e.g. us-west-2); "
+                "if it is new, say `allowUnlistedRegion: true` on the cluster",
+            )
         for i, group in enumerate(cluster.node_groups):
             yield from _node_group(group, f"{path}.nodeGroups[{i}]")
         yield from _eks_network(cluster, path)
@@ -427,6 +511,7 @@ def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Foun
                 + f"; local clusters run {known}",
             )
     elif isinstance(cluster, model.GkeCluster):
+        yield from _gke_names(cluster, path, loaded)
         yield from _duplicates(
             enumerate(p.name for p in cluster.node_pools), f"{path}.nodePools", "node pool"
         )
@@ -446,6 +531,47 @@ def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Foun
                 f"the default service account name {account!r} is longer than 30 characters: "
                 "set workloadIdentity.serviceAccount",
             )
+
+
+def _gke_names(cluster: model.GkeCluster, path: str, loaded: Loaded) -> Iterator[Found]:
+    """GKE's own limits: cluster and node pool names of at most 40 characters starting
+    with a letter, machine types by their grammar, regions it has, versions it offers."""
+    limit = cloud_facts.GKE_NAME_LIMIT
+    if len(cluster.name) > limit or not "a" <= cluster.name[:1] <= "z":
+        yield (
+            f"{path}.name",
+            f"{cluster.name!r}: a GKE cluster name starts with a letter and has at most "
+            f"{limit} characters",
+        )
+    for i, pool in enumerate(cluster.node_pools):
+        if len(pool.name) > limit or not "a" <= pool.name[:1] <= "z":
+            yield (
+                f"{path}.nodePools[{i}].name",
+                f"{pool.name!r}: a GKE node pool name starts with a letter and has at most "
+                f"{limit} characters",
+            )
+        if not cloud_facts.GCE_MACHINE_TYPE.fullmatch(pool.machine_type):
+            yield (
+                f"{path}.nodePools[{i}].machineType",
+                f"{pool.machine_type!r} is not a Compute Engine machine type "
+                "(e.g. n2-standard-8, a2-highgpu-1g)",
+            )
+    region = cloud_facts.gcp_region(cluster.location)
+    if region not in cloud_facts.GCP_REGIONS and not cluster.allow_unlisted_region:
+        yield (
+            f"{path}.location",
+            f"{cluster.location!r} is not in a Google Cloud region mlgitops knows (e.g. "
+            "us-central1); if it is new, say `allowUnlistedRegion: true` on the cluster",
+        )
+    version = cluster.version or loaded.kubernetes_version
+    if version and version not in cloud_facts.GKE_OFFERED:
+        where = f"{path}.version" if cluster.version else "kubernetesVersion"
+        yield (
+            where,
+            f"GKE does not offer Kubernetes {version}"
+            + ("" if cluster.version else f" (cluster {cluster.name!r} uses it)")
+            + f"; offered: {', '.join(cloud_facts.GKE_OFFERED)}",
+        )
 
 
 def _eks_network(cluster: model.EksCluster, path: str) -> Iterator[Found]:
@@ -474,6 +600,13 @@ def _eks_network(cluster: model.EksCluster, path: str) -> Iterator[Found]:
 
 def _node_group(group: model.EksNodeGroup, path: str) -> Iterator[Found]:
     """One AMI serves a node group, so its instance types share GPU and architecture."""
+    for i, instance in enumerate(group.instance_types):
+        if not cloud_facts.EC2_INSTANCE_TYPE.fullmatch(instance):
+            yield (
+                f"{path}.instanceTypes[{i}]",
+                f"{instance!r} is not an EC2 instance type (<family>.<size>, e.g. g5.xlarge)",
+            )
+            return
     first = group.instance_types[0]
     for i, other in enumerate(group.instance_types[1:], start=1):
         if cloud_facts.ec2_gpu(other) != cloud_facts.ec2_gpu(first):

@@ -96,5 +96,16 @@ def _type_schema(hint: Any, definitions: dict[str, Any]) -> dict[str, Any]:
         return {"type": "integer", **keywords}
     if base is str:
         allowed = ["string", "number"] if hint in checks.NUMBERS_ALLOWED_AS_STRINGS else "string"
+        if isinstance(keywords.get("pattern"), str):
+            keywords["pattern"] = _whole_value(str(keywords["pattern"]))
         return {"type": allowed, **keywords}
     raise TypeError(f"the config model uses an unsupported type {hint!r}")  # pragma: no cover
+
+
+def _whole_value(pattern: str) -> str:
+    r"""A pattern anchored at the end refuses a trailing newline under every engine: an
+    editor's ECMAScript `$` already does, Python's `re` (which Python validators use)
+    matches `$` before a final newline too, so `(?!\n)` rules that out."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        return rf"{pattern}(?!\n)"
+    return pattern

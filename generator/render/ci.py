@@ -5,7 +5,10 @@ the config generates (`generate --check`), and validates every build (`validate`
 custom resources checked against the community CRDs catalog. With `ci.kubeconform` it
 also runs the same objects through kubeconform, for teams that standardise on it.
 
-Only read access to the repository; actions pinned by release tag.
+Hardened as the workflow scanners ask: no permission at the top, the job only reads the
+repository, checkout keeps no credentials in the working copy, and every action is
+pinned to the full commit of a release, its tag in a comment (a tag can be moved to
+other code; a commit cannot).
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from generator.render.gitops.flux import git_reference
 from generator.render.objects import Document
 
 WORKFLOW_PATH = ".github/workflows/mlgitops.yaml"
-CHECKOUT = "actions/checkout@v4"
-SETUP_PYTHON = "actions/setup-python@v5"
+# (action, commit, the release tag that names that commit)
+CHECKOUT = ("actions/checkout", "11d5960a326750d5838078e36cf38b85af677262", "v4.4.0")
+SETUP_PYTHON = ("actions/setup-python", "a26af69be951a213d495a4c3e4e4022e16d87065", "v5.6.0")
+ACTIONS = (CHECKOUT, SETUP_PYTHON)
 KUBECONFORM_VERSION = "v0.6.7"
 CRDS_CATALOG = (
     "https://raw.githubusercontent.com/datreeio/CRDs-catalog/main/"
@@ -34,7 +39,8 @@ COMMENT = """\
 def render_ci_units(config: model.Config) -> list[Document]:
     if not config.ci.workflow:
         return []
-    return [Document(WORKFLOW_PATH, [render_workflow(config)], comment=COMMENT)]
+    notes = tuple((uses(action), action[2]) for action in ACTIONS)
+    return [Document(WORKFLOW_PATH, [render_workflow(config)], comment=COMMENT, notes=notes)]
 
 
 def render_workflow(config: model.Config) -> dict[str, Any]:
@@ -42,8 +48,8 @@ def render_workflow(config: model.Config) -> dict[str, Any]:
     branch = git_reference(config.repo.revision).get("branch")
     triggers["push"] = {"branches": [branch]} if branch else {}
     steps: list[dict[str, Any]] = [
-        {"uses": CHECKOUT},
-        {"uses": SETUP_PYTHON, "with": {"python-version": "3.11"}},
+        {"uses": uses(CHECKOUT), "with": {"persist-credentials": False}},
+        {"uses": uses(SETUP_PYTHON), "with": {"python-version": "3.11"}},
         {
             "name": "Install mlgitops",
             "run": f'pip install "mlgitops[kubectl]=={__version__}"',
@@ -74,6 +80,18 @@ def render_workflow(config: model.Config) -> dict[str, Any]:
     return {
         "name": "mlgitops",
         "on": triggers,
-        "permissions": {"contents": "read"},
-        "jobs": {"check": {"runs-on": "ubuntu-latest", "steps": steps}},
+        "permissions": {},
+        "jobs": {
+            "check": {
+                "runs-on": "ubuntu-latest",
+                "permissions": {"contents": "read"},
+                "steps": steps,
+            }
+        },
     }
+
+
+def uses(action: tuple[str, str, str]) -> str:
+    """`owner/name@<commit>`; the file notes the tag after it (`render_ci_units`)."""
+    name, commit, _ = action
+    return f"{name}@{commit}"

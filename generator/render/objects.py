@@ -47,6 +47,9 @@ class Document:
     path: str
     objects: list[Manifest]
     comment: str = ""
+    # (scalar, note): each line that ends in that scalar gets `  # note` after it, e.g.
+    # the release tag of an action pinned to a commit.
+    notes: tuple[tuple[str, str], ...] = ()
 
 
 def metadata(name: str, labels: dict[str, str], namespace: str | None = None) -> dict[str, Any]:

@@ -1,5 +1,10 @@
 """The pod every runtime runs: Pod Security "restricted", requests equal to limits, the
-checkpoint and shared-memory volumes, and the labels the per-cloud overlays select on."""
+checkpoint and shared-memory volumes, and the labels the per-cloud overlays select on.
+
+It also passes the Kubernetes checks of the common scanners (Checkov, kube-score,
+kubesec): a user and group id of 10000 or more, a read-only root filesystem with a
+writable `emptyDir` at /tmp where HOME and the frameworks' caches point, and a pull
+policy that follows from how the image is pinned (see `pull_policy`)."""
 
 from __future__ import annotations
 
@@ -12,6 +17,47 @@ from generator.render.labels import CHECKPOINT_LABEL, GPU_LABEL
 CONTAINER_NAME = "trainer"
 CHECKPOINT_VOLUME = "checkpoint"
 SHARED_MEMORY_VOLUME = "dshm"
+SCRATCH_VOLUME = "tmp"
+SCRATCH_PATH = "/tmp"
+CACHE_PATH = f"{SCRATCH_PATH}/.cache"
+# Where training programs write besides their volumes, all on the scratch volume: the
+# root filesystem is read-only, and a user id that is in no /etc/passwd of the image has
+# no home directory. Each name is what the library itself reads: torch.hub (TORCH_HOME,
+# else XDG_CACHE_HOME/torch), TorchInductor (TORCHINDUCTOR_CACHE_DIR, else a folder
+# named after the user, which fails without a passwd entry), Triton (TRITON_CACHE_DIR),
+# Hugging Face (HF_HOME), Keras (KERAS_HOME), Matplotlib (MPLCONFIGDIR); TensorFlow and
+# the rest write to TMPDIR or HOME. A workload's own `env` replaces any of them.
+WRITABLE_ENV: tuple[tuple[str, str], ...] = (
+    ("HOME", SCRATCH_PATH),
+    ("TMPDIR", SCRATCH_PATH),
+    ("XDG_CACHE_HOME", CACHE_PATH),
+    ("TORCH_HOME", f"{CACHE_PATH}/torch"),
+    ("TORCHINDUCTOR_CACHE_DIR", f"{CACHE_PATH}/torchinductor"),
+    ("TRITON_CACHE_DIR", f"{CACHE_PATH}/triton"),
+    ("HF_HOME", f"{CACHE_PATH}/huggingface"),
+    ("KERAS_HOME", f"{CACHE_PATH}/keras"),
+    ("MPLCONFIGDIR", f"{CACHE_PATH}/matplotlib"),
+)
+
+
+# What the validate policies read on a training object (generator.validate.policies).
+REQUIRE_DIGEST_ANNOTATION = "mlgitops.io/require-digest"
+HIGH_ID_RULE = "MLG018"
+HIGH_ID = 10000
+
+
+def policy_annotations(config: model.Config, workload: model.Workload) -> dict[str, str]:
+    """`images.requireDigest` stated on the object, so `validate` holds every image of
+    it (after any overlay or patch) to a digest; and, for a user id below 10000 that the
+    config chose, the waiver of the high-id rule with that reason."""
+    annotations = {}
+    if config.images.require_digest:
+        annotations[REQUIRE_DIGEST_ANNOTATION] = "true"
+    if workload.run_as_user < HIGH_ID:
+        annotations[f"mlgitops.io/waive-{HIGH_ID_RULE.lower()}"] = (
+            f"runAsUser {workload.run_as_user} is what mlgitops.yaml chose for {workload.name}"
+        )
+    return annotations
 
 
 def selection_labels(workload: model.Workload) -> dict[str, str]:
@@ -42,7 +88,7 @@ def render_pod_spec(
             "runAsNonRoot": True,
             "runAsUser": workload.run_as_user,
             "runAsGroup": workload.run_as_user,
-            "fsGroup": workload.run_as_user,
+            "fsGroup": workload.run_as_user,  # the volumes are writable by that group
             "seccompProfile": {"type": "RuntimeDefault"},
         },
         "containers": [container],
@@ -58,13 +104,17 @@ def render_trainer_container(
     """The one container of every training pod; `launch` says how it starts (by default
     as the framework's wiring for an Indexed Job), `name` what the runtime expects."""
     launch = launch or frameworks.launch(workload)
-    env = launch.env + user_env(workload)
-    mounts = [{"name": SHARED_MEMORY_VOLUME, "mountPath": "/dev/shm"}]
+    env = launch.env + writable_env(workload) + user_env(workload)
+    mounts = [
+        {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH},
+        {"name": SHARED_MEMORY_VOLUME, "mountPath": "/dev/shm"},
+    ]
     if workload.checkpoint:
         mounts.append({"name": CHECKPOINT_VOLUME, "mountPath": workload.checkpoint.mount_path})
     return {
         "name": name,
         "image": workload.image,
+        "imagePullPolicy": pull_policy(workload.image),
         "command": launch.command,
         **({"args": launch.args} if launch.args else {}),
         **({"env": env} if env else {}),
@@ -75,10 +125,27 @@ def render_trainer_container(
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
             "runAsNonRoot": True,
+            # Also on the container: scanners read the ids there (kube-score only there).
+            "runAsUser": workload.run_as_user,
+            "runAsGroup": workload.run_as_user,
         },
         "volumeMounts": mounts,
     }
+
+
+def pull_policy(image: str) -> str:
+    """A digest names one immutable image: the node's copy is that image, so
+    IfNotPresent is safe and spares the registry. A tag can be moved to another image:
+    Always, so every pod runs what the tag names now, with the pull secret checked."""
+    return "IfNotPresent" if "@" in image else "Always"
+
+
+def writable_env(workload: model.Workload) -> list[dict[str, Any]]:
+    """HOME, TMPDIR and the framework caches on the scratch volume, unless the workload
+    sets the variable itself."""
+    return [{"name": k, "value": v} for k, v in WRITABLE_ENV if k not in workload.env]
 
 
 def user_env(workload: model.Workload) -> list[dict[str, Any]]:
@@ -96,10 +163,12 @@ def render_resources(resources: model.Resources) -> dict[str, Any]:
 
 
 def render_volumes(workload: model.Workload) -> list[dict[str, Any]]:
-    """Shared memory for data loaders and NCCL (the 64Mi default is too small), and the
-    checkpoint claim. Both are allowed under Pod Security "restricted"; hostPath is not."""
+    """Scratch space on the node's disk (the root filesystem is read-only), shared
+    memory for data loaders and NCCL (the 64Mi default is too small), and the checkpoint
+    claim. All are allowed under Pod Security "restricted"; hostPath is not."""
     volumes: list[dict[str, Any]] = [
-        {"name": SHARED_MEMORY_VOLUME, "emptyDir": {"medium": "Memory"}}
+        {"name": SCRATCH_VOLUME, "emptyDir": {}},
+        {"name": SHARED_MEMORY_VOLUME, "emptyDir": {"medium": "Memory"}},
     ]
     if workload.checkpoint:
         volumes.append(

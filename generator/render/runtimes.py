@@ -27,6 +27,7 @@ from generator.render import frameworks
 from generator.render.labels import QUEUE_LABEL, workload_labels, workload_selector
 from generator.render.objects import Manifest, metadata
 from generator.render.pods import (
+    policy_annotations,
     render_pod_spec,
     render_resources,
     render_trainer_container,
@@ -85,7 +86,9 @@ def _object_metadata(config: model.Config, workload: model.Workload) -> dict[str
     if workload.queue:
         labels[QUEUE_LABEL] = workload.queue
     meta = metadata(workload.name, labels, workload.namespace)
-    meta["annotations"] = replace_when_changed(config, workload)
+    meta["annotations"] = replace_when_changed(config, workload) | policy_annotations(
+        config, workload
+    )
     return meta
 
 

@@ -25,7 +25,7 @@ from generator.render import frameworks
 from generator.render.labels import workload_labels
 from generator.render.objects import Manifest, metadata
 from generator.render.overlays import cloud_scheduling
-from generator.render.pods import render_pod_spec, render_trainer_container
+from generator.render.pods import policy_annotations, render_pod_spec, render_trainer_container
 from generator.render.runtimes import TRAINER_API, add_to_pod_spec, training_runtime_name
 
 # Trainer finds the replicated job to put the TrainJob's trainer into by this label.
@@ -51,10 +51,14 @@ def render_training_runtime(
     for addition in cloud_scheduling(cloud_facts.CLOUD_PROFILES[cluster.cloud], on_cloud):
         add_to_pod_spec(pod_spec, addition)
     labels = workload_labels(config, workload)
+    meta = metadata(training_runtime_name(config, workload), labels)
+    annotations = policy_annotations(config, workload)
+    if annotations:
+        meta["annotations"] = annotations
     return {
         "apiVersion": TRAINER_API,
         "kind": "ClusterTrainingRuntime",
-        "metadata": metadata(training_runtime_name(config, workload), labels),
+        "metadata": meta,
         "spec": {
             # Processes per node are the TrainJob's (runtimes.render_trainjob): Trainer
             # v2.3.0's torch policy has no numProcPerNode.

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 WAIVER_PREFIX = "mlgitops.io/waive-"
+REQUIRE_DIGEST_ANNOTATION = "mlgitops.io/require-digest"
+HIGH_ID = 10000
 
 Finding = tuple[str, str]  # (field path, message)
 
@@ -85,6 +87,31 @@ RULES = {
             "PriorityClass a workload refers to exists on its cluster",
         ),
         Rule("MLG016", "admission", "Kueue can admit every queued workload (quota, flavors)"),
+        # What the common scanners (Checkov, kube-score, kubesec) ask of every container.
+        Rule(
+            "MLG017",
+            "read-only-root",
+            "every container's root filesystem is read-only (readOnlyRootFilesystem: true); "
+            "programs write to their volumes",
+        ),
+        Rule(
+            "MLG018",
+            "high-ids",
+            f"containers run as a user and group id of {HIGH_ID} or more, which no user of "
+            "the node has",
+        ),
+        Rule(
+            "MLG019",
+            "pull-policy",
+            "every container says its imagePullPolicy: Always for an image pinned by tag "
+            "(a tag can move), Always or IfNotPresent for one pinned by digest",
+        ),
+        Rule(
+            "MLG020",
+            "image-digest",
+            f"an object annotated {REQUIRE_DIGEST_ANNOTATION}: 'true' (images.requireDigest) "
+            "pins every image by digest",
+        ),
     )
 }
 
@@ -103,8 +130,17 @@ POD_SPEC_PATHS: dict[str, list[list[str]]] = {
 }
 
 
-def pod_specs(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each pod spec in an object, with its field path."""
+# Pod templates that are no pods of their own: a Kubeflow Trainer runtime's JobSet
+# template becomes pods only through a TrainJob, in the TrainJob's namespace.
+TEMPLATE_PATHS: dict[str, list[list[str]]] = {
+    kind: [["spec", "template", *path] for path in POD_SPEC_PATHS["JobSet"]]
+    for kind in ("ClusterTrainingRuntime", "TrainingRuntime")
+}
+
+
+def pod_specs(obj: dict[str, Any], templates: bool = False) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each pod spec in an object, with its field path; with `templates`, the pod
+    templates of training runtimes too."""
 
     def walk(node: Any, path: list[str], at: str) -> Iterator[tuple[str, dict[str, Any]]]:
         if not path:
@@ -119,8 +155,77 @@ def pod_specs(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
         elif isinstance(node, dict) and head in node:
             yield from walk(node[head], rest, f"{at}.{head}" if at else head)
 
-    for path in POD_SPEC_PATHS.get(obj.get("kind", ""), []):
+    kind = obj.get("kind", "")
+    paths = POD_SPEC_PATHS.get(kind, []) + (TEMPLATE_PATHS.get(kind, []) if templates else [])
+    for path in paths:
         yield from walk(obj, path, "")
+
+
+def containers(obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """Each container of every pod spec and pod template, with its field path and its
+    pod's security context."""
+    for at, spec in pod_specs(obj, templates=True):
+        pod_context = spec.get("securityContext") or {}
+        for group in ("initContainers", "containers"):
+            for i, container in enumerate(spec.get(group) or []):
+                if isinstance(container, dict):
+                    yield f"{at}.{group}[{i}]", container, pod_context
+
+
+def _pinned_by_digest(image: str) -> bool:
+    return "@" in image
+
+
+def _read_only_root(obj: dict[str, Any]) -> Iterator[Finding]:
+    for at, container, _ in containers(obj):
+        context = container.get("securityContext") or {}
+        if context.get("readOnlyRootFilesystem") is not True:
+            yield (
+                f"{at}.securityContext.readOnlyRootFilesystem",
+                f"container {container.get('name')!r} can write to its root filesystem",
+            )
+
+
+def _high_ids(obj: dict[str, Any]) -> Iterator[Finding]:
+    for at, container, pod_context in containers(obj):
+        context = container.get("securityContext") or {}
+        for key, what in (("runAsUser", "user"), ("runAsGroup", "group")):
+            value = context.get(key, pod_context.get(key))
+            if not isinstance(value, int) or isinstance(value, bool) or value < HIGH_ID:
+                shown = "no" if value is None else f"{what} id {value!r}, not"
+                yield (
+                    f"{at}.securityContext.{key}",
+                    f"container {container.get('name')!r} runs with {shown} a {what} id of "
+                    f"{HIGH_ID} or more",
+                )
+
+
+def _pull_policy(obj: dict[str, Any]) -> Iterator[Finding]:
+    for at, container, _ in containers(obj):
+        image = str(container.get("image", ""))
+        policy = container.get("imagePullPolicy")
+        name = container.get("name")
+        if policy is None:
+            yield f"{at}.imagePullPolicy", f"container {name!r} leaves its pull policy implicit"
+        elif policy != "Always" and not _pinned_by_digest(image):
+            yield (
+                f"{at}.imagePullPolicy",
+                f"container {name!r} pulls {image!r}, pinned by tag only, {policy}: the node "
+                "may run an image the tag no longer names (use Always, or pin a digest)",
+            )
+
+
+def _image_digest(obj: dict[str, Any]) -> Iterator[Finding]:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    if str(annotations.get(REQUIRE_DIGEST_ANNOTATION, "")).lower() != "true":
+        return
+    images = [(f"{at}.image", str(c.get("image", ""))) for at, c, _ in containers(obj)]
+    trainer = (obj.get("spec") or {}).get("trainer") if obj.get("kind") == "TrainJob" else None
+    if isinstance(trainer, dict) and "image" in trainer:
+        images.append(("spec.trainer.image", str(trainer["image"])))
+    for at, image in images:
+        if not _pinned_by_digest(image):
+            yield at, f"image {image!r} has no digest ({REQUIRE_DIGEST_ANNOTATION} is 'true')"
 
 
 def _pod_security(obj: dict[str, Any]) -> Iterator[Finding]:
@@ -240,6 +345,10 @@ OBJECT_RULES: dict[str, Callable[[dict[str, Any]], Iterator[Finding]]] = {
     "MLG005": _secret_data,
     "MLG006": _appproject_wildcards,
     "MLG007": _cidrs,
+    "MLG017": _read_only_root,
+    "MLG018": _high_ids,
+    "MLG019": _pull_policy,
+    "MLG020": _image_digest,
 }
 
 

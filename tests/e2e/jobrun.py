@@ -21,7 +21,7 @@ from pathlib import Path
 import jobset
 import kube
 import kubeflow
-from sandbox import Host, Sandbox
+from sandbox import Host, Sandbox, Volume
 
 from generator.cluster import controllers
 
@@ -233,6 +233,11 @@ def _start(
     host.provide("/etc/hosts", hosts_file(pod, host.address, own_fqdn, records))
     host.provide("/etc/hostname", pod.hostname + "\n")
     host.provide("/etc/resolv.conf", resolv_conf(pod))
+    claims = log_path.parent.parent / "claims"  # shared by the pods, as a claim is
+    volumes = [
+        Volume(m.path, None if m.claim is None else claims / m.claim) for m in process.mounts
+    ]
+    host.lay_out_files(process.read_only_root, volumes)
     cwd = Path(process.working_dir) if process.working_dir else image.workdir
     with log_path.open("wb") as log:
         return host.start(process.argv, {**image.env, **process.env}, cwd, log)

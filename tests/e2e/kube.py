@@ -10,7 +10,9 @@ needs:
 - the kubelet resolves the environment in order (a `$(VAR)` in a value sees only the
   variables listed before it), then expands `$(VAR)` in command and args against the whole
   environment, leaving references to unknown variables as they are (`$$` escapes);
-- the container runtime adds `HOSTNAME`;
+- the container runtime adds `HOSTNAME`, and lays out the container's files: the image's
+  root filesystem, read-only with `readOnlyRootFilesystem`, and each volume mount on top
+  (an `emptyDir` fresh and empty per pod, a claim the same folder for every pod);
 - cluster DNS answers `<hostname>.<subdomain>.<namespace>.svc.cluster.local` for a pod only
   when a headless Service named like the subdomain, in the pod's namespace, selects it,
   and `<service>.<namespace>.svc.cluster.local` with the address of every pod a headless
@@ -50,12 +52,23 @@ _FIELD_WITH_KEY = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A volume mounted into the container: `claim` names the persistent volume claim it
+    is, None for an `emptyDir` (new and empty for each pod)."""
+
+    path: str
+    claim: str | None
+
+
+@dataclass(frozen=True)
 class Process:
     """What the container runtime starts for a pod's single container."""
 
     argv: list[str]
     env: dict[str, str]
     working_dir: str | None
+    read_only_root: bool = False
+    mounts: tuple[Mount, ...] = ()
 
 
 def find(objects: Sequence[Manifest], kind: str, name: str) -> Manifest:
@@ -88,11 +101,29 @@ def container_process(pod: Pod, pod_ip: str, node_name: str) -> Process:
     command = [expand(part, env) for part in container.get("command", [])]
     args = [expand(part, env) for part in container.get("args", [])]
     assert command, "the test image has no entrypoint: the container must set a command"
+    context = container.get("securityContext") or {}
     return Process(
         argv=command + args,
         env={"HOSTNAME": pod.hostname, **env},
         working_dir=container.get("workingDir"),
+        read_only_root=context.get("readOnlyRootFilesystem") is True,
+        mounts=volume_mounts(pod, container),
     )
+
+
+def volume_mounts(pod: Pod, container: Manifest) -> tuple[Mount, ...]:
+    """The container's volume mounts, each with what its volume is."""
+    volumes = {v["name"]: v for v in pod.spec.get("volumes", [])}
+    mounts = []
+    for mount in container.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        assert not mount.get("subPath") and not mount.get("readOnly"), "not modelled"
+        if "emptyDir" in volume:
+            mounts.append(Mount(mount["mountPath"], None))
+        else:
+            assert set(volume) == {"name", "persistentVolumeClaim"}, f"{volume}: not modelled"
+            mounts.append(Mount(mount["mountPath"], volume["persistentVolumeClaim"]["claimName"]))
+    return tuple(mounts)
 
 
 def _env_value(

@@ -13,6 +13,14 @@ they exist only inside these namespaces, and no namespace here has a route out.
 Each pod's mount namespace gets its own /etc/hosts, /etc/hostname and /etc/resolv.conf by
 bind mounts, as the kubelet gives every container its own, and the UTS namespace carries
 the pod's hostname.
+
+The machine's files are the image. For a container with `readOnlyRootFilesystem`, every
+mount the pod's namespace holds is remounted read-only there (the kernel's /proc, /sys
+and /dev stay as a container runtime leaves them), and only its volumes are writable:
+each `emptyDir` a fresh tmpfs, each claim a folder of the test bind-mounted writable. A
+program that writes anywhere else gets EROFS, as in a cluster. A volume can only be
+mounted where the machine has a folder (nothing is created on the machine); a claim
+whose path it lacks is left out, so writing there fails too.
 """
 
 from __future__ import annotations
@@ -21,10 +29,12 @@ import contextlib
 import functools
 import ipaddress
 import os
+import re
 import shutil
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO
@@ -38,6 +48,8 @@ STOP_GRACE_SECONDS = 5.0
 # never exits on its own).
 PDEATHSIG = "--pdeathsig=KILL"
 IDLE_AFTER_READY = ["sh", "-c", "echo ready; exec sleep infinity"]
+# What a container runtime mounts for the kernel; readOnlyRootFilesystem leaves them be.
+KERNEL_MOUNTS = ("/proc", "/sys", "/dev")
 
 
 class NamespaceError(RuntimeError):
@@ -119,6 +131,36 @@ class Host:
         source.write_text(text)
         _run([*self._holder.enter("mount"), tool("mount"), "--bind", str(source), path])
 
+    def lay_out_files(self, read_only_root: bool, volumes: Sequence[Volume]) -> list[str]:
+        """The container's filesystem: with `read_only_root` every mount read-only but
+        the kernel's, then each volume on top, writable. The paths of volumes the
+        machine has no folder for come back (they are not mounted)."""
+        if read_only_root:
+            self._remount_read_only()
+        mount = [*self._holder.enter("mount"), tool("mount")]
+        left_out = [v.path for v in volumes if not Path(v.path).is_dir()]
+        # The folders first: a tmpfs on /tmp would hide the test's folders below it.
+        for volume in volumes:
+            if volume.source is not None and volume.path not in left_out:
+                volume.source.mkdir(parents=True, exist_ok=True)
+                _run([*mount, "--bind", str(volume.source), volume.path])
+                _run([*mount, "-o", "remount,bind,rw", volume.path])
+        for volume in volumes:
+            if volume.source is None and volume.path not in left_out:
+                _run([*mount, "-t", "tmpfs", "-o", "mode=1777", "emptydir", volume.path])
+        return left_out
+
+    def _remount_read_only(self) -> None:
+        pid = self._holder.pid
+        if os.readlink(f"/proc/{pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt"):
+            raise NamespaceError("the pod has no mount namespace of its own")  # never the machine's
+        mount = [*self._holder.enter("mount"), tool("mount")]
+        for point, options in _mounts(pid):
+            if any(point == top or point.startswith(f"{top}/") for top in KERNEL_MOUNTS):
+                continue
+            kept = [o for o in options if o not in ("rw", "ro")]
+            _run([*mount, "-o", ",".join(["remount", "bind", "ro", *kept]), point])
+
     def start(
         self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: IO[bytes]
     ) -> subprocess.Popen[bytes]:
@@ -151,6 +193,25 @@ class Host:
         for process in self._processes:
             # Children a program left behind in its own group go too.
             _signal_group(process, signal.SIGKILL)
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A writable volume at `path`: a fresh tmpfs (`source` None) or the folder `source`."""
+
+    path: str
+    source: Path | None = None
+
+
+def _mounts(pid: int) -> list[tuple[str, list[str]]]:
+    """Each mount point of the process's mount namespace, parents first, with its
+    per-mount options (proc(5), mountinfo: the fifth and sixth fields)."""
+    found = []
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
+        fields = line.split(" ")
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+        found.append((point, fields[5].split(",")))
+    return found
 
 
 def _signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
