@@ -724,3 +724,330 @@ def _progress_bar() -> Callable[[int, int], None]:
             click.echo("", err=True)
 
     return show
+
+
+# -- editing the config: set, add, remove ---------------------------------------------
+
+
+def _edit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--config, --out and --no-generate, shared by every command that edits the config."""
+    command = click.option(
+        "--no-generate", is_flag=True, help="Only edit the config; leave the tree as it is."
+    )(command)
+    command = click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=True,
+        help="Root of the tree regenerated after the edit (as `mlgitops generate --out`).",
+    )(command)
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=CONFIG_NAME,
+        show_default=True,
+        help="The config to edit.",
+    )(command)
+
+
+def _edit_config(
+    ctx: click.Context,
+    config_path: Path,
+    out_dir: Path,
+    no_generate: bool,
+    make: Callable[[str, str], Any],
+) -> None:
+    """Edit the config in place when the result loads (nothing is written otherwise),
+    then regenerate the tree as `mlgitops generate` does."""
+    from generator.edit import checked, read_config, write_config
+
+    config = read_config(config_path)
+    edited = make(config.text, str(config_path))
+    if edited.text == config.text:
+        click.echo(f"mlgitops: {config_path}: already as asked; not changed", err=True)
+    else:
+        checked(edited, str(config_path), config.text)
+        write_config(config, edited.text)
+        for change in edited.changes:
+            click.echo(f"mlgitops: {config_path}: {change}", err=True)
+    if not no_generate:
+        ctx.invoke(generate, config_path=config_path, out_dir=out_dir)
+
+
+@main.group(name="set", cls=_Group)
+def set_group() -> None:
+    """Change a value in mlgitops.yaml in place, keeping its comments and layout.
+
+    \b
+    Examples:
+      mlgitops set image resnet-ddp registry.example.com/ml/resnet-train:1.5.0
+      mlgitops set image registry.example.com/ml/resnet-train:1.5.0
+    """
+
+
+@set_group.command(name="image")
+@click.argument("target", metavar="WORKLOAD|[NAME=]IMAGE")
+@click.argument("image", required=False)
+@_edit_options
+@click.pass_context
+def set_image(
+    ctx: click.Context,
+    target: str,
+    image: str | None,
+    config_path: Path,
+    out_dir: Path,
+    no_generate: bool,
+) -> None:
+    """Set a workload's image, or (like `kustomize edit set image`) the image of every
+    workload whose image has a name; then regenerate the tree. Only the image lines
+    change; a comment after the image, such as Flux's setter marker, stays.
+
+    With one argument, NAME=IMAGE or IMAGE: every workload whose image is named NAME
+    (the name of IMAGE when NAME is left out) gets IMAGE. A NAME with a tag or digest
+    matches only that exact image.
+
+    \b
+    Examples:
+      mlgitops set image resnet-ddp registry.example.com/ml/resnet-train:1.5.0
+      mlgitops set image registry.example.com/ml/resnet-train:1.5.0
+      mlgitops set image registry.example.com/ml/resnet-train=ghcr.io/acme/resnet:1.5.0
+      mlgitops set image bert-finetune registry.example.com/ml/bert:2.1.0 --no-generate
+    """
+    from generator.edit import set_image as edit_image
+
+    _edit_config(
+        ctx, config_path, out_dir, no_generate, lambda t, f: edit_image(t, f, target, image)
+    )
+
+
+@main.group(cls=_Group)
+def add() -> None:
+    """Add a workload or a cluster to mlgitops.yaml, keeping its comments and layout.
+
+    \b
+    Examples:
+      mlgitops add workload llama-sft --framework pytorch --image ghcr.io/acme/sft:0.3.0
+      mlgitops add cluster gke-eu --cloud gke --project acme-ml --location europe-west4
+    """
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...]:
+    """Repeated and comma-separated values, in order, once each."""
+    parts = (part.strip() for value in values for part in value.split(","))
+    return tuple(dict.fromkeys(part for part in parts if part))
+
+
+@add.command(name="workload")
+@click.argument("name")
+@click.option(
+    "--framework",
+    type=click.Choice(["pytorch", "tensorflow"]),
+    required=True,
+    help="torchrun (pytorch) or TF_CONFIG (tensorflow).",
+)
+@click.option("--image", required=True, help="The training image, pinned by tag or digest.")
+@click.option("--workers", type=int, help="Worker pods (default: 3, as `mlgitops init`).")
+@click.option("--namespace", help="Namespace it runs in (default: training).")
+@click.option(
+    "--command",
+    "command_line",
+    help='The training program, split like a shell does (default: "python train.py").',
+)
+@click.option("--cpu", help='CPU per pod (default: "2").')
+@click.option("--memory", help="Memory per pod (default: 8Gi).")
+@click.option("--gpu", type=int, help="GPUs per pod (default: none).")
+@click.option(
+    "--runtime",
+    type=click.Choice(["job", "pytorchjob", "tfjob", "jobset", "trainjob"]),
+    help="How it runs (default: job, a plain Indexed Job).",
+)
+@click.option("--parameter-servers", type=int, help="TensorFlow parameter-server pods.")
+@click.option(
+    "--clusters",
+    multiple=True,
+    help="Clusters that run it, comma-separated or repeated (default: every cluster).",
+)
+@_edit_options
+@click.pass_context
+def add_workload(
+    ctx: click.Context,
+    name: str,
+    framework: str,
+    image: str,
+    workers: int | None,
+    namespace: str | None,
+    command_line: str | None,
+    cpu: str | None,
+    memory: str | None,
+    gpu: int | None,
+    runtime: str | None,
+    parameter_servers: int | None,
+    clusters: tuple[str, ...],
+    config_path: Path,
+    out_dir: Path,
+    no_generate: bool,
+) -> None:
+    """Append a workload to the config, with the starter's defaults for what is not
+    given (as `mlgitops init` writes it), then regenerate the tree.
+
+    \b
+    Examples:
+      mlgitops add workload llama-sft --framework pytorch --image ghcr.io/acme/sft:0.3.0
+      mlgitops add workload recsys --framework tensorflow --image ghcr.io/acme/recsys:1.0 \\
+          --workers 4 --parameter-servers 1 --cpu 4 --memory 16Gi --clusters eks-training
+      mlgitops add workload eval --framework pytorch --image ghcr.io/acme/sft:0.3.0 \\
+          --command "python eval.py --split test" --workers 1 --no-generate
+    """
+    import shlex
+
+    from generator.edit import NewWorkload
+    from generator.edit import add_workload as edit_add
+
+    try:
+        command = tuple(shlex.split(command_line)) if command_line is not None else ()
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--command") from None
+    new = NewWorkload(
+        name=name,
+        framework=framework,
+        image=image,
+        workers=workers,
+        namespace=namespace,
+        command=command,
+        cpu=cpu,
+        memory=memory,
+        gpu=gpu,
+        runtime=runtime,
+        parameter_servers=parameter_servers,
+        clusters=_split(clusters),
+    )
+    _edit_config(ctx, config_path, out_dir, no_generate, lambda t, f: edit_add(t, f, new))
+
+
+@add.command(name="cluster")
+@click.argument("name")
+@click.option(
+    "--cloud", type=click.Choice(["eks", "gke", "local"]), required=True, help="Its cloud."
+)
+@click.option("--region", help="eks: the AWS region (required), e.g. us-west-2.")
+@click.option("--account-id", help="eks: the AWS account id (Flux reaches EKS by ARN).")
+@click.option("--project", help="gke: the Google Cloud project id (required).")
+@click.option("--location", help="gke: region or zone (required), e.g. us-central1.")
+@click.option(
+    "--instance-type", help="eks: the CPU node group's instance type (default: m6i.large)."
+)
+@click.option("--machine-type", help="gke: the node pool's machine type (default: n1-standard-8).")
+@click.option("--workers", type=int, help="local: kind worker nodes (default: 1).")
+@click.option("--version", "kubernetes_version", help="Its Kubernetes version, e.g. 1.33.")
+@_edit_options
+@click.pass_context
+def add_cluster(
+    ctx: click.Context,
+    name: str,
+    cloud: str,
+    region: str | None,
+    account_id: str | None,
+    project: str | None,
+    location: str | None,
+    instance_type: str | None,
+    machine_type: str | None,
+    workers: int | None,
+    kubernetes_version: str | None,
+    config_path: Path,
+    out_dir: Path,
+    no_generate: bool,
+) -> None:
+    """Append a cluster to the config, with the starter's node groups (EKS: a GPU group
+    and a system group) or node pool (GKE: one GPU pool), as `mlgitops init` writes
+    them, then regenerate the tree.
+
+    \b
+    Examples:
+      mlgitops add cluster eks-east --cloud eks --region us-east-1 --instance-type m6i.2xlarge
+      mlgitops add cluster gke-eu --cloud gke --project acme-ml --location europe-west4
+      mlgitops add cluster laptop --cloud local --workers 2
+    """
+    from generator.edit import NewCluster
+    from generator.edit import add_cluster as edit_add
+
+    given = {
+        option: value
+        for option, value in {
+            "--region": region,
+            "--account-id": account_id,
+            "--project": project,
+            "--location": location,
+            "--instance-type": instance_type,
+            "--machine-type": machine_type,
+            "--workers": workers,
+        }.items()
+        if value is not None
+    }
+    new = NewCluster(
+        name=name,
+        cloud=cloud,
+        region=region,
+        account_id=account_id,
+        project=project,
+        location=location,
+        workers=workers,
+        version=kubernetes_version,
+        instance_type=instance_type,
+        machine_type=machine_type,
+        given={option: str(value) for option, value in given.items()},
+    )
+    _edit_config(ctx, config_path, out_dir, no_generate, lambda t, f: edit_add(t, f, new))
+
+
+@main.group(cls=_Group)
+def remove() -> None:
+    """Remove a workload or a cluster from mlgitops.yaml, with the comments above it.
+
+    \b
+    Examples:
+      mlgitops remove workload bert-finetune
+      mlgitops remove cluster local --no-generate
+    """
+
+
+def _remove(kind: str) -> Callable[..., None]:
+    @click.argument("name")
+    @_edit_options
+    @click.pass_context
+    def command(
+        ctx: click.Context, name: str, config_path: Path, out_dir: Path, no_generate: bool
+    ) -> None:
+        from generator.edit import remove as edit_remove
+
+        _edit_config(
+            ctx, config_path, out_dir, no_generate, lambda t, f: edit_remove(t, f, kind, name)
+        )
+
+    return command
+
+
+remove.command(
+    name="workload",
+    help="""Remove a workload from the config, with the comments right above it, then
+    regenerate the tree (its folders are deleted).
+
+    \b
+    Examples:
+      mlgitops remove workload bert-finetune
+      mlgitops remove workload bert-finetune --config fleet/mlgitops.yaml --out fleet
+    """,
+)(_remove("workload"))
+remove.command(
+    name="cluster",
+    help="""Remove a cluster from the config, with the comments right above it, then
+    regenerate the tree. A cluster that a workload names in its `clusters:` list is
+    not removed: take it out of those lists first.
+
+    \b
+    Examples:
+      mlgitops remove cluster local
+      mlgitops remove cluster gke-training --no-generate
+    """,
+)(_remove("cluster"))
