@@ -49,7 +49,8 @@ from typing import IO, Any, Literal
 import click
 
 from generator.config import model
-from generator.errors import MlgitopsError, UsageError
+from generator.config.load import MAX_CONFIG_BYTES
+from generator.errors import ConfigError, MlgitopsError, Problem, UsageError
 from generator.layout import Layout
 from generator.render.entrypoints import cluster_folder
 from generator.render.gitops import gitops_folder, scopes, sync_paths
@@ -498,10 +499,47 @@ def config_at_revision(config_path: Path, revision: str) -> tuple[bytes, str]:
     type_run = _git(top, "cat-file", "-t", f"{commit}:{relative}")
     if type_run.returncode != 0 or type_run.stdout.decode().strip() != "blob":
         raise UsageError(f"{relative} does not exist at {revision}")
-    show_run = _git(top, "show", f"{commit}:{relative}")
-    if show_run.returncode != 0:
-        raise UsageError(f"cannot read {relative} at {revision}: {_git_message(show_run)}")
-    return show_run.stdout, f"{revision}:{relative}"
+    label = f"{revision}:{relative}"
+    size_run = _git(top, "cat-file", "-s", f"{commit}:{relative}")
+    size = size_run.stdout.decode().strip()
+    if size_run.returncode != 0 or not size.isdigit():
+        raise UsageError(f"cannot read {relative} at {revision}: {_git_message(size_run)}")
+    if int(size) > MAX_CONFIG_BYTES:
+        raise _too_large(label)
+    data = _read_blob(top, f"{commit}:{relative}", label, relative, revision)
+    return data, label
+
+
+def _too_large(label: str) -> ConfigError:
+    """The same refusal as for a config file in the working tree."""
+    limit = MAX_CONFIG_BYTES // (1024 * 1024)
+    message = f"the file is larger than {limit} MiB, the most a config may be"
+    return ConfigError([Problem(label, 1, 1, "", message)])
+
+
+def _read_blob(top: Path, blob: str, label: str, relative: str, revision: str) -> bytes:
+    """A blob's content through a bounded read: never more than the config limit held,
+    whatever git prints."""
+    try:
+        process = subprocess.Popen(
+            ["git", "-C", str(top), "cat-file", "blob", blob],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        raise UsageError("diff needs git: install it, or put it on PATH") from None
+    assert process.stdout is not None
+    with process:
+        data = process.stdout.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            process.kill()
+        process.stdout.close()
+        code = process.wait()
+    if len(data) > MAX_CONFIG_BYTES:
+        raise _too_large(label)
+    if code != 0:
+        raise UsageError(f"cannot read {relative} at {revision}: exit code {code}")
+    return data
 
 
 def _write_tree(root: Path, tree: Layout) -> None:

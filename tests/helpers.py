@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,9 @@ def _schemas_folder() -> Path | None:
 
 
 SCHEMAS_FOLDER = _schemas_folder()
-SCHEMAS = SCHEMAS_FOLDER or SHARED / "schemas"  # tests that need a folder; see schema_args()
+# A folder to pass as --schema-location where only built-in kinds matter: the schemas'
+# folder, else an empty one (tests that need CRD schemas use schema_args()).
+SCHEMAS = SCHEMAS_FOLDER or Path(tempfile.mkdtemp(prefix="mlgitops-no-schemas-"))
 NO_SCHEMAS = (
     "no CRD schemas: set MLGITOPS_SCHEMA_LOCATION to a folder of them, put them at "
     "../shared/schemas, or go online once so they download into the cache"

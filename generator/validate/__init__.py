@@ -16,6 +16,15 @@ Problems read `PATH: Kind/name: field: message`. No work is done twice:
 
 Builds run in parallel (they are separate processes). Whatever path a result took, the
 report is the same: problems are listed sorted by path, object and field.
+
+Nothing leaves this machine and nothing runs unbounded: a kustomization that names a
+remote base, component, chart or file, a file that is not a regular file, a file over
+the size bound, or YAML nested too deep or expanding too far is refused before any
+build (one problem where it is named, and the entry points that reach it are not
+built); kustomize itself runs without network and within memory, time and output
+limits (kustomize.py). The cache is trusted only for entries that prove they belong to
+their key (cache.py) and have the shape of a result; a result is stored only if the
+inputs it was computed from are unchanged once it is known.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,10 +43,11 @@ import yaml
 from generator.cluster import evaluate, inventory
 from generator.operator_facts import OPERATORS
 from generator.validate import policies
-from generator.validate.cache import ResultCache, fingerprint
-from generator.validate.inputs import InputGraph
+from generator.validate.cache import ResultCache, canonical, fingerprint
+from generator.validate.inputs import InputGraph, Refusal
 from generator.validate.kustomize import (
     Build,
+    Limits,
     build,
     build_together,
     entry_points,
@@ -131,7 +141,9 @@ class Result:
 
 
 def object_name(obj: dict[str, Any]) -> str:
-    return f"{obj.get('kind', '?')}/{(obj.get('metadata') or {}).get('name', '?')}"
+    meta = obj.get("metadata")
+    name = meta.get("name", "?") if isinstance(meta, dict) else "?"
+    return f"{obj.get('kind', '?')}/{name}"
 
 
 def version_for(folder: str, options: Options) -> str:
@@ -175,7 +187,8 @@ class _Checker:
 
     def check(self, obj: dict[str, Any], version: str) -> Result:
         name = object_name(obj)
-        meta = obj.get("metadata") or {}
+        meta = obj.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
         group = str(obj.get("apiVersion", "")).rpartition("/")[0]
         namespace = str(meta.get("namespace") or "")
         identity = [group, str(obj.get("kind")), "" if namespace == "default" else namespace]
@@ -187,6 +200,19 @@ class _Checker:
             result.cacheable = not missing.transient
             if not self.options.ignore_missing_schemas:
                 result.problems.append([name, "", str(missing), None])
+        try:
+            self.policies(obj, name, result)
+        except (TypeError, AttributeError, KeyError, ValueError, IndexError) as error:
+            # An object too malformed for the policy checks: its schema problems say
+            # why; without any, the object is still not passed as clean.
+            if not result.problems:
+                message = f"cannot check the policies of this object: {error}"
+                result.problems.append([name, "", message, None])
+        result.facts = cluster_facts(obj)
+        return result
+
+    @staticmethod
+    def policies(obj: dict[str, Any], name: str, result: Result) -> None:
         waived = policies.waivers(obj)
         for rule_id, reason in sorted(waived.items()):
             if reason:
@@ -201,15 +227,14 @@ class _Checker:
         result.sync = [[name, target, repo] for target, repo in sync_targets(obj)]
         result.pods = sorted(policies.namespaces_running_pods([obj]))
         result.denied = sorted(policies.namespaces_denied([obj]))
-        result.facts = cluster_facts(obj)
-        return result
 
 
 def validate_tree(root: Path, options: Options, progress: Progress | None = None) -> Report:
     root = Path(os.path.realpath(root))  # builds name their files by absolute path
+    limits = Limits.from_environment()
     command = kustomize_command()
     folders = entry_points(root)
-    run = _Run(root, command, options, progress)
+    run = _Run(root, command, options, progress, limits)
     results = run.results_for(folders)
     report = Report(
         builds=len(folders),
@@ -218,9 +243,13 @@ def validate_tree(root: Path, options: Options, progress: Progress | None = None
         composed=run.composed,
         checked=sorted(_relative(root, f) for f in run.checked),
     )
+    refused = sorted({r for folder in folders for r in run.refused.get(folder, [])})
+    report.problems += [Problem(_shown(root, r.file), "", r.field, r.message) for r in refused]
     for folder in folders:
         relative = _relative(root, folder)
         result = results[folder]
+        if folder in run.refused:
+            continue  # said where the refused input is named; not built
         if result.error is not None:
             report.problems.append(
                 Problem(relative, "", "", f"kustomize build failed: {result.error}")
@@ -230,7 +259,8 @@ def validate_tree(root: Path, options: Options, progress: Progress | None = None
         report.problems += [Problem(relative, *problem) for problem in result.problems]
         report.waivers += [Waiver(relative, *waiver) for waiver in result.waivers]
     by_path = {_relative(root, f): results[f] for f in folders}
-    _check_sync_paths(root, by_path, options, report)
+    not_built = {_relative(root, f) for f in run.refused}
+    _check_sync_paths(root, by_path, options, report, not_built)
     _check_default_deny(by_path, report)
     _check_clusters(by_path, options, report, lambda path: run.facts(root / path))
     report.problems.sort(key=lambda p: (p.path, p.object, p.field, p.rule or "", p.message))
@@ -242,17 +272,62 @@ def _relative(root: Path, folder: Path) -> str:
     return folder.relative_to(root).as_posix() or "."
 
 
+def _shown(root: Path, path: str) -> str:
+    """A path as the report names it: relative to the tree, even when outside it."""
+    return Path(os.path.relpath(path, root)).as_posix()
+
+
+def result_from(content: dict[str, Any]) -> Result | None:
+    """A cached result, if it has exactly the shape of one; anything else is a miss."""
+    shapes: dict[str, Callable[[Any], bool]] = {
+        "error": lambda v: v is None,  # failed builds are never kept
+        "objects": lambda v: type(v) is int and v >= 0,
+        "ids": lambda v: _rows(v, (str, str, str, str)),
+        "problems": lambda v: _rows(v, (str, str, str, (str, type(None)))),
+        "waivers": lambda v: _rows(v, (str, str, str)),
+        "sync": lambda v: _rows(v, (str, str, (str, type(None)))),
+        "pods": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+        "denied": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+        "cacheable": lambda v: v is True,
+    }
+    if set(content) != set(shapes) or not all(shapes[k](v) for k, v in content.items()):
+        return None
+    return Result(**content)
+
+
+def _rows(value: Any, columns: tuple[type | tuple[type, ...], ...]) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(row, list)
+        and len(row) == len(columns)
+        and all(isinstance(item, kind) for item, kind in zip(row, columns, strict=True))
+        for row in value
+    )
+
+
+def facts_from(content: dict[str, Any]) -> list[dict[str, Any]] | None:
+    found = content.get("facts")
+    if set(content) != {"facts"} or not isinstance(found, list):
+        return None
+    return found if all(isinstance(fact, dict) for fact in found) else None
+
+
 class _Run:
     """One validation run: cache, shared builds, composed aggregates."""
 
     def __init__(
-        self, root: Path, command: list[str], options: Options, progress: Progress | None
+        self,
+        root: Path,
+        command: list[str],
+        options: Options,
+        progress: Progress | None,
+        limits: Limits | None = None,
     ) -> None:
         self.root = root
         self.command = command
         self.options = options
         self.progress = progress
-        self.graph = InputGraph()
+        self.limits = limits or Limits()
+        self.graph = InputGraph(self.limits)
         self.checker = _Checker(options)
         self.cache = (
             ResultCache(
@@ -263,6 +338,8 @@ class _Run:
             else None
         )
         self.results: dict[Path, Result] = {}
+        self.refused: dict[Path, list[Refusal]] = {}
+        self.pending: list[tuple[Path, Result]] = []  # to keep, if its inputs hold still
         self.keys: dict[Path, str | None] = {}
         self.versions: dict[Path, str] = {}
         self.checked: list[Path] = []
@@ -273,26 +350,56 @@ class _Run:
 
     def results_for(self, folders: list[Path]) -> dict[Path, Result]:
         for folder in folders:
-            self.keys[folder] = self.graph.key(folder)
             self.versions[folder] = version_for(_relative(self.root, folder), self.options)
-        missing = [f for f in folders if not self._from_cache(f)]
+            refusals = self.graph.refusals(folder)
+            if refusals:
+                self.refused[folder] = refusals
+                self.keys[folder] = None
+                self.results[folder] = Result(error="refused", cacheable=False)
+            else:
+                self.keys[folder] = self.graph.key(folder)
+        buildable = [f for f in folders if f not in self.refused]
+        missing = [f for f in buildable if not self._from_cache(f)]
         self.checked = missing
-        aggregates = self._aggregates(missing, set(folders))
+        aggregates = self._aggregates(missing, set(buildable))
         self._build([f for f in missing if f not in aggregates])
         fallback: list[Path] = []
         for folder in aggregates:
             self._compose(folder, aggregates, fallback, set())
         self._build(fallback)
+        self._keep()
         return self.results
+
+    def _keep(self) -> None:
+        """Store the new results whose inputs are what they were when their keys were
+        taken: a file edited during the run would otherwise leave a result under a key
+        it was not computed from. Each input's status must be what it was when it was
+        read (an edit undone shows in its change time), and the inputs read again from
+        scratch must give the same key."""
+        if self.cache is None:
+            return
+        again = InputGraph(self.limits)
+        for folder, result in self.pending:
+            key = self.keys[folder]
+            if key is None or not self.graph.unchanged(folder):
+                continue
+            if again.key(folder) != key or again.refusals(folder):
+                continue
+            stored = asdict(result)
+            facts = stored.pop("facts")
+            self.cache.put(key, self.versions[folder], stored)
+            self.cache.put(f"{key}:facts", self.versions[folder], {"facts": facts})
+        self.pending = []
 
     def _from_cache(self, folder: Path) -> bool:
         key = self.keys[folder]
         if self.cache is None or key is None:
             return False
-        found = self.cache.get(key, self.versions[folder])
+        content = self.cache.get(key, self.versions[folder])
+        found = result_from(content) if content is not None else None
         if found is None:
             return False
-        self.results[folder] = Result(**found)
+        self.results[folder] = found
         self.from_cache.add(folder)
         self.cached += 1
         return True
@@ -302,36 +409,43 @@ class _Run:
         the paths a cluster is given are read, each distinct build once."""
         result = self.results[folder]
         key = self.keys.get(folder)
+        if folder in self.refused:
+            return None  # not built: the cluster model does not judge it
         if folder not in self.from_cache or self.cache is None or key is None:
             return result.facts
         if key not in self.loaded_facts:
-            self.loaded_facts[key] = self._read_facts(f"{key}:facts", self.versions[folder])
+            found = self._read_facts(f"{key}:facts", self.versions[folder])
+            self.loaded_facts[key] = found if found is not None else self._rebuilt_facts(folder)
         return self.loaded_facts[key]
+
+    def _rebuilt_facts(self, folder: Path) -> list[dict[str, Any]] | None:
+        """Facts whose cache entry is gone or doubtful: built again, so that no finding
+        of the cluster model depends on what the cache holds."""
+        self.kustomize_runs += 1
+        result = self._check(build(self.command, folder, self.limits), self.versions[folder])
+        key = self.keys[folder]
+        if result.error is not None:
+            return None
+        unchanged = key is not None and InputGraph(self.limits).key(folder) == key
+        if self.cache is not None and key is not None and result.cacheable and unchanged:
+            self.cache.put(f"{key}:facts", self.versions[folder], {"facts": result.facts})
+        return result.facts
 
     def _read_facts(self, key: str, version: str) -> list[dict[str, Any]] | None:
         """Equal facts (thirty clusters' namespaces built alike) are read into one list,
         so the model sees that the clusters were given the same."""
         assert self.cache is not None
-        raw = self.cache.get_bytes(key, version)
-        if raw is None:
+        content = self.cache.get(key, version)
+        found = facts_from(content) if content is not None else None
+        if found is None:
             return None
-        digest = hashlib.sha256(raw).digest()
-        if digest not in self.facts_by_content:
-            try:
-                found = json.loads(raw).get("facts")
-            except (ValueError, AttributeError):
-                found = None
-            self.facts_by_content[digest] = found if isinstance(found, list) else None
-        return self.facts_by_content[digest]
+        digest = hashlib.sha256(canonical(found)).digest()
+        return self.facts_by_content.setdefault(digest, found)
 
     def _store(self, folder: Path, result: Result) -> None:
         self.results[folder] = result
-        key = self.keys[folder]
-        if self.cache is not None and key is not None and result.cacheable:
-            stored = asdict(result)
-            facts = stored.pop("facts")
-            self.cache.put(key, self.versions[folder], stored)
-            self.cache.put(f"{key}:facts", self.versions[folder], {"facts": facts})
+        if self.cache is not None and self.keys[folder] is not None and result.cacheable:
+            self.pending.append((folder, result))
 
     def _aggregates(self, missing: list[Path], entries: set[Path]) -> dict[Path, list[Path]]:
         if not self.options.compose_aggregates:
@@ -463,28 +577,41 @@ class _Run:
 
     def _task(self, task: Path | list[Path]) -> Build | dict[Path, list[dict[str, Any]]] | None:
         if isinstance(task, Path):
-            return build(self.command, task)
+            return build(self.command, task, self.limits)
         owners = {
             file: folder for folder in task for file in self.graph.inputs(folder).resource_files
         }
-        return build_together(self.command, task, owners)
+        return build_together(self.command, task, owners, self.limits)
 
 
 def sync_targets(obj: dict[str, Any]) -> list[tuple[str, str | None]]:
-    """(path, repo URL) that an Argo CD Application or a Flux Kustomization syncs."""
-    spec = obj.get("spec") or {}
-    if obj.get("kind") == "Application" and obj.get("apiVersion", "").startswith("argoproj.io/"):
+    """(path, repo URL) that an Argo CD Application or a Flux Kustomization syncs. Fields
+    of the wrong type (the schemas report them) give what they can as text."""
+    spec = obj.get("spec")
+    spec = spec if isinstance(spec, dict) else {}
+    api = str(obj.get("apiVersion", ""))
+    if obj.get("kind") == "Application" and api.startswith("argoproj.io/"):
         sources = spec.get("sources") or ([spec["source"]] if spec.get("source") else [])
-        return [(s.get("path", ""), s.get("repoURL")) for s in sources if "path" in s]
-    if obj.get("kind") == "Kustomization" and "toolkit.fluxcd.io" in obj.get("apiVersion", ""):
-        source = spec.get("sourceRef") or {}
+        sources = sources if isinstance(sources, list) else []
+        return [
+            (str(s["path"]), None if s.get("repoURL") is None else str(s["repoURL"]))
+            for s in sources
+            if isinstance(s, dict) and "path" in s
+        ]
+    if obj.get("kind") == "Kustomization" and "toolkit.fluxcd.io" in api:
+        source = spec.get("sourceRef")
+        source = source if isinstance(source, dict) else {}
         repo = f"{source.get('kind', 'GitRepository')}/{source.get('name', '')}"
         return [(str(spec.get("path", "")).removeprefix("./"), repo)]
     return []
 
 
 def _check_sync_paths(
-    root: Path, results: dict[str, Result], options: Options, report: Report
+    root: Path,
+    results: dict[str, Result],
+    options: Options,
+    report: Report,
+    not_built: set[str] | None = None,
 ) -> None:
     own = _own_sources(root, results, options)
     seen: set[tuple[str, str, str]] = set()
@@ -495,7 +622,7 @@ def _check_sync_paths(
             if (relative, name, target) in seen:
                 continue
             seen.add((relative, name, target))
-            message = _sync_path_problem(root, target, results)
+            message = _sync_path_problem(root, target, results, not_built or set())
             if message:
                 report.problems.append(Problem(relative, name, "spec.path", message, "MLG008"))
 
@@ -514,11 +641,27 @@ def _own_sources(root: Path, results: dict[str, Result], options: Options) -> se
     return own | {None}
 
 
-def _sync_path_problem(root: Path, target: str, results: dict[str, Result]) -> str | None:
-    folder = (root / target).resolve()
+def _sync_path_problem(
+    root: Path,
+    target: str,
+    results: dict[str, Result],
+    not_built: Collection[str] = frozenset(),
+) -> str | None:
+    """What is wrong with a path this repository syncs: one that leaves the repository
+    (`../outside`, absolute, or through a link), is not a kustomization, or fails."""
+    outside = f"{target!r} is outside this repository (a synced path is relative to its root)"
+    if os.path.isabs(target):
+        return outside
+    try:
+        folder = (root / target).resolve()
+        inside = folder.relative_to(root.resolve()).as_posix()
+    except (OSError, ValueError, RuntimeError):
+        return outside
     if not folder.is_dir() or kustomization_file(folder) is None:
         return f"{target!r} is not a kustomization in this repository"
-    result = results.get(folder.relative_to(root.resolve()).as_posix())
+    if inside in not_built:
+        return None  # refused, and said so where the refused input is named
+    result = results.get(inside)
     if result is not None and result.error:
         return f"{target!r} does not build: {result.error}"
     return None

