@@ -51,3 +51,14 @@ class UsageError(MlgitopsError):
     """The command line asks for something impossible (missing file, bad folder)."""
 
     exit_code = 2
+
+
+class TreeError(UsageError):
+    """The output tree cannot be read or written safely (a symlinked folder, a file where
+    a folder belongs, an unreadable entry, a full disk). Raised before anything in the
+    tree is changed, or, for the rare failure while renaming, with what the next run does
+    about it. The message starts with `mlgitops:` and names the path."""
+
+    def __init__(self, path: object, message: str) -> None:
+        self.path = str(path)
+        super().__init__(f"mlgitops: {path}: {message}")

@@ -319,19 +319,20 @@ class _Killed(Exception):
 def _run_killed_after(
     out: Path, config: Path, writes: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A generate that dies after its first `writes` file writes (the pending record first)."""
-    real = write._atomic_write
+    """A generate that dies after its first `writes` renames into place (the pending record
+    first), once every temporary is written."""
+    real = write._place
     done: list[Path] = []
 
-    def dying(target: Path, content: bytes, folders: set[Path] | None = None) -> None:
+    def dying(temporary: Path, target: Path) -> None:
         if len(done) == writes:
             raise _Killed
         done.append(target)
-        real(target, content, folders)
+        real(temporary, target)
 
-    monkeypatch.setattr(write, "_atomic_write", dying)
+    monkeypatch.setattr(write, "_place", dying)
     result = run(out, config=config)
-    monkeypatch.setattr(write, "_atomic_write", real)
+    monkeypatch.setattr(write, "_place", real)
     assert isinstance(result.exception, _Killed), result.output
 
 
