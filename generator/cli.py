@@ -29,14 +29,19 @@ class _Group(click.Group):
     """Reports mlgitops errors as one message and their exit code, never a traceback."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from generator.errors import MlgitopsError
+        from generator.errors import ConfigError, MlgitopsError
 
         try:
             return super().invoke(ctx)
         except MlgitopsError as error:
             if ctx.meta.get("debug"):
                 raise
-            click.echo(str(error), err=True)
+            message = str(error)
+            # A config's problems are FILE:LINE:COL lines, as compilers print them; every
+            # other message says it is mlgitops's.
+            if not isinstance(error, ConfigError) and not message.startswith("mlgitops:"):
+                message = f"mlgitops: {message}"
+            click.echo(message, err=True)
             ctx.exit(error.exit_code)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -97,7 +102,8 @@ def main(ctx: click.Context, debug: bool) -> None:
     type=click.Choice(["text", "json"]),
     default="text",
     show_default=True,
-    help="With --check or --dry-run: JSON on stdout, for scripts.",
+    help="With --check or --dry-run: JSON on stdout, for scripts (every file, with what a "
+    "run would do to it).",
 )
 def generate(
     config_path: Path | None,
@@ -122,22 +128,23 @@ def generate(
     from generator.render import render
     from generator.render.entrypoints import warnings
 
-    config = _load(config_path)
+    _check_modes(check, dry_run, show_diff, force, output)
+    config, config_file = _load(config_path, out_dir)
+    record = write.config_record(out_dir, config_file)
     units = render(config)
     rendered = layout(units)
     tree = rendered.files
     if check or dry_run or show_diff:
         changes = write.plan(out_dir, tree, rendered.seeds)
-        if check:
-            changes = [*changes, write.plan_state(out_dir, tree)]
-        if output == "json" and not show_diff:
+        changes = [*changes, write.plan_state(out_dir, tree, record)]
+        if output == "json":
             _report_json(out_dir, changes, check)
         elif check:
             _report_check(out_dir, changes)
         else:
-            _report_plan(changes, show_diff)
+            _report_plan(out_dir, changes, show_diff)
         return
-    with write.locked(out_dir):
+    with write.locked(out_dir, waiting=_say_waiting):
         problem = write.state_problem(out_dir)
         if problem:
             click.echo(
@@ -146,7 +153,14 @@ def generate(
                 err=True,
             )
         changes = write.plan(out_dir, tree, rendered.seeds)
-        write.apply(out_dir, changes, tree, force)
+        if not problem and not write.has_record(out_dir) and _holds_existing(changes):
+            click.echo(
+                f"mlgitops: warning: {out_dir} has no {write.STATE_FILE} (mlgitops's record of "
+                "the files it wrote): every file already there that differs from what "
+                "mlgitops would write is treated as edited by hand",
+                err=True,
+            )
+        write.apply(out_dir, changes, tree, force, record)
     _summarise(out_dir, changes, force)
     for warning in [*warnings(config), *placement_warnings(config, units, out_dir, rendered.seeds)]:
         click.echo(f"mlgitops: warning: {warning}", err=True)
@@ -190,15 +204,70 @@ def _holds_more_than_its_seed(out_dir: Path, folder: str, seeds: dict[str, bytes
     return files != ["kustomization.yaml"] or (seed is not None and written != seed)
 
 
-def _load(config_path: Path | None) -> Config:
+def _check_modes(check: bool, dry_run: bool, show_diff: bool, force: bool, output: str) -> None:
+    """One mode per run: options that would be silently reinterpreted are usage errors."""
+    modes = [
+        name
+        for name, on in (("--check", check), ("--dry-run", dry_run), ("--diff", show_diff))
+        if on
+    ]
+    if len(modes) > 1:
+        raise click.UsageError(f"{' and '.join(modes)} are different modes: choose one")
+    if force and modes:
+        raise click.UsageError(f"--force writes; {modes[0]} writes nothing: choose one")
+    if output == "json" and not (check or dry_run):
+        raise click.UsageError("--output json reports --check or --dry-run: add one of them")
+
+
+def _holds_existing(changes: list[Change]) -> bool:
+    from generator.write import Action
+
+    return any(c.action in (Action.CONFLICT, Action.UNCHANGED) for c in changes)
+
+
+def _say_waiting(holder: str) -> None:
+    click.echo(
+        f"mlgitops: {holder} is writing this tree; waiting for it to finish (up to 30 s)",
+        err=True,
+    )
+
+
+def _load(config_path: Path | None, out_dir: Path) -> tuple[Config, Path | None]:
+    """The config to generate from, and its file (None: the built-in default). Without
+    --config: the one the tree's state file says wrote it, else ./mlgitops.yaml, else the
+    built-in default, but never that over a tree another config wrote."""
+    from generator import write
     from generator.config.load import load_config_file, load_default_config
+    from generator.errors import UsageError
 
     if config_path is not None:
-        return load_config_file(config_path)
+        return load_config_file(config_path), config_path
+    recorded = write.recorded_config(out_dir)
+    if recorded is not None and "path" in recorded:
+        recorded_file = out_dir / str(recorded["path"])
+        if not recorded_file.is_file():
+            raise UsageError(
+                f"mlgitops: {out_dir} was generated from {recorded_file}, which is not there: "
+                "give the config with --config"
+            )
+        if not Path(CONFIG_NAME).is_file() or not recorded_file.samefile(CONFIG_NAME):
+            click.echo(f"mlgitops: using {recorded_file}, which generated {out_dir}", err=True)
+        return load_config_file(recorded_file), recorded_file
+    if recorded is not None and "outside" in recorded:
+        raise UsageError(
+            f"mlgitops: {out_dir} was generated from a config outside it "
+            f"({recorded['outside']}): give it with --config"
+        )
     if Path(CONFIG_NAME).exists():
-        return load_config_file(Path(CONFIG_NAME))
+        return load_config_file(Path(CONFIG_NAME)), Path(CONFIG_NAME)
+    if recorded is None and write.has_record(out_dir):
+        raise UsageError(
+            f"mlgitops: no ./{CONFIG_NAME}, and {out_dir} holds a tree mlgitops generated from "
+            "a config it did not record: give that config with --config (the built-in "
+            "default is never put over another config's tree)"
+        )
     click.echo(f"mlgitops: no ./{CONFIG_NAME}: using the built-in default config", err=True)
-    return load_default_config()
+    return load_default_config(), None
 
 
 def _count(changes: list[Change]) -> dict[str, int]:
@@ -228,16 +297,31 @@ def _summarise(out_dir: Path, changes: list[Change], force: bool) -> None:
             )
 
 
-def _report_plan(changes: list[Change], show_diff: bool) -> None:
-    from generator.write import unified_diff
+def _report_plan(out_dir: Path, changes: list[Change], show_diff: bool) -> None:
+    """What a run would do: each file it would touch (or its diff), then a summary."""
+    from generator.write import Action, unified_diff
 
     for change in changes:
         if show_diff:
             text = unified_diff(change)
             if text:
                 click.echo(text, nl=False)
-        else:
+        elif change.action is not Action.UNCHANGED:
             click.echo(f"{change.action.value:9} {change.path}")
+    counts = _count(changes)
+    parts = [
+        f"{counts.get(action, 0)} {word}"
+        for action, word in (
+            ("create", "to create"),
+            ("update", "to change"),
+            ("delete", "to delete"),
+            ("conflict", "edited by hand (kept unless --force)"),
+            ("keep", "no longer generated but edited (left in place)"),
+            ("unchanged", "unchanged"),
+        )
+        if counts.get(action) or action in ("create", "update", "delete", "unchanged")
+    ]
+    click.echo(f"mlgitops: {out_dir}: {', '.join(parts)}; nothing written", err=True)
 
 
 def _report_json(out_dir: Path, changes: list[Change], check: bool) -> None:
@@ -263,6 +347,16 @@ def _report_check(out_dir: Path, changes: list[Change]) -> None:
     stale = [c for c in changes if c.action not in (Action.UNCHANGED, Action.FORGET)]
     for change in stale:
         click.echo(f"{change.action.value:9} {change.path}", err=True)
+    edited = [c for c in stale if c.action is Action.CONFLICT]
+    if edited:
+        click.echo(
+            f"mlgitops: {out_dir} is out of date: {len(stale)} file(s) differ, "
+            f"{len(edited)} of them edited by hand: move those changes into the config or "
+            "a custom/ folder and revert the files, or run `mlgitops generate --force` to "
+            "overwrite them",
+            err=True,
+        )
+        sys.exit(1)
     if stale:
         click.echo(
             f"mlgitops: {out_dir} is out of date: {len(stale)} file(s) differ; "
@@ -528,7 +622,7 @@ def graph(config_path: Path | None, output_format: str) -> None:
     from generator.graph import fleet_graph, to_dot, to_mermaid, to_svg
     from generator.render import render
 
-    config = _load(config_path)
+    config, _ = _load(config_path, Path("."))
     picture = fleet_graph(config, render(config))
     if output_format == "mermaid":
         click.echo(to_mermaid(picture), nl=False)
@@ -698,7 +792,7 @@ def _validate_options(
         raise click.BadParameter(
             str(check_version(kubernetes_version)), param_hint="--kubernetes-version"
         )
-    config_path = config_file or root / CONFIG_NAME
+    config_path = config_file or _recorded_config_file(root) or root / CONFIG_NAME
     if not config_path.is_file():
         return Options(locations, kubernetes_version or "1.33", {}, ignore_missing, None, jobs)
     config = load_config_file(config_path)
@@ -714,6 +808,14 @@ def _validate_options(
         jobs,
         clusters=config.clusters,
     )
+
+
+def _recorded_config_file(root: Path) -> Path | None:
+    """The config inside the tree that its state file says generated it."""
+    from generator.write import recorded_config
+
+    recorded = recorded_config(root)
+    return root / str(recorded["path"]) if recorded and "path" in recorded else None
 
 
 def _progress_bar() -> Callable[[int, int], None]:

@@ -486,9 +486,12 @@ def config_at_revision(config_path: Path, revision: str) -> tuple[bytes, str]:
     resolved = config_path.resolve()
     top_run = _git(resolved.parent, "rev-parse", "--show-toplevel")
     if top_run.returncode != 0:
+        reason = _git_message(top_run)
+        said = "not a git repository" in reason  # git's own words say it already
         raise UsageError(
-            f"{config_path}: not in a git repository ({_git_message(top_run)}); "
-            "diff compares with a git revision"
+            f"{config_path}: "
+            + (f"{reason}" if said else f"not in a git repository ({reason})")
+            + "; diff compares with a git revision"
         )
     top = Path(top_run.stdout.decode().strip()).resolve()
     relative = resolved.relative_to(top).as_posix()

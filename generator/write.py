@@ -233,9 +233,52 @@ def _is_entry(key: object) -> bool:
     )
 
 
-def render_state(tree: Mapping[str, bytes]) -> bytes:
+# Which config wrote the tree, as the state file records it: {"path": P} for a config
+# inside the tree (P relative to its root, so the record holds in every clone),
+# {"outside": NAME} for one outside it (only its name: where it lies differs per
+# machine), {"builtin": true} for the built-in default. A plain `generate` reads it
+# back, so it never puts another config (least of all the demo) over the tree.
+ConfigRecord = dict[str, object]
+
+
+def config_record(root: Path, config_file: Path | None) -> ConfigRecord:
+    if config_file is None:
+        return {"builtin": True}
+    real_root, real_config = os.path.realpath(root), os.path.realpath(config_file)
+    if real_config.startswith(real_root.rstrip("/") + "/"):
+        return {"path": os.path.relpath(real_config, real_root)}
+    return {"outside": config_file.name}
+
+
+def recorded_config(root: Path) -> ConfigRecord | None:
+    """What the state file says about the config that wrote the tree; None when it says
+    nothing (no state file, a damaged one, or one written before it was recorded)."""
+    raw = _load_record(root / STATE_FILE).raw
+    try:
+        parsed = json.loads(raw.decode("utf-8")) if raw else None
+    except (ValueError, RecursionError):
+        return None
+    config = parsed.get("config") if isinstance(parsed, dict) else None
+    if isinstance(config, dict) and (
+        config == {"builtin": True}
+        or (set(config) == {"path"} and _is_entry(config["path"]))
+        or (set(config) == {"outside"} and isinstance(config["outside"], str))
+    ):
+        return config
+    return None
+
+
+def has_record(root: Path) -> bool:
+    """Whether mlgitops has written this tree before (its state file lists files)."""
+    return bool(_load_record(root / STATE_FILE).files)
+
+
+def render_state(tree: Mapping[str, bytes], config: ConfigRecord | None = None) -> bytes:
     files = {path: digest(content) for path, content in sorted(tree.items())}
-    text = json.dumps({"version": STATE_VERSION, "files": files}, indent=2, sort_keys=True)
+    record: dict[str, object] = {"version": STATE_VERSION, "files": files}
+    if config is not None:
+        record["config"] = config
+    text = json.dumps(record, indent=2, sort_keys=True)
     return (text + "\n").encode("utf-8")
 
 
@@ -446,9 +489,9 @@ def plan(
     return sorted(changes, key=lambda change: change.path)
 
 
-def plan_state(root: Path, tree: Mapping[str, bytes]) -> Change:
+def plan_state(root: Path, tree: Mapping[str, bytes], config: ConfigRecord | None = None) -> Change:
     """Whether the state file itself is current: `--check` counts it like any file."""
-    new = render_state(tree)
+    new = render_state(tree, config)
     old = _load_record(root / STATE_FILE).raw
     if old == new:
         return Change(STATE_FILE, Action.UNCHANGED, old, new)
@@ -459,10 +502,11 @@ def plan_state(root: Path, tree: Mapping[str, bytes]) -> Change:
 
 
 @contextlib.contextmanager
-def locked(root: Path) -> Iterator[None]:
-    """One writer per tree: a second run waits for the first, then fails clearly.
-    The lock is held on the output folder itself, so no lock file is left behind.
-    Folders it had to create for the root are removed again if the run fails."""
+def locked(root: Path, waiting: Callable[[str], None] | None = None) -> Iterator[None]:
+    """One writer per tree: a second run waits for the first (telling `waiting` who
+    holds the tree), then fails clearly. The lock is held on the output folder itself,
+    so no lock file is left behind. Folders it had to create for the root are removed
+    again if the run fails."""
     created = _make_root(root)
     finished = False
     try:
@@ -477,6 +521,9 @@ def locked(root: Path) -> Iterator[None]:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    if waiting is not None:
+                        waiting(_lock_holder(handle))
+                        waiting = None  # said once
                     if time.monotonic() > deadline:
                         raise TreeError(
                             root,
@@ -493,6 +540,27 @@ def locked(root: Path) -> Iterator[None]:
             for folder in reversed(created):
                 with contextlib.suppress(OSError):
                     folder.rmdir()  # only if still empty
+
+
+def _lock_holder(handle: int) -> str:
+    """Who holds the lock on the folder open at `handle`: Linux lists each lock in
+    /proc/locks as `N: FLOCK ADVISORY WRITE PID MAJOR:MINOR:INODE ...`."""
+    info = os.fstat(handle)
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) > 5 and fields[1] == "FLOCK" and fields[5] == device:
+            pid = fields[4]
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                return f"another mlgitops (process {pid})"
+            return f"process {pid} ({command.decode(errors='replace').strip()[:120]})"
+    return "another mlgitops run"
 
 
 def _make_root(root: Path) -> list[Path]:
@@ -526,7 +594,13 @@ class _Staged:
     mode: int | None  # permission bits to keep; None: the umask's
 
 
-def apply(root: Path, changes: Iterable[Change], tree: Mapping[str, bytes], force: bool) -> None:
+def apply(
+    root: Path,
+    changes: Iterable[Change],
+    tree: Mapping[str, bytes],
+    force: bool,
+    config: ConfigRecord | None = None,
+) -> None:
     """Carry out a plan. Refuses, writing nothing, if a person's edit would be lost, if
     the filesystem lacks the room, or if any new content cannot be written."""
     changes = list(changes)
@@ -541,7 +615,7 @@ def apply(root: Path, changes: Iterable[Change], tree: Mapping[str, bytes], forc
     deletes = [c.path for c in changes if c.action is Action.DELETE]
     # Recorded before anything changes, so a run killed halfway still knows its files.
     pending = [_Staged(PENDING_FILE, render_pending(root, tree), None)] if writes or deletes else []
-    new_state = render_state(tree)
+    new_state = render_state(tree, config)
     state = (
         []
         if _load_record(root / STATE_FILE).raw == new_state

@@ -166,8 +166,8 @@ def test_merge_key_does_not_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(
     ("is_directory", "message"),
     [
-        pytest.param(True, "configs: is a directory, not a config file", id="directory"),
-        pytest.param(False, "configs: no such config file", id="missing"),
+        pytest.param(True, "mlgitops: configs: is a directory, not a config file", id="directory"),
+        pytest.param(False, "mlgitops: configs: no such config file", id="missing"),
     ],
 )
 def test_unreadable_config_path_is_a_usage_error(

@@ -247,7 +247,7 @@ def test_an_unknown_revision_exits_2(repo: Path) -> None:
     result = run_diff(repo, "--against", "no-such-branch")
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr == f"unknown revision 'no-such-branch' in {repo.resolve()}\n"
+    assert result.stderr == f"mlgitops: unknown revision 'no-such-branch' in {repo.resolve()}\n"
 
 
 def test_an_option_as_revision_is_refused(repo: Path) -> None:
@@ -261,7 +261,7 @@ def test_a_config_missing_at_the_revision_exits_2(repo: Path) -> None:
     other.write_text(SEEDS.read_text())
     result = CliRunner().invoke(main, ["diff", "--config", str(other)])
     assert result.exit_code == 2
-    assert result.stderr == "other.yaml does not exist at HEAD\n"
+    assert result.stderr == "mlgitops: other.yaml does not exist at HEAD\n"
 
 
 def test_outside_a_git_repository_exits_2(tmp_path: Path) -> None:
@@ -271,13 +271,13 @@ def test_outside_a_git_repository_exits_2(tmp_path: Path) -> None:
         main, ["diff", "--config", str(config)]
     )
     assert result.exit_code == 2
-    assert result.stderr.startswith(f"{config}: not in a git repository (")
+    assert result.stderr.startswith(f"mlgitops: {config}: not a git repository")
 
 
 def test_a_missing_working_tree_config_exits_2(repo: Path) -> None:
     result = CliRunner().invoke(main, ["diff", "--config", str(repo / "nothing.yaml")])
     assert result.exit_code == 2
-    assert result.stderr == f"{repo / 'nothing.yaml'}: no such config file\n"
+    assert result.stderr == f"mlgitops: {repo / 'nothing.yaml'}: no such config file\n"
 
 
 def test_an_invalid_config_at_the_revision_is_located_there(repo: Path) -> None:

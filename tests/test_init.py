@@ -76,7 +76,7 @@ def test_an_existing_config_is_never_overwritten(
     result = _init(tmp_path, monkeypatch, "--cloud", "eks")
     assert result.exit_code == 2
     assert result.stderr == (
-        "mlgitops.yaml: already exists; mlgitops init never overwrites a config\n"
+        "mlgitops: mlgitops.yaml: already exists; mlgitops init never overwrites a config\n"
     )
     assert (tmp_path / "mlgitops.yaml").read_text() == "# mine\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlgitops.yaml"]

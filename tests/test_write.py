@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import random
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -96,7 +94,8 @@ def test_files_no_longer_generated_are_deleted_with_their_empty_folders(tmp_path
 
     assert result.exit_code == 0, result.output
     changed = sorted(line.split()[1] for line in planned if line.startswith("update"))
-    assert changed == [  # only the files that list what was removed
+    assert changed == [  # only the files that list what was removed, and the record
+        ".mlgitops-state.json",
         "bootstrap/fleet/project/appproject.yaml",
         "bootstrap/local/local/project/appproject.yaml",
         "clusters/eks-training/gitops/application.yaml",
@@ -161,7 +160,9 @@ def test_dry_run_lists_every_action_and_writes_nothing(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert "conflict  base/resnet-ddp/job.yaml" in lines
     assert "delete    base/bert-finetune/job.yaml" in lines
-    assert "unchanged base/resnet-ddp/service.yaml" in lines
+    assert "update    .mlgitops-state.json" in lines  # as --check counts it
+    assert not [line for line in lines if line.startswith("unchanged")]  # only what changes
+    assert result.stderr.splitlines()[-1].endswith(" unchanged; nothing written")
     assert snapshot(out) == before
 
 
@@ -253,44 +254,80 @@ def _disk(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
-def test_runs_killed_at_random_moments_leave_each_file_old_or_new(tmp_path: Path) -> None:
-    """SIGKILL a real `mlgitops generate` switching between two fleets, again and again:
-    every file must be whole (one version or the other), and a last run converges."""
+# A real `mlgitops generate` that sends itself SIGKILL at its Nth call of a write step:
+# the moments are chosen, so the test kills every run it means to, on any machine.
+_KILLED_AT = """
+import os, signal, sys
+from generator import write
+step, when = sys.argv.pop(1), int(sys.argv.pop(1))
+original, calls = getattr(write, step), [0]
+def counted(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == when:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(*args, **kwargs)
+setattr(write, step, counted)
+from generator.cli import main
+main()
+"""
+# (step, moment): where in its staging or in its renames each run is killed, as a share
+# of the steps it has to take (the first rename is the pending record's, the last the
+# state file's).
+KILL_POINTS = [
+    ("_write_temporary", 0.5),
+    ("_place", 0.0),
+    ("_place", 0.05),
+    ("_write_temporary", 0.0),
+    ("_place", 0.5),
+    ("_place", 1.0),
+    ("_place", 0.25),
+    ("_write_temporary", 1.0),
+    ("_place", 0.9),
+    ("_place", 0.75),
+]
+
+
+def _steps(out: Path, files: dict[str, bytes], config: Path) -> int:
+    """How many files a run writes into `out` (0 when it is current): those that differ,
+    its pending record, and its state file unless that is current already."""
+    disk = _disk(out)
+    state = write.render_state(files, write.config_record(out, config))
+    changed = sum(disk.get(path) != content for path, content in files.items())
+    return changed + 1 + (disk.get(write.STATE_FILE) != state) if changed else 0
+
+
+def test_runs_killed_at_chosen_moments_leave_each_file_old_or_new(tmp_path: Path) -> None:
+    """SIGKILL a real `mlgitops generate` switching between two fleets, again and again,
+    while it stages files and while it renames them: every file must be whole (one
+    version or the other), and a last run converges."""
     out = tmp_path / "out"
     configs = [
         _fleet_config(tmp_path / "a.yaml", 60, "1.0.0"),
         _fleet_config(tmp_path / "b.yaml", 60, "2.0.0"),
     ]
     trees = [layout(render(load_config_file(c))) for c in configs]
-    command = [
-        sys.executable,
-        "-c",
-        "from generator.cli import main; main()",
-        "generate",
-        "--out",
-        str(out),
-        "--config",
-    ]
-    started = time.monotonic()
-    subprocess.run([*command, str(configs[0])], check=True, capture_output=True)
-    full_run = time.monotonic() - started
-    chance = random.Random(20261123)
+    fleets = [(tree.files, config) for tree, config in zip(trees, configs, strict=True)]
+    plain = [sys.executable, "-c", "from generator.cli import main; main()"]
+    arguments = ["generate", "--out", str(out), "--config"]
+    subprocess.run([*plain, *arguments, str(configs[0])], check=True, capture_output=True)
     killed = 0
-    for attempt in range(10):
-        target = configs[attempt % 2]
-        process = subprocess.Popen([*command, str(target)], stderr=subprocess.DEVNULL)
-        time.sleep(chance.uniform(0.25, 1.0) * full_run)
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            killed += 1
-        assert process.wait() in (0, -signal.SIGKILL)
+    for attempt, (step, moment) in enumerate(KILL_POINTS):
+        # The other fleet than the one on disk (a run killed while staging changed nothing).
+        target = next(t for t in ((attempt + 1) % 2, attempt % 2) if _steps(out, *fleets[t]))
+        when = 1 + round(moment * (_steps(out, *fleets[target]) - 1))
+        killing = [sys.executable, "-c", _KILLED_AT, step, str(when)]
+        command = [*killing, *arguments, str(configs[target])]
+        returned = subprocess.run(command, capture_output=True, check=False).returncode
+        assert returned in (0, -signal.SIGKILL), returned
+        killed += returned == -signal.SIGKILL
         disk = _disk(out)
         for path in set(trees[0].files) | set(trees[1].files):
             versions = {tree.files.get(path) for tree in trees}
             assert disk.get(path) in versions | ({None} if None in versions else set()) or (
                 path not in disk
             ), path
-    assert killed >= 3, "the runs finished before they could be killed: use a larger fleet"
+    assert killed == len(KILL_POINTS)
+    command = [*plain, *arguments]
     final = subprocess.run([*command, str(configs[1])], capture_output=True, text=True)
     assert final.returncode == 0, final.stderr
     check = subprocess.run([*command, str(configs[1]), "--check"], capture_output=True, text=True)
