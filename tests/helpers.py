@@ -115,6 +115,13 @@ def schema_args() -> list[str]:
     return []
 
 
+def schemas_folder() -> Path:
+    """A folder of the CRD schemas, for tests that serve or read one; or skip."""
+    if SCHEMAS_FOLDER is None:
+        pytest.skip(NO_SCHEMAS)
+    return SCHEMAS_FOLDER
+
+
 @functools.cache
 def _crd_validator(group: str, kind: str, version: str) -> jsonschema.protocols.Validator:
     if SCHEMAS_FOLDER is None:

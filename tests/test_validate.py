@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner, Result
-from helpers import ROOT, SCHEMAS, SEEDS, kustomize_build
+from helpers import ROOT, SEEDS, kustomize_build, schema_args, schema_locations, schemas_folder
 
 from generator.cli import main
 from generator.validate import Options, policies, validate_tree
@@ -43,9 +43,7 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def validate(root: Path, *extra: str) -> Result:
-    return CliRunner().invoke(
-        main, ["validate", str(root), "--schema-location", str(SCHEMAS), *extra]
-    )
+    return CliRunner().invoke(main, ["validate", str(root), *schema_args(), *extra])
 
 
 def edit_yaml(path: Path, change: object) -> None:
@@ -279,7 +277,7 @@ def test_schemas_from_a_url_template_are_downloaded_once_and_cached(
             requests.append(self.path)
 
     server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(SCHEMAS))
+        ("127.0.0.1", 0), functools.partial(Handler, directory=str(schemas_folder()))
     )
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -333,7 +331,7 @@ def break_several_ways(tree: Path, failing_builds: bool = True) -> None:
 
 def test_shared_and_composed_builds_report_what_separate_builds_report(tree: Path) -> None:
     break_several_ways(tree)
-    options = Options([str(SCHEMAS)], "1.33")
+    options = Options(schema_locations(), "1.33")
     separate = validate_tree(tree, replace(options, compose_aggregates=False, batch_builds=False))
     shared = validate_tree(tree, options)
     lines = [str(p) for p in separate.problems]
@@ -375,7 +373,7 @@ def entry_point_builds(tree: Path) -> dict[str, str]:
 def test_changing_one_file_rechecks_exactly_the_builds_that_include_it(
     tree: Path, tmp_path: Path
 ) -> None:
-    options = Options([str(SCHEMAS)], "1.33", cache_folder=tmp_path / "cache")
+    options = Options(schema_locations(), "1.33", cache_folder=tmp_path / "cache")
     cold = validate_tree(tree, options)
     assert cold.cached == 0 and len(cold.checked) == cold.builds
     before = entry_point_builds(tree)

@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import SCHEMAS, SEEDS
+from helpers import SCHEMAS, SEEDS, schemas_folder
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -526,7 +526,7 @@ spec: {sourceRepos: 5}
 def test_objects_of_the_wrong_shape_are_problems_not_tracebacks(tmp_path: Path) -> None:
     write(tmp_path / "odd" / "objects.yaml", ODD_OBJECTS)
     write(tmp_path / "odd" / "kustomization.yaml", "resources: [objects.yaml]\n")
-    result = run_cli(tmp_path)
+    result = run_cli(tmp_path, "--schema-location", str(schemas_folder()))
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     lines = result.stdout.splitlines()

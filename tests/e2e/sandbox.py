@@ -165,6 +165,12 @@ class Host:
         self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: IO[bytes]
     ) -> subprocess.Popen[bytes]:
         """Run `argv` inside the pod with exactly `env`; output goes to `log`."""
+        # The image's folder is part of the image: where an emptyDir the pod mounts (its
+        # /tmp, say, for a checkout under /tmp) hides it, the pod gets it in that volume,
+        # written through the pod's own view of its filesystem.
+        seen = Path(f"/proc/{self._holder.pid}/root") / str(cwd).lstrip("/")
+        if cwd.is_dir() and not seen.is_dir():
+            shutil.copytree(cwd, seen, symlinks=True)
         entering = self._holder.enter("net", "mount", "uts")
         entering.insert(-1, f"--wd={cwd}")
         process = subprocess.Popen(
