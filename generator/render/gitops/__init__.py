@@ -198,4 +198,8 @@ def render_gitops_units(config: model.Config, rendered: list[Unit | Document]) -
     for scope in scopes(config):
         paths = {c.name: sync_paths(config, c, units) for c in scope.clusters}
         result += engine.render_scope(config, scope, paths)
+    if engine is argocd:
+        from generator.render.health import render_health_units
+
+        result += render_health_units(config)
     return result
