@@ -692,7 +692,8 @@ def _stage(root: Path, staged: list[_Staged]) -> None:
     failure, remove them and the folders made for them: the tree is as it was."""
     made: list[Path] = []
     temporaries: list[Path] = []
-    ready: set[str] = set()
+    ready: set[str] = set()  # folders written to
+    there: set[str] = set()  # folders known to exist
     real_root = os.path.realpath(root)
     try:
         handle = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # before the writes
@@ -700,7 +701,7 @@ def _stage(root: Path, staged: list[_Staged]) -> None:
             for item in staged:
                 folder = posixpath.dirname(item.path)
                 if folder not in ready:
-                    _make_folders(root, folder, made)
+                    _make_folders(root, folder, made, there)
                     _confirm_inside(root, real_root, folder)
                     ready.add(folder)
                 temporary = _temporary(root / item.path)
@@ -728,19 +729,24 @@ def _stage(root: Path, staged: list[_Staged]) -> None:
         raise TreeError(where, f"cannot write ({error.strerror}); nothing was changed") from None
 
 
-def _make_folders(root: Path, folder: str, made: list[Path]) -> None:
+def _make_folders(root: Path, folder: str, made: list[Path], ready: set[str]) -> None:
     """The missing folders on the way to `folder`, created one by one (plan checked that
-    nothing but real folders stands there)."""
+    nothing but real folders stands there); `ready` holds those known to be there."""
     if not folder:
         return
     parts = folder.split("/")
     for count in range(1, len(parts) + 1):
-        path = root.joinpath(*parts[:count])
+        prefix = "/".join(parts[:count])
+        if prefix in ready:
+            continue
+        path = root / prefix
         try:
             os.mkdir(path)
         except FileExistsError:
-            continue
-        made.append(path)
+            pass
+        else:
+            made.append(path)
+        ready.add(prefix)
 
 
 def _confirm_inside(root: Path, real_root: str, folder: str) -> None:
