@@ -39,6 +39,9 @@ GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSc
 COMPLETION_INDEX_REF = {
     "fieldRef": {"fieldPath": "metadata.annotations['batch.kubernetes.io/job-completion-index']"}
 }
+RESTART_ATTEMPT_REF = {
+    "fieldRef": {"fieldPath": "metadata.labels['jobset.sigs.k8s.io/restart-attempt']"}
+}
 # What placement reads of a pod spec: the same for every pod of a group.
 SCHEDULING = (
     "nodeSelector",
@@ -195,6 +198,8 @@ def test_a_pytorchjob_runs_its_worker_replicas_with_the_operators_environment(
     assert env(pytorch) == {
         "PYTHONUNBUFFERED": "1",
         **dict(WRITABLE_ENV),
+        "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "110",
+        "MLGITOPS_CHECKPOINT_DIR": config["checkpoint"]["mountPath"],
         "PET_NPROC_PER_NODE": "1",
         "PET_RDZV_ENDPOINT": f"torch-elastic-worker-0:{job['spec']['elasticPolicy']['rdzvPort']}",
         "PET_RDZV_BACKEND": "c10d",
@@ -318,6 +323,8 @@ def test_a_trainjob_runs_its_runtimes_pods_with_the_trainjobs_trainer(
     assert env(node) == {
         "PYTHONUNBUFFERED": "1",
         **dict(WRITABLE_ENV),
+        "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "110",
+        "MLGITOPS_RESTART_ATTEMPT": RESTART_ATTEMPT_REF,
         **{e["name"]: e["value"] for e in trainer["env"]},
         "PET_NNODES": str(trainer["numNodes"]),
         "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]),
@@ -352,9 +359,11 @@ def test_the_trainjob_sets_nodes_processes_image_and_resources_over_the_runtime(
     assert node["resources"]["limits"] == {"cpu": "6", "memory": "30Gi", "nvidia.com/gpu": 1}
     assert node["resources"]["requests"] == {"cpu": "6", "memory": "24Gi"}
     variables = env(node)
-    assert list(variables)[: 2 + len(WRITABLE_ENV)] == [
+    assert list(variables)[: 4 + len(WRITABLE_ENV)] == [
         "PYTHONUNBUFFERED",
         *dict(WRITABLE_ENV),
+        "TORCH_ELASTIC_SHUTDOWN_TIMEOUT",
+        "MLGITOPS_RESTART_ATTEMPT",
         "HF_HUB_OFFLINE",
     ]  # upserted in place
     assert variables["PYTHONUNBUFFERED"] == "0" and variables["EXTRA"] == "x"

@@ -190,7 +190,7 @@ def test_svg_without_graphviz_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert result.stdout == ""
-    assert result.stderr.startswith("--format svg needs Graphviz's `dot` on PATH")
+    assert result.stderr.startswith("mlgitops: --format svg needs Graphviz's `dot` on PATH")
 
 
 def test_labels_are_escaped() -> None:

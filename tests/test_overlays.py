@@ -405,7 +405,7 @@ def test_strings_that_yaml_1_2_reads_as_numbers_stay_strings_in_the_build(
     tree = generate(config, tmp_path / "out")
     job = find(built(tree, "clusters/eks-gpu/workloads"), "Job", "llama-sft")
     assert trainer(job)["args"][-4:] == ["--lr", "2e-5", "--steps", "1e3"]
-    env = {e["name"]: e["value"] for e in trainer(job)["env"]}
+    env = {e["name"]: e.get("value") for e in trainer(job)["env"]}
     assert (env["WARMUP_STEPS"], env["UMASK"]) == ("1e3", "0o17")
 
 

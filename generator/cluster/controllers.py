@@ -151,9 +151,11 @@ Not modelled, on purpose:
   pod with a `priorityClassName` (its JobSet priority label is then left out; without
   one it is 0, as when the cluster has no global default PriorityClass);
 - time: suspended objects are modelled as resumed (Kueue's admission is the cluster
-  model's admission module), restarts, elastic scaling, startup order (`dependsOn`,
+  model's admission module), elastic scaling, startup order (`dependsOn`,
   `startupPolicy`), and when a run finishes (the end-to-end harness keeps those status
   models: they are about runs, not about the objects a controller creates);
+  what the controllers decide when pods fail is modelled as decisions on given pod
+  ends (`job_outcome`, `jobset_outcome`, below), which the harness applies over time;
 - what no installed controller is configured to do: gang scheduling (Training Operator
   flags, Trainer `podGroupPolicy`), Trainer's MPI, JAX, XGBoost and Flux policies and
   torchtune: those raise `NotModelled`.
@@ -165,6 +167,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -437,10 +440,13 @@ def job_pods(job: Manifest, role: str = "", owner_kind: str = "Job", owner: str 
     spec = _job_pod_spec(job)
     indexed = job_is_indexed(job)
     created = []
+    per_index = (job.get("spec") or {}).get("backoffLimitPerIndex") is not None
     for index in range(job_active_pods(job)):
         marks = {COMPLETION_INDEX_KEY: str(index)} if indexed else {}
         labels = {**base_labels, **marks}
         annotations = {**base_annotations, **marks}
+        if indexed and per_index:  # `addIndexFailureCountAnnotation`: always the count
+            annotations[INDEX_FAILURES_KEY] = "0"
         labels, pod_spec = _jobset_pod_webhook(labels, annotations, copy.deepcopy(spec))
         pod_name = None if indexed else f"{name}-e2e{index:02d}"
         created.append(
@@ -460,6 +466,136 @@ def job_pods(job: Manifest, role: str = "", owner_kind: str = "Job", owner: str 
             )
         )
     return created
+
+
+def job_replacement_pod(job: Manifest, index: int, ignored_failures: int) -> Pod:
+    """The pod the Job controller creates for `index` once its pod failed and the pod
+    failure policy ignored that (`manageJob` with `podReplacementPolicy: Failed`, the
+    default with a pod failure policy: the new pod comes only after the old one has
+    failed). With `backoffLimitPerIndex` it counts the ignored failures of the index in
+    an annotation (indexed_job_utils.go, `addIndexFailureCountAnnotation`: set only
+    when above 0)."""
+    pods = job_pods(job)
+    assert job_is_indexed(job) and 0 <= index < len(pods), "an index the Job runs"
+    pod = pods[index]
+    if (job.get("spec") or {}).get("backoffLimitPerIndex") is None or not ignored_failures:
+        return pod
+    annotations = {**pod.annotations, INDEX_IGNORED_FAILURES_KEY: str(ignored_failures)}
+    return replace(pod, annotations=annotations)
+
+
+# The Job controller's decisions on failed pods (pkg/controller/job/job_controller.go,
+# `trackJobStatusAndRemoveFinalizers`, and pod_failure_policy.go `matchPodFailurePolicy`):
+# - a pod failure policy's rules are tried in order on each failed pod, the first that
+#   matches decides: `Ignore` (not counted: the index gets a new pod), `FailJob` (the Job
+#   fails, reason `PodFailurePolicy`, with a message naming the pod and the rule),
+#   `Count`; no match counts. The controller looks for a FailJob match among all the
+#   failed pods before it counts (`getFailJobMessage`), so the order pods failed in does
+#   not matter to that;
+# - counted failures beyond `backoffLimit` (default 6; the largest int32 with
+#   `backoffLimitPerIndex`) fail the Job, reason `BackoffLimitExceeded`; with
+#   `backoffLimitPerIndex`, more failed indexes than `maxFailedIndexes` fail it
+#   (`MaxFailedIndexesExceeded`);
+# - a pod failure policy needs the pods' `restartPolicy: Never` (the API refuses the
+#   Job otherwise, pkg/apis/batch/validation);
+# - onExitCodes match the first terminated container (of `containerName`, if named)
+#   with a nonzero code In / NotIn the values; onPodConditions a condition of that type
+#   and status (`DisruptionTarget`: the pod was evicted or preempted).
+INDEX_FAILURES_KEY = "batch.kubernetes.io/job-index-failure-count"
+INDEX_IGNORED_FAILURES_KEY = "batch.kubernetes.io/job-index-ignored-failure-count"
+DISRUPTION_TARGET = "DisruptionTarget"
+DEFAULT_BACKOFF_LIMIT = 6
+MAX_INT32 = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class PodEnd:
+    """How a pod ended: its (only) container's exit code, and whether the pod had the
+    `DisruptionTarget` condition (evicted, preempted, its node drained)."""
+
+    exit_code: int
+    disrupted: bool = False
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What the Job controller makes of its pods' ends: the failure reason if the Job
+    fails (None: it runs on), the indexes whose failed pod it replaces, and the failure
+    message (what a JobSet's failure policy matches)."""
+
+    failed: str | None
+    replace: tuple[int, ...] = ()
+    message: str | None = None
+
+
+def job_outcome(job: Manifest, ends: Sequence[PodEnd | None]) -> JobOutcome:
+    """The Job's decision once its pods (`job_pods`, in index order) ended as `ends`
+    say: None for a pod still running, exit code 0 for one that succeeded."""
+    spec = job.get("spec") or {}
+    pods = job_pods(job)
+    assert len(ends) == len(pods), "one end (or None) per pod"
+    policy = spec.get("podFailurePolicy")
+    if policy is not None and spec["template"]["spec"].get("restartPolicy") != "Never":
+        raise ControllerRefuses("a pod failure policy needs the pods' restartPolicy Never")
+    failed = [(pod, end) for pod, end in zip(pods, ends, strict=True) if end and end.exit_code]
+    matched = [(pod, end, _matching_rule(policy, pod, end)) for pod, end in failed]
+    for pod, end, (index, rule) in matched:
+        if rule and rule["action"] == "FailJob":
+            return JobOutcome("PodFailurePolicy", message=_fail_job_message(pod, end, rule, index))
+    ignored = tuple(
+        pod.index for pod, _, (_, rule) in matched if rule and rule["action"] == "Ignore"
+    )
+    counted = [pod for pod, _, (_, rule) in matched if not rule or rule["action"] != "Ignore"]
+    per_index = spec.get("backoffLimitPerIndex")
+    default_limit = DEFAULT_BACKOFF_LIMIT if per_index is None else MAX_INT32
+    if len(counted) > int(spec.get("backoffLimit", default_limit)):
+        return JobOutcome(
+            "BackoffLimitExceeded", message="Job has reached the specified backoff limit"
+        )
+    if per_index is not None:
+        if int(per_index) != 0:
+            raise NotModelled("retries of an index (backoffLimitPerIndex above 0)")
+        most = spec.get("maxFailedIndexes")
+        if most is not None and len(counted) > int(most):
+            return JobOutcome(
+                "MaxFailedIndexesExceeded",
+                message="Job has exceeded the specified maximal number of failed indexes",
+            )
+    if counted:
+        raise NotModelled("retries of failed pods within backoffLimit")
+    return JobOutcome(None, replace=ignored)
+
+
+def _matching_rule(policy: Manifest | None, pod: Pod, end: PodEnd) -> tuple[int, Manifest | None]:
+    for index, rule in enumerate((policy or {}).get("rules") or []):
+        if rule["action"] not in ("Ignore", "FailJob", "Count"):
+            raise NotModelled(f"pod failure policy action {rule['action']}")
+        codes = rule.get("onExitCodes")
+        if codes is not None:
+            container = pod.spec["containers"][0]["name"]
+            named = codes.get("containerName")
+            if named is None or named == container:
+                inside = end.exit_code in codes["values"]
+                if inside == (codes["operator"] == "In"):
+                    return index, rule
+            continue
+        for pattern in rule.get("onPodConditions") or []:
+            status = pattern.get("status", "True")
+            if pattern["type"] == DISRUPTION_TARGET and status == "True" and end.disrupted:
+                return index, rule
+    return -1, None
+
+
+def _fail_job_message(pod: Pod, end: PodEnd, rule: Manifest, index: int) -> str:
+    """The failure message the Job controller writes for a FailJob match."""
+    where = f"{pod.namespace}/{pod.name}"
+    if rule.get("onExitCodes") is not None:
+        container = pod.spec["containers"][0]["name"]
+        return (
+            f"Container {container} for pod {where} failed with exit code {end.exit_code} "
+            f"matching FailJob rule at index {index}"
+        )
+    return f"Pod {where} has condition {DISRUPTION_TARGET} matching FailJob rule at index {index}"
 
 
 # --- JobSet v0.12.0 ----------------------------------------------------------------------
@@ -521,8 +657,10 @@ def _jobset_managed_here(jobset: Manifest) -> bool:
     return bool(managed_by == JOBSET_CONTROLLER)
 
 
-def jobset_child_jobs(jobset: Manifest) -> list[Manifest]:
-    """The Jobs of the JobSet's first run, in the order of its replicated jobs."""
+def jobset_child_jobs(jobset: Manifest, restarts: int = 0) -> list[Manifest]:
+    """The Jobs of the JobSet's run number `restarts` (0: the first), in the order of its
+    replicated jobs. A restart recreates every Job under the same name, labelled with
+    the new number (`js.Status.Restarts`)."""
     if not _jobset_managed_here(jobset):
         return []
     js = jobset_defaulted(jobset)
@@ -549,7 +687,7 @@ def jobset_child_jobs(jobset: Manifest) -> list[Manifest]:
             marks = {
                 JOBSET_NAME_KEY: name,
                 REPLICATED_JOB_NAME_KEY: rjob["name"],
-                RESTARTS_KEY: "0",
+                RESTARTS_KEY: str(restarts),
                 REPLICATED_JOB_REPLICAS_KEY: str(replicas),
                 GLOBAL_REPLICAS_KEY: str(global_replicas),
                 JOB_INDEX_KEY: str(job_index),
@@ -700,12 +838,12 @@ def jobset_headless_service(jobset: Manifest) -> Manifest | None:
     }
 
 
-def jobset_pods(jobset: Manifest) -> list[Pod]:
-    """Every pod of the JobSet's Jobs, Job by Job."""
+def jobset_pods(jobset: Manifest, restarts: int = 0) -> list[Pod]:
+    """Every pod of the JobSet's Jobs (of its run number `restarts`), Job by Job."""
     name = _name(jobset)
     return [
         pod
-        for job in jobset_child_jobs(jobset)
+        for job in jobset_child_jobs(jobset, restarts)
         for pod in job_pods(
             job,
             role=job["metadata"]["labels"][REPLICATED_JOB_NAME_KEY],
@@ -713,6 +851,85 @@ def jobset_pods(jobset: Manifest) -> list[Pod]:
             owner=name,
         )
     ]
+
+
+# What the JobSet controller does when a child Job has failed (pkg/controllers/
+# failure_policy.go, `executeFailurePolicy`):
+# - without a failure policy the JobSet fails (reason `FailedJobs`);
+# - else the rules are tried in order; a rule applies to a failed Job whose failure
+#   reason is one of `onJobFailureReasons` and whose message matches one of
+#   `onJobFailureMessagePatterns` (RE2; empty lists match anything), of one of the
+#   `targetReplicatedJobs` (empty: all); the first rule that applies to any failed Job
+#   (the earliest failed of those) decides, and no rule means `RestartJobSet`;
+# - `FailJobSet` fails the set; `RestartJobSet` recreates every Job if the restarts that
+#   count (`restartsCountTowardsMax`) are below `maxRestarts`, adding one to both counts,
+#   else fails the set (`ReachedMaxRestarts`); `RestartJobSetAndIgnoreMaxRestarts`
+#   recreates every Job and adds one to the restarts only (the restart-attempt label).
+#   `RestartJob` and its variant need a feature gate that is off by default: not
+#   modelled.
+
+
+@dataclass(frozen=True)
+class JobSetRestarts:
+    """The JobSet's `status.restarts` (`total`: the run number) and
+    `status.restartsCountTowardsMax` (`counted`)."""
+
+    total: int
+    counted: int
+
+
+@dataclass(frozen=True)
+class JobSetDecision:
+    """The action the failure policy took and the restart counts after it. The set has
+    failed when `action` is `FailJobSet`, `ReachedMaxRestarts` or `FailedJobs`."""
+
+    action: str
+    total: int
+    counted: int
+
+    @property
+    def failed(self) -> bool:
+        return self.action in ("FailJobSet", "ReachedMaxRestarts", "FailedJobs")
+
+
+def jobset_outcome(
+    jobset: Manifest,
+    failed_jobs: Sequence[tuple[Manifest, JobOutcome]],
+    restarts: JobSetRestarts,
+) -> JobSetDecision:
+    """What the JobSet does about its failed child Jobs (each with the Job controller's
+    outcome, in the order they failed)."""
+    failed = [(job, outcome) for job, outcome in failed_jobs if outcome.failed]
+    assert failed, "the failure policy runs only once a child Job has failed"
+    policy = (jobset.get("spec") or {}).get("failurePolicy")
+    if policy is None:
+        return JobSetDecision("FailedJobs", restarts.total, restarts.counted)
+    action = "RestartJobSet"
+    for rule in policy.get("rules") or []:
+        if any(_rule_applies(rule, job, outcome) for job, outcome in failed):
+            action = rule["action"]
+            break
+    if action in ("RestartJob", "RestartJobAndIgnoreMaxRestarts"):
+        raise NotModelled(f"JobSet failure policy action {action} (a feature gate)")
+    if action == "FailJobSet":
+        return JobSetDecision(action, restarts.total, restarts.counted)
+    if action == "RestartJobSetAndIgnoreMaxRestarts":
+        return JobSetDecision(action, restarts.total + 1, restarts.counted)
+    if restarts.counted >= int(policy.get("maxRestarts", 0)):
+        return JobSetDecision("ReachedMaxRestarts", restarts.total, restarts.counted)
+    return JobSetDecision(action, restarts.total + 1, restarts.counted + 1)
+
+
+def _rule_applies(rule: Manifest, job: Manifest, outcome: JobOutcome) -> bool:
+    reasons = rule.get("onJobFailureReasons") or []
+    if reasons and outcome.failed not in reasons:
+        return False
+    patterns = rule.get("onJobFailureMessagePatterns") or []
+    message = outcome.message or ""
+    if patterns and not any(re.search(p, message) for p in patterns):
+        return False
+    targets = rule.get("targetReplicatedJobs") or []
+    return not targets or _labels(job.get("metadata")).get(REPLICATED_JOB_NAME_KEY) in targets
 
 
 def _jobset_groups(jobset: Manifest, owner_kind: str, owner: str) -> list[PodGroup]:

@@ -348,6 +348,12 @@ def port(value: int) -> str | None:
     return None
 
 
+def exit_code(value: int) -> str | None:
+    if not 1 <= value <= 255:
+        return f"{value} is not an exit code of a failed container (1 to 255)"
+    return None
+
+
 # NewType -> (the YAML kinds it accepts, its check). Quantities may be written as numbers.
 STRING_CHECKS: dict[object, Check] = {
     model.DnsLabel: dns_label,
@@ -376,7 +382,10 @@ STRING_CHECKS: dict[object, Check] = {
     model.AwsAccountId: aws_account_id,
     model.GcpServiceAccountEmail: gcp_service_account_email,
 }
-INTEGER_CHECKS: dict[object, Callable[[int], str | None]] = {model.Port: port}
+INTEGER_CHECKS: dict[object, Callable[[int], str | None]] = {
+    model.Port: port,
+    model.ExitCode: exit_code,
+}
 NUMBERS_ALLOWED_AS_STRINGS = {model.Quantity, model.LabelValue}
 
 
@@ -433,4 +442,5 @@ SCHEMA_KEYWORDS: dict[object, dict[str, object]] = {
     model.AwsAccountId: {"pattern": _AWS_ACCOUNT_ID.pattern},
     model.GcpServiceAccountEmail: {"pattern": _GCP_SERVICE_ACCOUNT_EMAIL.pattern},
     model.Port: {"minimum": 1, "maximum": 65535},
+    model.ExitCode: {"minimum": 1, "maximum": 255},
 }

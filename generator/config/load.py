@@ -136,6 +136,7 @@ class _Reader:
             name=name if isinstance(name, str) else None,
             gitops=gitops if isinstance(gitops, str) else None,
             require_digest=isinstance(images, model.ImageSettings) and images.require_digest,
+            priority_classes=_priority_class_names(self.loaded.get("priorityClasses")),
         )
 
     def _loaded_items(self, path: str, kind: type | tuple[type, ...]) -> list[tuple[int, Any]]:
@@ -390,3 +391,10 @@ def _choice_message(value: Any, choices: tuple[Any, ...]) -> str:
         hint = f" (did you mean '{guess}'?)" if guess else ""
         return f"{value!r} is not one of {allowed}{hint}"
     return f"expected one of {allowed}, got {_yaml_kind(value)}"
+
+
+def _priority_class_names(loaded: Any) -> tuple[str, ...] | None:
+    """The names of the config's priority classes, if they loaded cleanly."""
+    if isinstance(loaded, tuple) and all(isinstance(c, model.PriorityClass) for c in loaded):
+        return tuple(c.name for c in loaded)
+    return None

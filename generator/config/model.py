@@ -16,6 +16,7 @@ WorkloadName = NewType("WorkloadName", str)  # RFC 1035 label: it names a Servic
 Quantity = NewType("Quantity", str)  # Kubernetes resource quantity: 500m, 16Gi, 4
 Cidr = NewType("Cidr", str)  # IPv4 or IPv6 network, e.g. 10.20.0.0/16
 Port = NewType("Port", int)  # 1..65535
+ExitCode = NewType("ExitCode", int)  # a container's exit code that is not success: 1..255
 Image = NewType("Image", str)  # container image reference, pinned by tag or digest
 AbsolutePath = NewType("AbsolutePath", str)  # absolute path inside a container
 EnvName = NewType("EnvName", str)  # environment variable name
@@ -161,6 +162,9 @@ DEFAULT_PORTS: dict[str, int] = {"pytorch": 29500, "tensorflow": 2222}
 # Above the 10000 floor of the common Kubernetes scanners (Checkov CKV_K8S_40, kube-score,
 # kubesec), so it matches no user of a node's own /etc/passwd; not 65534 (nobody).
 DEFAULT_RUN_AS_USER = 10001
+# Long enough for a training program to write a checkpoint once it is told to stop
+# (SIGTERM) before the kubelet kills it (render/disruption.py).
+DEFAULT_TERMINATION_GRACE_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,27 @@ class Workload:
             "trainingRuntime",
             doc=f"trainjob only: the ClusterTrainingRuntime (default {DEFAULT_TRAINING_RUNTIME})",
         ),
+    )
+    termination_grace_period_seconds: int = field(
+        default=DEFAULT_TERMINATION_GRACE_SECONDS,
+        metadata=spec(
+            "terminationGracePeriodSeconds",
+            doc="time a stopped pod has to save a checkpoint between SIGTERM and SIGKILL",
+            minimum=1,
+            maximum=86400,
+        ),
+    )
+    fail_on_exit_codes: tuple[ExitCode, ...] | None = field(
+        default=None,
+        metadata=spec(
+            "failOnExitCodes",
+            doc="exit codes that mean a bug: the run fails at once, without a restart "
+            "(job, jobset, trainjob; default [2, 126, 127])",
+        ),
+    )
+    priority: DnsLabel | None = field(
+        default=None,
+        metadata=spec(doc="one of priorityClasses: Kueue's order (queued) or the scheduler's"),
     )
 
     def runs_on(self, cluster: str) -> bool:
@@ -565,6 +590,22 @@ class ImageSettings:
 
 
 @dataclass(frozen=True)
+class PriorityClass:
+    """A priority workloads name: a Kueue WorkloadPriorityClass for queued workloads, a
+    scheduling PriorityClass for the others (render/queues.py)."""
+
+    name: DnsLabel = field(metadata=spec(doc="what workloads name in `priority`"))
+    value: int = field(
+        metadata=spec(
+            doc="higher runs first and may preempt lower",
+            minimum=-(2**31),
+            maximum=1_000_000_000,  # the most a PriorityClass not named system- may have
+        )
+    )
+    description: str | None = field(default=None, metadata=spec(doc="what the class is for"))
+
+
+@dataclass(frozen=True)
 class Config:
     name: DnsLabel = field(metadata=spec(doc="the platform's name: prefix for names and labels"))
     repo: Repo = field(metadata=spec(doc="where the generated tree lives"))
@@ -582,6 +623,10 @@ class Config:
     )
     images: ImageSettings = field(
         default_factory=ImageSettings, metadata=spec(doc="how workload images must be pinned")
+    )
+    priority_classes: tuple[PriorityClass, ...] = field(
+        default=(),
+        metadata=spec("priorityClasses", doc="priorities the workloads may name"),
     )
 
     def cluster_version(self, cluster: Cluster) -> str:

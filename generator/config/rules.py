@@ -30,8 +30,20 @@ RESERVED_NAMESPACE_PREFIXES = ("kube-", "infra-")  # infra-<cluster>: cloud reso
 # Where a workload's own volumes must not be mounted: the root, the runtime's and the
 # kubelet's mounts, and the volumes mlgitops mounts itself.
 RESERVED_MOUNTS = ("/", "/dev", "/proc", "/sys", "/dev/shm", "/tmp")
-# Environment variables the generated pods set themselves.
-GENERATED_ENV = frozenset({"JOB_COMPLETION_INDEX", "TF_CLUSTER", "TF_CONFIG", "PYTHONUNBUFFERED"})
+# Environment variables the generated pods set themselves (the last two: the resume
+# contract, render/disruption.py).
+GENERATED_ENV = frozenset(
+    {
+        "JOB_COMPLETION_INDEX",
+        "TF_CLUSTER",
+        "TF_CONFIG",
+        "PYTHONUNBUFFERED",
+        "MLGITOPS_CHECKPOINT_DIR",
+        "MLGITOPS_RESTART_ATTEMPT",
+    }
+)
+# PriorityClass names Kubernetes keeps for its own (pkg/apis/scheduling, SystemPriorityClassPrefix).
+SYSTEM_PRIORITY_PREFIX = "system-"
 MAX_HOSTNAME = 63
 
 Found = tuple[str, str]
@@ -48,6 +60,8 @@ class Loaded:
     name: str | None = None
     gitops: str | None = None
     require_digest: bool = False  # images.requireDigest
+    # priorityClasses' names; None when they did not load (their own problems say why)
+    priority_classes: tuple[str, ...] | None = ()
 
     @classmethod
     def of(cls, config: model.Config) -> Loaded:
@@ -58,6 +72,7 @@ class Loaded:
             config.name,
             config.gitops,
             require_digest=config.images.require_digest,
+            priority_classes=tuple(c.name for c in config.priority_classes),
         )
 
 
@@ -71,6 +86,7 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *(p for i, w in loaded.workloads for p in _placement(w, f"workloads[{i}]", loaded)),
         *(p for i, c in loaded.clusters for p in _queue_capacity(c, f"clusters[{i}]", loaded)),
         *_sync_names(loaded),
+        *_priorities(loaded),
         *(
             (f"workloads[{i}].image", _undigested(w.image))
             for i, w in loaded.workloads
@@ -79,10 +95,31 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
     ]
 
 
+def _priorities(loaded: Loaded) -> Iterator[Found]:
+    """Workloads name priority classes the config has; class names are unique and not
+    the system's."""
+    names = loaded.priority_classes
+    if names is None:
+        return
+    yield from _duplicates(enumerate(names), "priorityClasses", "priority class")
+    for i, name in enumerate(names):
+        if name.startswith(SYSTEM_PRIORITY_PREFIX):
+            yield (
+                f"priorityClasses[{i}].name",
+                f"{name!r}: names starting with {SYSTEM_PRIORITY_PREFIX!r} belong to Kubernetes",
+            )
+    for i, workload in loaded.workloads:
+        if workload.priority and workload.priority not in names:
+            known = ", ".join(names) if names else "none are defined"
+            yield (
+                f"workloads[{i}].priority",
+                f"no priority class named {workload.priority!r} in priorityClasses ({known})",
+            )
+
+
 def _undigested(image: str) -> str:
     return (
-        f"{image!r} has no digest and images.requireDigest is on: pin it as "
-        f"{image}@sha256:<digest>"
+        f"{image!r} has no digest and images.requireDigest is on: pin it as {image}@sha256:<digest>"
     )
 
 
@@ -274,6 +311,22 @@ def _runtime(workload: model.Workload, path: str) -> Iterator[Found]:
                 f"a trainjob's {key} comes from its runtime: set it in "
                 f"{workload.training_runtime!r}, or leave trainingRuntime out",
             )
+    if workload.fail_on_exit_codes is not None and runtime in model.KUBEFLOW_V1_RUNTIMES:
+        yield (
+            f"{path}.failOnExitCodes",
+            f"a {runtime} cannot choose them: the Training Operator fails the job on any exit "
+            "code below 128 and recreates the pod on 128 and above (restartPolicy ExitCode)",
+        )
+    if runtime == "trainjob" and workload.training_runtime:
+        own = [("failOnExitCodes", workload.fail_on_exit_codes is not None)]
+        own.append(("priority", bool(workload.priority and not workload.queue)))
+        for key, is_set in own:
+            if is_set:
+                yield (
+                    f"{path}.{key}",
+                    f"a trainjob's pods come from its runtime: set {key} in "
+                    f"{workload.training_runtime!r}, or leave trainingRuntime out",
+                )
     elastic = workload.elastic
     if elastic and runtime != "pytorchjob":
         yield f"{path}.elastic", f"elastic training needs runtime pytorchjob, not {runtime}"

@@ -4,14 +4,18 @@ checkpoint and shared-memory volumes, and the labels the per-cloud overlays sele
 It also passes the Kubernetes checks of the common scanners (Checkov, kube-score,
 kubesec): a user and group id of 10000 or more, a read-only root filesystem with a
 writable `emptyDir` at /tmp where HOME and the frameworks' caches point, and a pull
-policy that follows from how the image is pinned (see `pull_policy`)."""
+policy that follows from how the image is pinned (see `pull_policy`).
+
+And it is ready to be stopped and resumed (render/disruption.py): the annotations that
+keep autoscalers from draining its node, time between SIGTERM and SIGKILL to save a
+checkpoint, and the environment a resuming program reads."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from generator.config import model
-from generator.render import frameworks
+from generator.render import disruption, frameworks
 from generator.render.labels import CHECKPOINT_LABEL, GPU_LABEL
 
 CONTAINER_NAME = "trainer"
@@ -74,16 +78,28 @@ def checkpoint_sharing(workload: model.Workload) -> str:
     return "shared" if workload.pod_count > 1 else "single"
 
 
+def pod_metadata(labels: dict[str, str]) -> dict[str, Any]:
+    """A training pod template's metadata: its labels, and the annotations that keep
+    Karpenter and the Cluster Autoscaler from taking its node away to save money."""
+    return {"labels": labels, "annotations": dict(disruption.DO_NOT_DISRUPT)}
+
+
 def render_pod_spec(
     workload: model.Workload, container: dict[str, Any], subdomain: str | None = None
 ) -> dict[str, Any]:
     """Pod Security "restricted", no service account token, the checkpoint and shared
-    memory volumes; `subdomain` only where the runtime does not set it itself."""
+    memory volumes; `subdomain` only where the runtime does not set it itself.
+
+    A workload with a `priority` that no queue orders gets the scheduler's PriorityClass
+    of that name (render/queues.py); a queued one is ordered by Kueue instead."""
     spec: dict[str, Any] = {"subdomain": subdomain} if subdomain else {}
+    if workload.priority and not workload.queue:
+        spec["priorityClassName"] = workload.priority
     return spec | {
         "serviceAccountName": workload.name,
         "automountServiceAccountToken": False,
         "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": workload.termination_grace_period_seconds,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": workload.run_as_user,
@@ -104,7 +120,7 @@ def render_trainer_container(
     """The one container of every training pod; `launch` says how it starts (by default
     as the framework's wiring for an Indexed Job), `name` what the runtime expects."""
     launch = launch or frameworks.launch(workload)
-    env = launch.env + writable_env(workload) + user_env(workload)
+    env = launch.env + writable_env(workload) + disruption.resume_env(workload) + user_env(workload)
     mounts = [
         {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH},
         {"name": SHARED_MEMORY_VOLUME, "mountPath": "/dev/shm"},

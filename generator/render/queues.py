@@ -155,3 +155,44 @@ def _largest_local_run(config: model.Config, cluster: model.Cluster) -> dict[str
         "memory": f"{math.ceil(memory / 2**20)}Mi",
         cloud_facts.GPU_RESOURCE: 0,
     }
+
+
+# What a priority class becomes: Kueue orders (and preempts among) the workloads it
+# admits by a WorkloadPriorityClass (kueue v0.17.6 apis/kueue/v1beta2
+# workloadpriorityclass_types.go: `value`, `description`; v1beta2 is served and stored),
+# named on the workload by the `kueue.x-k8s.io/priority-class` label; it leaves the pods'
+# own priority alone. A workload no queue admits is ordered by the scheduler, through
+# a PriorityClass and the pods' `priorityClassName`.
+SCHEDULING_API = "scheduling.k8s.io/v1"
+
+
+def render_priority_classes(config: model.Config, cluster: model.Cluster) -> list[Manifest]:
+    """The classes the workloads on this cluster name, each as what orders them there."""
+    on_cluster = [w for w in config.workloads_on(cluster) if w.priority]
+    queued = {w.priority for w in on_cluster if w.queue}
+    scheduled = {w.priority for w in on_cluster if not w.queue}
+    labels = platform_labels(config)
+    objects: list[Manifest] = []
+    for priority in config.priority_classes:
+        body: dict[str, Any] = {"value": priority.value}
+        if priority.description:
+            body["description"] = priority.description
+        if priority.name in queued:
+            objects.append(
+                {
+                    "apiVersion": KUEUE_API,
+                    "kind": "WorkloadPriorityClass",
+                    "metadata": metadata(priority.name, labels),
+                    **body,
+                }
+            )
+        if priority.name in scheduled:
+            objects.append(
+                {
+                    "apiVersion": SCHEDULING_API,
+                    "kind": "PriorityClass",
+                    "metadata": metadata(priority.name, labels),
+                    **body,
+                }
+            )
+    return objects

@@ -23,10 +23,12 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
-from generator.render import frameworks
+from generator.render import disruption, frameworks
 from generator.render.labels import QUEUE_LABEL, workload_labels, workload_selector
 from generator.render.objects import Manifest, metadata
 from generator.render.pods import (
+    CONTAINER_NAME,
+    pod_metadata,
     policy_annotations,
     render_pod_spec,
     render_resources,
@@ -36,6 +38,9 @@ from generator.render.pods import (
 )
 
 KUBEFLOW_API = "kubeflow.org/v1"
+# Kueue orders a queued workload by the WorkloadPriorityClass this label names on the
+# object it admits (kueue v0.17.6 pkg/constants `WorkloadPriorityClassLabel`).
+PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 JOBSET_API = "jobset.x-k8s.io/v1alpha2"
 TRAINER_API = "trainer.kubeflow.org/v1alpha1"
 # Pods deleted when a Kubeflow job ends. An elastic PyTorchJob succeeds as soon as one
@@ -85,6 +90,8 @@ def _object_metadata(config: model.Config, workload: model.Workload) -> dict[str
     labels = {**workload_labels(config, workload), **selection_labels(workload)}
     if workload.queue:
         labels[QUEUE_LABEL] = workload.queue
+        if workload.priority:
+            labels[PRIORITY_LABEL] = workload.priority
     meta = metadata(workload.name, labels, workload.namespace)
     meta["annotations"] = replace_when_changed(config, workload) | policy_annotations(
         config, workload
@@ -127,14 +134,18 @@ def _training_object(
 
 def _pod_template(config: model.Config, workload: model.Workload, container: Any) -> Manifest:
     return {
-        "metadata": {"labels": workload_labels(config, workload)},
+        "metadata": pod_metadata(workload_labels(config, workload)),
         "spec": render_pod_spec(workload, container),
     }
 
 
 def render_job(config: model.Config, workload: model.Workload) -> Manifest:
     """An Indexed Job: pod i is rank i. One failed pod fails the job (backoffLimit 0), since
-    a static rendezvous cannot take a replacement in.
+    a static rendezvous cannot take a replacement in, unless it was disrupted or its exit
+    code means a bug (disruption.job_pod_failure_policy). The per-index limit is the same
+    0; it is there because only with it does the Job controller count the replacements
+    of an index in the pod's annotations (disruption.JOB_IGNORED_FAILURES), which the
+    pods read as their restart number.
 
     With parameter servers, index 0 is the chief (frameworks.pod_roles), the coordinator
     that runs the training and exits when it is done; workers and parameter servers only
@@ -147,6 +158,8 @@ def render_job(config: model.Config, workload: model.Workload) -> Manifest:
         "completions": workload.pod_count,
         "parallelism": workload.pod_count,
         "backoffLimit": 0,
+        "backoffLimitPerIndex": 0,
+        "podFailurePolicy": disruption.job_pod_failure_policy(workload, CONTAINER_NAME),
     }
     if workload.parameter_servers:
         chief = frameworks.first_index(workload, "chief")
@@ -156,17 +169,19 @@ def render_job(config: model.Config, workload: model.Workload) -> Manifest:
     if workload.queue:
         spec["suspend"] = True  # Kueue admits it by setting this to false
     spec["template"] = {
-        "metadata": {"labels": labels},
+        "metadata": pod_metadata(labels),
         "spec": render_pod_spec(workload, render_trainer_container(workload), workload.name),
     }
     return _training_object(config, workload, "batch/v1", "Job", spec)
 
 
 def render_jobset(config: model.Config, workload: model.Workload) -> Manifest:
-    """One replicated job per role (frameworks.pod_roles), restarted as a whole up to
-    maxRestarts. The run succeeds when the pods that finish have: every worker, or with
-    parameter servers the chief alone, since the workers and parameter servers it
-    drives only serve and never exit; JobSet then deletes their Jobs."""
+    """One replicated job per role (frameworks.pod_roles), restarted as a whole: after a
+    disruption always, after another failure up to maxRestarts, after a bug never
+    (disruption.jobset_failure_policy). The run succeeds when the pods that finish
+    have: every worker, or with parameter servers the chief alone, since the workers
+    and parameter servers it drives only serve and never exit; JobSet then deletes
+    their Jobs."""
     roles = frameworks.pod_roles(workload)
     replicated_jobs = []
     for role, count in roles:
@@ -182,6 +197,9 @@ def render_jobset(config: model.Config, workload: model.Workload) -> Manifest:
                         "completions": count,
                         "parallelism": count,
                         "backoffLimit": 0,
+                        "podFailurePolicy": disruption.child_job_pod_failure_policy(
+                            workload, CONTAINER_NAME
+                        ),
                         "template": _pod_template(config, workload, container),
                     },
                 },
@@ -194,7 +212,7 @@ def render_jobset(config: model.Config, workload: model.Workload) -> Manifest:
             "publishNotReadyAddresses": True,
         },
         "successPolicy": {"operator": "All", "targetReplicatedJobs": [_finishing_role(workload)]},
-        "failurePolicy": {"maxRestarts": workload.max_restarts},
+        "failurePolicy": disruption.jobset_failure_policy(workload),
     }
     if workload.queue:
         spec["suspend"] = True
@@ -224,10 +242,13 @@ def _run_policy(workload: model.Workload) -> dict[str, Any]:
 def _replica(
     config: model.Config, workload: model.Workload, count: int, container: Any
 ) -> Manifest:
-    """A replica spec: pods restart in place only when the job may restart at all."""
-    restart_policy = "OnFailure" if workload.max_restarts or workload.elastic else "Never"
+    """A replica spec: failed pods are recreated only when the job may restart at all
+    (disruption.kubeflow_restart_policy). The pod template says what the operator gives
+    the pods: the replica's policy, `Never` for `ExitCode` (pkg/core/pod.go
+    `SetRestartPolicy`)."""
+    restart_policy = disruption.kubeflow_restart_policy(workload)
     template = _pod_template(config, workload, container)
-    template["spec"]["restartPolicy"] = restart_policy  # the operator's pods follow the replica
+    template["spec"]["restartPolicy"] = "Never" if restart_policy == "ExitCode" else restart_policy
     return {"replicas": count, "restartPolicy": restart_policy, "template": template}
 
 

@@ -21,11 +21,16 @@ from typing import Any
 
 from generator import cloud_facts
 from generator.config import model
-from generator.render import frameworks
+from generator.render import disruption, frameworks
 from generator.render.labels import workload_labels
 from generator.render.objects import Manifest, metadata
 from generator.render.overlays import cloud_scheduling
-from generator.render.pods import policy_annotations, render_pod_spec, render_trainer_container
+from generator.render.pods import (
+    pod_metadata,
+    policy_annotations,
+    render_pod_spec,
+    render_trainer_container,
+)
 from generator.render.runtimes import TRAINER_API, add_to_pod_spec, training_runtime_name
 
 # Trainer finds the replicated job to put the TrainJob's trainer into by this label.
@@ -71,8 +76,18 @@ def render_training_runtime(
                             "name": frameworks.TRAINJOB_NODE,
                             "template": {
                                 "metadata": {"labels": labels | ANCESTOR_LABEL},
+                                # As a JobSet's (runtimes.render_jobset): a
+                                # replacement pod cannot join torchrun's static
+                                # rendezvous, so the gang restarts as a whole.
                                 "spec": {
-                                    "template": {"metadata": {"labels": labels}, "spec": pod_spec}
+                                    "backoffLimit": 0,
+                                    "podFailurePolicy": disruption.child_job_pod_failure_policy(
+                                        workload, frameworks.TRAINJOB_NODE
+                                    ),
+                                    "template": {
+                                        "metadata": pod_metadata(labels),
+                                        "spec": pod_spec,
+                                    },
                                 },
                             },
                         }
@@ -85,7 +100,7 @@ def render_training_runtime(
 
 def _run_limits(workload: model.Workload) -> dict[str, Any]:
     """Restarts of the whole run and the TTL, on the JobSet the runtime describes."""
-    limits: dict[str, Any] = {"failurePolicy": {"maxRestarts": workload.max_restarts}}
+    limits: dict[str, Any] = {"failurePolicy": disruption.jobset_failure_policy(workload)}
     if workload.ttl_seconds_after_finished is not None:
         limits["ttlSecondsAfterFinished"] = workload.ttl_seconds_after_finished
     return limits

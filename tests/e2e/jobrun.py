@@ -186,7 +186,7 @@ def run_pods(
             for pod, host in zip(pods, hosts, strict=True)
         ]
         started = [
-            _start(pod, host, process, objects, records, image, logs / f"{pod.hostname}.log")
+            start_pod(pod, host, process, objects, records, image, logs / f"{pod.hostname}.log")
             for pod, host, process in zip(pods, hosts, processes, strict=True)
         ]
         begin = time.monotonic()
@@ -219,7 +219,7 @@ def dns_records(
     return records
 
 
-def _start(
+def start_pod(
     pod: kube.Pod,
     host: Host,
     process: kube.Process,
@@ -227,13 +227,15 @@ def _start(
     records: Mapping[str, Sequence[str]],
     image: Image,
     log_path: Path,
+    claims: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """The kubelet's files for the pod, then its container's process."""
+    """The kubelet's files for the pod, then its container's process. Each claim is a
+    folder of `claims` (by default beside the logs), shared by the pods, as a claim is."""
     own_fqdn = kube.pod_fqdn(objects, pod)
     host.provide("/etc/hosts", hosts_file(pod, host.address, own_fqdn, records))
     host.provide("/etc/hostname", pod.hostname + "\n")
     host.provide("/etc/resolv.conf", resolv_conf(pod))
-    claims = log_path.parent.parent / "claims"  # shared by the pods, as a claim is
+    claims = claims or log_path.parent.parent / "claims"
     volumes = [
         Volume(m.path, None if m.claim is None else claims / m.claim) for m in process.mounts
     ]

@@ -13,7 +13,9 @@ here is when a JobSet has finished, which only a run needs:
   JobSet deletes its active Jobs, which stops their pods (a TensorFlow run's workers and
   parameter servers, for one, once its chief has succeeded).
 
-Restarting the whole set (`maxRestarts` above 0) is not modelled: a run refuses it.
+Restarting the whole set (`maxRestarts` above 0) is not modelled here: a run refuses
+it. Runs that restart are restarts.py's, which applies the failure policy through the
+product's model (`controllers.jobset_outcome`).
 """
 
 from __future__ import annotations

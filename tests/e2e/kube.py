@@ -23,6 +23,9 @@ needs:
   `SuccessCriteriaMet` and the controller terminates the pods still running, such as
   TensorFlow's workers and parameter servers once its chief has succeeded.
 
+What the Job and JobSet controllers decide when pods fail (pod failure policies,
+failure policies) is the product's model too (`controllers.job_outcome`,
+`controllers.jobset_outcome`), which restarts.py applies to runs that are disrupted.
 The status models (this one, and JobSet's and the Training Operator's in jobset.py and
 kubeflow.py) stay in the harness: they say when a run has finished from its pods' exit
 codes, which is about runs, not about the objects a controller creates, and nothing in

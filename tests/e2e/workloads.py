@@ -56,11 +56,14 @@ def build_seeds_workloads(folder: Path) -> dict[str, Workload]:
     return _generate_and_build(config, chosen, folder)
 
 
-def build_runtime_workloads(folder: Path) -> dict[str, Workload]:
-    """The seeds' workloads (in their pinned shapes) under each of `RUNTIMES`, by key."""
+def build_runtime_workloads(
+    folder: Path, variants: dict[str, tuple[str, dict[str, Any]]] | None = None
+) -> dict[str, Workload]:
+    """The seeds' workloads (in their pinned shapes) under each of `variants` (by
+    default `RUNTIMES`), by key."""
     config = yaml.safe_load(SEEDS.read_text())
     chosen = {}
-    for key, (framework, change) in RUNTIMES.items():
+    for key, (framework, change) in (variants or RUNTIMES).items():
         workload = next(w for w in config["workloads"] if w["framework"] == framework)
         chosen[key] = {**copy.deepcopy(workload), **SHAPES[framework], **change}
     config["workloads"] = list(chosen.values())

@@ -31,6 +31,8 @@ CLUSTER_SCOPED = {
     ("trainer.kubeflow.org", "ClusterTrainingRuntime"),
     ("kueue.x-k8s.io", "ClusterQueue"),
     ("kueue.x-k8s.io", "ResourceFlavor"),
+    ("kueue.x-k8s.io", "WorkloadPriorityClass"),
+    ("scheduling.k8s.io", "PriorityClass"),
     *CONTROLLER_CLUSTER_KINDS,
     *KUEUE.more_cluster_kinds,
 }
