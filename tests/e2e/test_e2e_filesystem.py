@@ -129,7 +129,10 @@ def test_a_claim_is_one_folder_for_every_pod_and_an_empty_dir_one_per_pod(
         f"while len([n for n in os.listdir('/mnt') if n.startswith({pytorch.name!r})]) < "
         f"{pytorch.config['workers']}:\n"
         "    time.sleep(0.1)\n"
-        "print('tmp', sorted(os.listdir('/tmp')), 'claim', sorted(os.listdir('/mnt')))\n"
+        # (the image's own folder, when the checkout lies under /tmp, is not the pod's)
+        "image = os.getcwd() + '/'\n"
+        "mine = [n for n in os.listdir('/tmp') if not image.startswith(f'/tmp/{n}/')]\n"
+        "print('tmp', sorted(mine), 'claim', sorted(os.listdir('/mnt')))\n"
     )
     edited = Workload(pytorch.name, pytorch.namespace, objects, pytorch.config)
     run = _run_program(_with_program(edited, ["python", "-c", program]), pytorch, image, tmp_path)
