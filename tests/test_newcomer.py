@@ -204,3 +204,20 @@ def test_diff_outside_git_says_so_once(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.exit_code == 2
     assert result.stderr.count("not a git repository") == 1, result.stderr
     assert result.stderr.startswith("mlgitops: ")
+
+
+def test_a_config_in_a_folder_that_cannot_be_entered_is_a_message(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    shutil.copy(SEEDS, locked / "mlgitops.yaml")
+    locked.chmod(0)
+    try:
+        if os.access(locked / "mlgitops.yaml", os.R_OK):
+            pytest.skip("this user reads files whatever their folders' modes (root)")
+        result = _run("generate", "--config", str(locked / "mlgitops.yaml"), "--dry-run")
+    finally:
+        locked.chmod(0o755)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"mlgitops: {locked / 'mlgitops.yaml'}: cannot read the config file (Permission denied)\n"
+    )

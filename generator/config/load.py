@@ -38,9 +38,9 @@ INVALID = _Invalid()
 
 def load_config_file(path: Path) -> model.Config:
     """Read and load a config file; UsageError when it cannot be read at all."""
-    if path.is_dir():
-        raise UsageError(f"{path}: is a directory, not a config file")
     try:
+        if path.is_dir():
+            raise UsageError(f"{path}: is a directory, not a config file")
         with path.open("rb") as config_file:  # bounded: a FIFO or /dev/zero never ends
             data = config_file.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
