@@ -13,6 +13,7 @@ usual way to fail.
 from __future__ import annotations
 
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,14 @@ class Image:
 
     workdir: Path
     env: Mapping[str, str] = field(default_factory=dict)
+
+
+def image_folders(image: Image, cwd: Path) -> list[Path]:
+    """What the image brings: its workdir, the Python environment its programs are
+    (this one: the tests run the real frameworks), and the folders on its PATH."""
+    path = image.env.get("PATH", "")
+    programs = [Path(p) for p in path.split(":") if p]
+    return [cwd, image.workdir, Path(sys.prefix), Path(sys.base_prefix), *programs]
 
 
 @dataclass(frozen=True)
@@ -239,8 +248,8 @@ def start_pod(
     volumes = [
         Volume(m.path, None if m.claim is None else claims / m.claim) for m in process.mounts
     ]
-    host.lay_out_files(process.read_only_root, volumes)
     cwd = Path(process.working_dir) if process.working_dir else image.workdir
+    host.lay_out_files(process.read_only_root, volumes, image_folders(image, cwd))
     with log_path.open("wb") as log:
         return host.start(process.argv, {**image.env, **process.env}, cwd, log)
 

@@ -30,6 +30,7 @@ import functools
 import ipaddress
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -131,10 +132,14 @@ class Host:
         source.write_text(text)
         _run([*self._holder.enter("mount"), tool("mount"), "--bind", str(source), path])
 
-    def lay_out_files(self, read_only_root: bool, volumes: Sequence[Volume]) -> list[str]:
+    def lay_out_files(
+        self, read_only_root: bool, volumes: Sequence[Volume], image: Sequence[Path] = ()
+    ) -> list[str]:
         """The container's filesystem: with `read_only_root` every mount read-only but
         the kernel's, then each volume on top, writable. The paths of volumes the
-        machine has no folder for come back (they are not mounted)."""
+        machine has no folder for come back (they are not mounted). `image` are the
+        folders the image brings (its programs, its workdir): an emptyDir mounted above
+        one of them (the pod's /tmp over a checkout under /tmp) does not hide it."""
         if read_only_root:
             self._remount_read_only()
         mount = [*self._holder.enter("mount"), tool("mount")]
@@ -147,8 +152,21 @@ class Host:
                 _run([*mount, "-o", "remount,bind,rw", volume.path])
         for volume in volumes:
             if volume.source is None and volume.path not in left_out:
-                _run([*mount, "-t", "tmpfs", "-o", "mode=1777", "emptydir", volume.path])
+                self._empty_dir(volume.path, image)
         return left_out
+
+    def _empty_dir(self, path: str, image: Sequence[Path]) -> None:
+        """A fresh tmpfs at `path`; the image's folders under it are opened first, and
+        bound back from those open descriptors once the tmpfs hides them (mount -c, so
+        the kernel follows /proc/self/fd/N to the hidden folder, not to its name)."""
+        inside = {str(f) for f in image if f.is_dir() and str(f).startswith(f"{path.rstrip('/')}/")}
+        under = sorted(f for f in inside if not any(f.startswith(f"{o}/") for o in inside))
+        steps = [f"exec {3 + i}<{shlex.quote(folder)}" for i, folder in enumerate(under)]
+        steps.append(f"{tool('mount')} -t tmpfs -o mode=1777 emptydir {shlex.quote(path)}")
+        for i, folder in enumerate(under):
+            steps.append(f"mkdir -p {shlex.quote(folder)}")
+            steps.append(f"{tool('mount')} -c --bind /proc/self/fd/{3 + i} {shlex.quote(folder)}")
+        _run([*self._holder.enter("mount"), tool("sh"), "-c", " && ".join(steps)])
 
     def _remount_read_only(self) -> None:
         pid = self._holder.pid
@@ -165,12 +183,6 @@ class Host:
         self, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log: IO[bytes]
     ) -> subprocess.Popen[bytes]:
         """Run `argv` inside the pod with exactly `env`; output goes to `log`."""
-        # The image's folder is part of the image: where an emptyDir the pod mounts (its
-        # /tmp, say, for a checkout under /tmp) hides it, the pod gets it in that volume,
-        # written through the pod's own view of its filesystem.
-        seen = Path(f"/proc/{self._holder.pid}/root") / str(cwd).lstrip("/")
-        if cwd.is_dir() and not seen.is_dir():
-            shutil.copytree(cwd, seen, symlinks=True)
         entering = self._holder.enter("net", "mount", "uts")
         entering.insert(-1, f"--wd={cwd}")
         process = subprocess.Popen(

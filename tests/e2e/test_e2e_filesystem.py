@@ -122,16 +122,17 @@ def test_a_claim_is_one_folder_for_every_pod_and_an_empty_dir_one_per_pod(
     spec["volumes"].append({"name": "shared", "persistentVolumeClaim": {"claimName": "shared"}})
     spec["containers"][0]["volumeMounts"].append({"name": "shared", "mountPath": "/mnt"})
     program = (
-        "import os, socket, time\n"
+        "import os, socket, sys, time\n"
         "me = socket.gethostname()\n"
         "for folder in ('/tmp', '/mnt'):\n"
         "    open(os.path.join(folder, me), 'w').write(me)\n"
         f"while len([n for n in os.listdir('/mnt') if n.startswith({pytorch.name!r})]) < "
         f"{pytorch.config['workers']}:\n"
         "    time.sleep(0.1)\n"
-        # (the image's own folder, when the checkout lies under /tmp, is not the pod's)
-        "image = os.getcwd() + '/'\n"
-        "mine = [n for n in os.listdir('/tmp') if not image.startswith(f'/tmp/{n}/')]\n"
+        # (the image's own folders, when the checkout lies under /tmp, are not the pod's)
+        "image = [os.getcwd() + '/', sys.prefix + '/']\n"
+        "mine = [n for n in os.listdir('/tmp')\n"
+        "        if not any(i.startswith(f'/tmp/{n}/') for i in image)]\n"
         "print('tmp', sorted(mine), 'claim', sorted(os.listdir('/mnt')))\n"
     )
     edited = Workload(pytorch.name, pytorch.namespace, objects, pytorch.config)
