@@ -31,7 +31,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -167,37 +167,22 @@ class InputGraph:
         """Whether every file this folder's key was computed from still has the status
         it had when it was read (an edit changes its change time, even an edit undone
         to the same content)."""
-        seen: set[str] = set()
-        waiting = [os.path.normpath(folder)]
-        while waiting:
-            name = waiting.pop()
-            if name in seen:
-                continue
-            seen.add(name)
+        for name in _walk(folder, lambda name: self._reaches.get(name, [])):
             if name not in self._reads:
                 return False  # never computed: nothing to compare with
             for file in self._reads[name]:
                 if self._stats.get(file) is None or _stamp(file) != self._stats[file]:
                     return False
-            waiting += self._reaches.get(name, [])
         return True
 
     def refusals(self, folder: Path) -> list[Refusal]:
         """What this folder's build would read that validate refuses to hand to kustomize,
         in every kustomization it reaches (each read once per graph)."""
         found: set[Refusal] = set()
-        seen: set[str] = set()
-        waiting = [os.path.normpath(folder)]
-        while waiting:
-            name = waiting.pop()
-            if name in seen:
-                continue
-            seen.add(name)
+        for name in _walk(folder, lambda name: self._own[name][1]):
             if name not in self._own:
                 self._own[name] = self._own_refusals(Path(name))
-            refused, reached = self._own[name]
-            found.update(refused)
-            waiting += reached
+            found.update(self._own[name][0])
         return sorted(found)
 
     def _own_refusals(self, folder: Path) -> tuple[list[Refusal], list[str]]:
@@ -493,6 +478,20 @@ def _named_files(document: dict[str, Any]) -> Iterator[tuple[str, str, bool]]:
     openapi = document.get("openapi")
     if isinstance(openapi, dict) and isinstance(openapi.get("path"), str):
         yield "openapi.path", openapi["path"], False
+
+
+def _walk(start: Path, reached: Callable[[str], Sequence[str]]) -> Iterator[str]:
+    """Each kustomization folder reachable from `start`, once; `reached(name)` is asked
+    for a folder's edges only after the caller has seen it."""
+    seen: set[str] = set()
+    waiting = [os.path.normpath(start)]
+    while waiting:
+        name = waiting.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        yield name
+        waiting += reached(name)
 
 
 def _listed(document: dict[str, Any]) -> set[str]:
