@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import build_and_validate
+from helpers import build_and_validate, schema_args
 
 from generator.cli import main
 from generator.cluster import controllers
+from generator.cluster.disruption import disruption_findings
 from generator.render import disruption
 
 Objects = list[dict[str, Any]]
@@ -474,3 +475,123 @@ def test_what_the_config_refuses(tmp_path: Path, edit: Any, expected: str) -> No
     output = _rejected(tmp_path, config)
     assert expected in output, output
     assert "mlgitops.yaml:" in output, output  # names the file, line and column
+
+
+# --- validate (MLG021): the built objects, read by the same model ----------------------
+
+
+def mlg021(obj: dict[str, Any]) -> list[tuple[str, str]]:
+    return list(disruption_findings(obj))
+
+
+def test_every_generated_training_object_survives_a_disruption(
+    built: dict[str, Objects],
+) -> None:
+    checked = {
+        o["kind"]
+        for objects in built.values()
+        for o in objects
+        if o["kind"] in ("Job", "JobSet", "ClusterTrainingRuntime")
+    }
+    assert checked == {"Job", "JobSet", "ClusterTrainingRuntime"}
+    assert [
+        (o["kind"], o["metadata"]["name"], found)
+        for objects in built.values()
+        for o in objects
+        for found in mlg021(o)
+    ] == []
+
+
+def test_a_job_without_the_disruption_rule_fails_or_counts_a_disrupted_pod(
+    built: dict[str, Objects],
+) -> None:
+    job = copy.deepcopy(training(built, "plain"))
+    del job["spec"]["podFailurePolicy"]
+    ((field, message),) = mlg021(job)
+    assert field == "spec.podFailurePolicy"
+    assert message.startswith("a disrupted pod fails the Job (BackoffLimitExceeded)")
+    # With retries left (backoffLimit 6, no per-index limit), it counts as one of them.
+    del job["spec"]["backoffLimitPerIndex"]
+    job["spec"]["backoffLimit"] = 6
+    ((_, message),) = mlg021(job)
+    assert message.startswith("a disrupted pod counts towards backoffLimit like a failure")
+    # A rule ahead of the disruption rule that fails the Job on any exit code wins.
+    job = copy.deepcopy(training(built, "plain"))
+    rules = job["spec"]["podFailurePolicy"]["rules"]
+    rules.insert(
+        0,
+        {"action": "FailJob", "onExitCodes": {"operator": "NotIn", "values": [0]}},
+    )
+    ((_, message),) = mlg021(job)
+    assert message.startswith("a disrupted pod fails the Job (PodFailurePolicy)")
+
+
+def test_a_jobset_that_counts_disruptions_or_fails_on_them_is_reported(
+    built: dict[str, Objects],
+) -> None:
+    jobset = copy.deepcopy(training(built, "gang"))
+    policy = jobset["spec"]["failurePolicy"]
+    policy["rules"] = [
+        r for r in policy["rules"] if r["action"] != "RestartJobSetAndIgnoreMaxRestarts"
+    ]
+    ((field, message),) = mlg021(jobset)
+    assert field == "spec.failurePolicy"
+    assert "uses up one of maxRestarts (RestartJobSet)" in message
+    policy["maxRestarts"] = 0
+    ((_, message),) = mlg021(jobset)
+    assert "fails the JobSet (ReachedMaxRestarts)" in message
+    # A child Job that ignores the disruption replaces the pod: the set is not involved.
+    for rjob in jobset["spec"]["replicatedJobs"]:
+        rjob["template"]["spec"]["podFailurePolicy"] = {
+            "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]
+        }
+        rjob["template"]["spec"]["backoffLimitPerIndex"] = 0
+    assert mlg021(jobset) == []
+
+
+def test_a_training_runtime_is_checked_as_the_jobset_its_trainjobs_become(
+    built: dict[str, Objects],
+) -> None:
+    runtime = runtimes(built)["ml-survive-sft"]
+    assert mlg021(runtime) == []
+    broken = copy.deepcopy(runtime)
+    del broken["spec"]["template"]["spec"]["failurePolicy"]
+    found = mlg021(broken)
+    assert found and {f for f, _ in found} == {"spec.template.spec.failurePolicy"}
+    assert all("fails the JobSet (FailedJobs)" in m for _, m in found)
+
+
+def test_validate_reports_a_patch_that_drops_the_policy_and_honours_a_waiver(
+    tmp_path: Path,
+) -> None:
+    config = copy.deepcopy(CONFIG)
+    config["workloads"] = [w for w in config["workloads"] if w["name"] == "plain"]
+    tree = generate(tmp_path, config)
+    custom = tree / "clusters" / "laptop" / "custom"
+    (custom / "no-policy.yaml").write_text("- op: remove\n  path: /spec/podFailurePolicy\n")
+    (custom / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n"
+        "  - path: no-policy.yaml\n    target: {kind: Job, name: plain}\n"
+    )
+    result = CliRunner().invoke(main, ["validate", str(tree), *schema_args()])
+    assert result.exit_code == 1, result.output
+    namespace = "clusters/laptop/workloads/namespaces/training: "
+    (line,) = [row for row in result.output.splitlines() if row.startswith(namespace)]
+    assert line == (
+        f"{namespace}Job/plain: spec.podFailurePolicy: [MLG021] a disrupted pod fails the "
+        "Job (BackoffLimitExceeded): no rule `Ignore` for the pod condition "
+        "DisruptionTarget comes first; a drained node, a reclaimed spot node or a "
+        "preemption then ends the run (add the rule, or waive with a reason)"
+    )
+    (custom / "waive.yaml").write_text(
+        "- op: add\n  path: /metadata/annotations/mlgitops.io~1waive-mlg021\n"
+        "  value: the program restarts itself from a queue\n"
+    )
+    (custom / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n"
+        "  - path: no-policy.yaml\n    target: {kind: Job, name: plain}\n"
+        "  - path: waive.yaml\n    target: {kind: Job, name: plain}\n"
+    )
+    result = CliRunner().invoke(main, ["validate", str(tree), *schema_args()])
+    assert result.exit_code == 0, result.output
+    assert "MLG021" in result.output and "the program restarts itself" in result.output

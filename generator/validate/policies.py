@@ -9,6 +9,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from generator.cluster.disruption import disruption_findings
+
 WAIVER_PREFIX = "mlgitops.io/waive-"
 REQUIRE_DIGEST_ANNOTATION = "mlgitops.io/require-digest"
 HIGH_ID = 10000
@@ -111,6 +113,12 @@ RULES = {
             "image-digest",
             f"an object annotated {REQUIRE_DIGEST_ANNOTATION}: 'true' (images.requireDigest) "
             "pins every image by digest",
+        ),
+        Rule(
+            "MLG021",
+            "survives-disruption",
+            "a disrupted pod (DisruptionTarget) neither fails a Job, JobSet or training "
+            "runtime nor uses up its restarts",
         ),
     )
 }
@@ -349,6 +357,7 @@ OBJECT_RULES: dict[str, Callable[[dict[str, Any]], Iterator[Finding]]] = {
     "MLG018": _high_ids,
     "MLG019": _pull_policy,
     "MLG020": _image_digest,
+    "MLG021": disruption_findings,
 }
 
 
