@@ -30,6 +30,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 import generator.validate as validate_module
+import generator.validate.inputs as inputs_module
 from generator.cli import _validate_options, main
 from generator.errors import UsageError
 from generator.validate import Options, validate_tree
@@ -718,6 +719,36 @@ def test_a_file_edited_after_its_build_is_not_stored_under_the_old_key(
     assert key is not None and result_cache.get(key, "1.33") is None
     good_key = InputGraph().key(root.resolve() / "good")
     assert good_key is not None and result_cache.get(good_key, "1.33") is not None
+
+
+def test_the_re_check_reads_again_only_what_moved_and_sees_what_appeared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The graph taken again after the builds reuses an earlier read while the file's
+    status holds, reads a file anew once it changed, and looks again at which files
+    exist (a second kustomization file makes the folder ambiguous)."""
+    root = tmp_path / "tree"
+    broken_tree(root)
+    earlier = InputGraph()
+    keys = {name: earlier.key(root / name) for name in ("good", "bad", "worse")}
+    reads: list[str] = []
+    real_hash = inputs_module._hash_file
+
+    def counted(path: Path, limit: int) -> Any:
+        reads.append(path.name if path.parent.name != "bad" else "bad/" + path.name)
+        return real_hash(path, limit)
+
+    monkeypatch.setattr(inputs_module, "_hash_file", counted)
+    again = InputGraph(earlier=earlier)
+    assert {name: again.key(root / name) for name in keys} == keys
+    assert reads == []  # nothing moved: every read is the earlier one
+    (root / "bad" / "cm.yaml").write_text(config_map("bad", "{k: 6}"))
+    after_edit = InputGraph(earlier=earlier)
+    assert after_edit.key(root / "bad") != keys["bad"]
+    assert reads == ["bad/cm.yaml"]
+    assert after_edit.key(root / "good") == keys["good"]
+    (root / "worse" / "kustomization.yml").write_text("resources: [cm.yaml]\n")
+    assert InputGraph(earlier=earlier).key(root / "worse") is None
 
 
 # Random trees: never a traceback, never a request, never a problem hidden.

@@ -34,7 +34,7 @@ import json
 import os
 from collections.abc import Callable, Collection, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -374,18 +374,20 @@ class _Run:
         """Store the new results whose inputs are what they were when their keys were
         taken: a file edited during the run would otherwise leave a result under a key
         it was not computed from. Each input's status must be what it was when it was
-        read (an edit undone shows in its change time), and the inputs read again from
-        scratch must give the same key."""
+        read (an edit undone shows in its change time), and the inputs taken again must
+        give the same key: which files and folders exist is looked at anew, and a file
+        is read anew unless its status is still the one it had when first read."""
         if self.cache is None:
             return
-        again = InputGraph(self.limits)
+        again = InputGraph(self.limits, earlier=self.graph)
         for folder, result in self.pending:
             key = self.keys[folder]
             if key is None or not self.graph.unchanged(folder):
                 continue
             if again.key(folder) != key or again.refusals(folder):
                 continue
-            stored = asdict(result)
+            # Shallow: the rows are only serialised (asdict would copy them all).
+            stored = {f.name: getattr(result, f.name) for f in fields(Result)}
             facts = stored.pop("facts")
             self.cache.put(key, self.versions[folder], stored)
             self.cache.put(f"{key}:facts", self.versions[folder], {"facts": facts})

@@ -149,8 +149,13 @@ UNKNOWN = Inputs(None)
 class InputGraph:
     """The inputs of the kustomization folders of one tree, each computed once."""
 
-    def __init__(self, limits: Limits | None = None) -> None:
+    def __init__(self, limits: Limits | None = None, earlier: InputGraph | None = None) -> None:
+        """`earlier`: a graph of the same tree taken before, whose reads of a file are
+        reused while the file's status is still what it was when that graph read it
+        (an edit changes its change time). Everything else, which files and folders
+        exist above all, is looked at again."""
         self.limits = limits or Limits()
+        self._earlier = earlier
         self._inputs: dict[str, Inputs] = {}
         self._files: dict[str, tuple[str, bool] | None] = {}  # path -> (hash, names an origin)
         self._documents: dict[str, dict[str, Any] | None] = {}
@@ -300,11 +305,17 @@ class InputGraph:
         its status is taken before the read, so that a later edit shows."""
         name = os.path.normpath(path)
         if name not in self._raw:
-            self._stats.setdefault(name, _stamp(name))
-            try:
-                self._raw[name] = read_input(path, self.limits.input_bytes)
-            except Refused as why:
-                self._raw[name] = why
+            stamp = self._stats.setdefault(name, _stamp(name))
+            earlier = self._earlier
+            if earlier is not None and name in earlier._raw and _same(earlier, name, stamp):
+                self._raw[name] = earlier._raw[name]
+                if name in earlier._parsed:
+                    self._parsed[name] = earlier._parsed[name]
+            else:
+                try:
+                    self._raw[name] = read_input(path, self.limits.input_bytes)
+                except Refused as why:
+                    self._raw[name] = why
         found = self._raw[name]
         if isinstance(found, Refused):
             raise found
@@ -318,6 +329,8 @@ class InputGraph:
                 data = self._read(path)
             except Refused as why:
                 self._parsed[name] = (f"the kustomization {why}", None)
+                return self._parsed[name]
+            if name in self._parsed:  # an earlier graph's, of the same bytes
                 return self._parsed[name]
             problem = yaml_problem(data)
             document = None
@@ -396,12 +409,21 @@ class InputGraph:
         for what is not a regular file within the size bound."""
         name = os.path.normpath(path)
         if name not in self._files:
-            self._stats[name] = _stamp(name)  # before reading: a later edit shows
-            self._files[name] = _hash_file(path, self.limits.input_bytes)
+            stamp = self._stats[name] = _stamp(name)  # before reading: a later edit shows
+            earlier = self._earlier
+            if earlier is not None and name in earlier._files and _same(earlier, name, stamp):
+                self._files[name] = earlier._files[name]
+            else:
+                self._files[name] = _hash_file(path, self.limits.input_bytes)
         return self._files[name]
 
 
 Stamp = tuple[int, int, int, int, int]
+
+
+def _same(earlier: InputGraph, name: str, stamp: Stamp | None) -> bool:
+    """Whether a file has the status an earlier graph saw when it read it."""
+    return stamp is not None and earlier._stats.get(name) == stamp
 
 
 def _stamp(name: str) -> Stamp | None:
