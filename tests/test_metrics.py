@@ -1,0 +1,256 @@
+"""Gang admission (Kueue's waitForPodsReady) and GPU metrics, read back from generated
+trees.
+
+The Kueue patches are applied the way both engines apply them: appended to the
+`patches` of the synced path's own kustomization.yaml, then built by the real kustomize.
+Offline, Kueue's `config/default` is stood in for by a build of the same shape (the
+manager component's ConfigMap generator without a name hash, the parent's `kueue-`
+prefix and namespace); with `MLGITOPS_UPSTREAM` naming a folder of git mirrors
+(`<owner>+<name>/repo`, bare), the upstream path itself is built at its tag.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from helpers import CONFIGS, kustomize_build
+
+from generator.cli import main
+from generator.operator_facts import KUEUE
+from generator.render import kueue_config
+
+RUNTIMES_CONFIG = CONFIGS / "runtimes.yaml"
+UPSTREAM = os.environ.get("MLGITOPS_UPSTREAM")
+
+
+def generate(tmp_path: Path, engine: str, extra: str = "") -> Path:
+    text = RUNTIMES_CONFIG.read_text().replace("gitops: flux", f"gitops: {engine}") + extra
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    out = tmp_path / engine
+    result = CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def sync_objects(tree: Path, cluster: str) -> list[dict[str, Any]]:
+    return [
+        doc
+        for path in sorted((tree / f"clusters/{cluster}/gitops").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc and doc.get("kind") in {"Application", "Kustomization"} and "spec" in doc
+    ]
+
+
+def kueue_sync(tree: Path, cluster: str) -> dict[str, Any]:
+    (sync,) = [o for o in sync_objects(tree, cluster) if o["metadata"]["name"].endswith("-kueue")]
+    return sync
+
+
+def engine_patches(sync: dict[str, Any]) -> list[dict[str, Any]]:
+    """The patches the engine adds to the path's kustomization.yaml."""
+    if sync["kind"] == "Application":
+        return list(sync["spec"]["source"].get("kustomize", {}).get("patches", []))
+    return list(sync["spec"].get("patches", []))
+
+
+# One of config/default's own patches, by the component's names as upstream writes them.
+UPSTREAMS_OWN_PATCH = {
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {"name": "controller-manager", "namespace": "system"},
+    "spec": {"template": {"spec": {"terminationGracePeriodSeconds": 10}}},
+}
+
+
+def stand_in(folder: Path) -> Path:
+    """A build shaped like Kueue's config/default at v0.17.6: the manager component
+    generates `manager-config` from the upstream file (no hash), the parent prefixes
+    `kueue-` and sets the namespace."""
+    manager = folder / "components/manager"
+    manager.mkdir(parents=True)
+    (manager / kueue_config.CONFIG_KEY).write_text(
+        kueue_config.configuration_text(kueue_config.UPSTREAM_SETTINGS)
+    )
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "controller-manager", "namespace": "system"},
+        "spec": {
+            "selector": {"matchLabels": {"control-plane": "controller-manager"}},
+            "template": {
+                "metadata": {"labels": {"control-plane": "controller-manager"}},
+                "spec": {"containers": [{"name": "manager", "image": "controller:latest"}]},
+            },
+        },
+    }
+    (manager / "manager.yaml").write_text(yaml.safe_dump(deployment))
+    (manager / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "resources": ["manager.yaml"],
+                "generatorOptions": {"disableNameSuffixHash": True},
+                "configMapGenerator": [
+                    {"name": "manager-config", "files": [kueue_config.CONFIG_KEY]}
+                ],
+            }
+        )
+    )
+    default = folder / "default"
+    default.mkdir()
+    (default / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "namespace": "kueue-system",
+                "namePrefix": "kueue-",
+                "resources": ["../components/manager"],
+                "patches": [{"patch": yaml.safe_dump(UPSTREAMS_OWN_PATCH)}],
+            }
+        )
+    )
+    return default
+
+
+def build_as_the_engine(path: Path, patches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Append the patches to the path's own kustomization.yaml (argo-cd
+    util/kustomize/kustomize.go; fluxcd/pkg kustomize generator) and build it."""
+    file = path / "kustomization.yaml"
+    kustomization = yaml.safe_load(file.read_text())
+    kustomization["patches"] = [*kustomization.get("patches", []), *patches]
+    file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+    return kustomize_build(path)
+
+
+def built_configuration(objects: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    (config_map,) = [
+        o
+        for o in objects
+        if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "kueue-manager-config"
+    ]
+    assert config_map["metadata"]["namespace"] == "kueue-system"
+    text = config_map["data"][kueue_config.CONFIG_KEY]
+    return text, yaml.safe_load(text)
+
+
+def controller_annotations(objects: list[dict[str, Any]]) -> dict[str, str]:
+    (deployment,) = [
+        o
+        for o in objects
+        if o["kind"] == "Deployment" and o["metadata"]["name"] == "kueue-controller-manager"
+    ]
+    annotations: dict[str, str] = deployment["spec"]["template"]["metadata"].get("annotations", {})
+    return annotations
+
+
+def go_duration(text: str) -> datetime.timedelta:
+    """metav1.Duration as Go's time.ParseDuration reads the forms written here."""
+    units = {"h": 3600, "m": 60, "s": 1}
+    parts = re.findall(r"(\d+)([hms])", text)
+    assert parts and "".join(n + u for n, u in parts) == text, text
+    return datetime.timedelta(seconds=sum(int(n) * units[u] for n, u in parts))
+
+
+@pytest.mark.parametrize("engine", ["argocd", "flux"])
+def test_the_built_kueue_configuration_waits_for_pods_ready(engine: str, tmp_path: Path) -> None:
+    tree = generate(tmp_path, engine)
+    for cluster in ("eks-a", "gke-b", "laptop"):
+        patches = engine_patches(kueue_sync(tree, cluster))
+        assert len(patches) == 2
+        objects = build_as_the_engine(stand_in(tmp_path / cluster), patches)
+        text, configuration = built_configuration(objects)
+        assert configuration["apiVersion"] == "config.kueue.x-k8s.io/v1beta2"
+        assert configuration["kind"] == "Configuration"
+        wait = configuration["waitForPodsReady"]
+        assert go_duration(wait["timeout"]) == datetime.timedelta(minutes=10)
+        assert go_duration(wait["recoveryTimeout"]) == datetime.timedelta(minutes=10)
+        assert wait["blockAdmission"] is False
+        assert wait["requeuingStrategy"]["timestamp"] in {"Eviction", "Creation"}
+        # Every other setting is upstream's, unchanged.
+        rest = {k: v for k, v in configuration.items() if k != "waitForPodsReady"}
+        assert rest == kueue_config.UPSTREAM_SETTINGS
+        # The controller's pod template carries the hash of exactly the file it mounts.
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        assert controller_annotations(objects)[kueue_config.CONFIG_HASH_ANNOTATION] == digest
+
+
+def test_a_new_timeout_rolls_the_controller_and_off_keeps_upstreams_file(
+    tmp_path: Path,
+) -> None:
+    default = generate(tmp_path / "a", "flux")
+    longer = generate(tmp_path / "b", "flux", "queues:\n  podsReadyTimeoutMinutes: 25\n")
+    off = generate(tmp_path / "c", "flux", "queues:\n  gangAdmission: false\n")
+    built = {}
+    for name, tree in (("default", default), ("longer", longer)):
+        objects = build_as_the_engine(
+            stand_in(tmp_path / f"build-{name}"), engine_patches(kueue_sync(tree, "eks-a"))
+        )
+        built[name] = (built_configuration(objects)[1], controller_annotations(objects))
+    assert go_duration(built["longer"][0]["waitForPodsReady"]["timeout"]) == datetime.timedelta(
+        minutes=25
+    )
+    hashes = {n: a[kueue_config.CONFIG_HASH_ANNOTATION] for n, (_, a) in built.items()}
+    assert hashes["default"] != hashes["longer"]
+    assert engine_patches(kueue_sync(off, "eks-a")) == []
+    objects = build_as_the_engine(stand_in(tmp_path / "build-off"), [])
+    assert "waitForPodsReady" not in built_configuration(objects)[1]
+    assert kueue_config.CONFIG_HASH_ANNOTATION not in controller_annotations(objects)
+
+
+# --- against Kueue's repository itself, where a mirror is at hand ------------------------
+
+
+def _upstream_checkout(tmp_path: Path) -> Path:
+    mirror = Path(UPSTREAM or "") / "kubernetes-sigs+kueue" / "repo"
+    checkout = tmp_path / "upstream"
+    checkout.mkdir()
+    archive = subprocess.run(
+        ["git", "--git-dir", str(mirror), "archive", KUEUE.tag, "config", "apis/config"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive, check=True)
+    return checkout
+
+
+def _struct_fields(go_source: str, struct: str) -> set[str]:
+    """The JSON names of a Go struct's fields."""
+    body = re.search(rf"type {struct} struct {{(.*?)\n}}", go_source, re.S)
+    assert body, struct
+    return set(re.findall(r'json:"([A-Za-z0-9]+)[,"]', body.group(1)))
+
+
+@pytest.mark.skipif(not UPSTREAM, reason="set MLGITOPS_UPSTREAM to a folder of git mirrors")
+@pytest.mark.parametrize("engine", ["argocd", "flux"])
+def test_the_upstream_kueue_build_with_the_patches(engine: str, tmp_path: Path) -> None:
+    checkout = _upstream_checkout(tmp_path)
+    upstream_file = checkout / "config/components/manager" / kueue_config.CONFIG_KEY
+    assert yaml.safe_load(upstream_file.read_text()) == kueue_config.UPSTREAM_SETTINGS
+    tree = generate(tmp_path, engine)
+    objects = build_as_the_engine(checkout / KUEUE.path, engine_patches(kueue_sync(tree, "eks-a")))
+    text, configuration = built_configuration(objects)
+    version = configuration["apiVersion"].rpartition("/")[2]
+    types = (checkout / f"apis/config/{version}/configuration_types.go").read_text()
+    # Kueue decodes strictly: what mlgitops adds uses only the fields of its structs.
+    assert "waitForPodsReady" in _struct_fields(types, "Configuration")
+    wait = configuration["waitForPodsReady"]
+    assert set(wait) <= _struct_fields(types, "WaitForPodsReady")
+    assert set(wait["requeuingStrategy"]) <= _struct_fields(types, "RequeuingStrategy")
+    assert configuration["waitForPodsReady"]["timeout"] == "10m"
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    assert controller_annotations(objects)[kueue_config.CONFIG_HASH_ANNOTATION] == digest
+    # The upstream manager still mounts this ConfigMap and reads it with --config.
+    (deployment,) = [o for o in objects if o["kind"] == "Deployment"]
+    (manager,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert f"--config=/{kueue_config.CONFIG_KEY}" in manager["args"]
+    volumes = deployment["spec"]["template"]["spec"]["volumes"]
+    assert {"name": "manager-config", "configMap": {"name": "kueue-manager-config"}} in volumes
