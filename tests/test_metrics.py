@@ -254,3 +254,262 @@ def test_the_upstream_kueue_build_with_the_patches(engine: str, tmp_path: Path) 
     assert f"--config=/{kueue_config.CONFIG_KEY}" in manager["args"]
     volumes = deployment["spec"]["template"]["spec"]["volumes"]
     assert {"name": "manager-config", "configMap": {"name": "kueue-manager-config"}} in volumes
+
+
+# --- GPU metrics ---------------------------------------------------------------------------
+
+
+def built_unit(tree: Path, folder: str) -> list[dict[str, Any]]:
+    return kustomize_build(tree / folder)
+
+
+def sync_named(tree: Path, cluster: str, suffix: str) -> dict[str, Any] | None:
+    found = [o for o in sync_objects(tree, cluster) if o["metadata"]["name"].endswith(suffix)]
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def container_cluster(tree: Path, cluster: str) -> dict[str, Any]:
+    (obj,) = [
+        o
+        for o in built_unit(tree, f"clusters/{cluster}/infrastructure")
+        if o["kind"] == "ContainerCluster"
+    ]
+    return obj
+
+
+def test_the_exporter_runs_where_gpus_are_and_gke_uses_its_own(tmp_path: Path) -> None:
+    for engine in ("argocd", "flux"):
+        tree = generate(tmp_path / engine, engine)
+        assert sync_named(tree, "eks-a", "-dcgm-exporter") is not None
+        assert sync_named(tree, "eks-a", "-gpu-metrics") is not None
+        for cluster in ("gke-b", "laptop"):  # GKE: managed DCGM; kind: no GPUs
+            assert sync_named(tree, cluster, "-dcgm-exporter") is None
+            assert not (tree / f"clusters/{cluster}/gpu-metrics").exists()
+        monitoring = container_cluster(tree, "gke-b")["spec"]["monitoringConfig"]
+        assert "DCGM" in monitoring["enableComponents"]
+        assert "SYSTEM_COMPONENTS" in monitoring["enableComponents"]
+        assert monitoring["managedPrometheus"] == {"enabled": True}
+        # GKE's DCGM metrics need GKE-managed drivers on the GPU pools.
+        pools = [
+            o
+            for o in built_unit(tree, "clusters/gke-b/infrastructure")
+            if o["kind"] == "ContainerNodePool" and "guestAccelerator" in o["spec"]["nodeConfig"]
+        ]
+        assert pools
+        for pool in pools:
+            for accelerator in pool["spec"]["nodeConfig"]["guestAccelerator"]:
+                assert accelerator["gpuDriverInstallationConfig"]["gpuDriverVersion"] in {
+                    "DEFAULT",
+                    "LATEST",
+                }
+
+
+def test_gpu_metrics_off(tmp_path: Path) -> None:
+    tree = generate(tmp_path, "flux", "metrics:\n  gpu: false\n")
+    assert sync_named(tree, "eks-a", "-dcgm-exporter") is None
+    assert not (tree / "clusters/eks-a/gpu-metrics").exists()
+    assert "monitoringConfig" not in container_cluster(tree, "gke-b")["spec"]
+
+
+def test_nothing_waits_for_the_exporter(tmp_path: Path) -> None:
+    tree = generate(tmp_path, "flux")
+    syncs = sync_objects(tree, "eks-a")
+    exporter = sync_named(tree, "eks-a", "-dcgm-exporter")
+    assert exporter is not None
+    assert {"name": "eks-a-gpu-metrics"} in exporter["spec"]["dependsOn"]
+    for sync in syncs:
+        assert {"name": exporter["metadata"]["name"]} not in sync["spec"].get("dependsOn", [])
+
+
+def test_the_gpu_metrics_namespace(tmp_path: Path) -> None:
+    tree = generate(tmp_path, "flux")
+    objects = built_unit(tree, "clusters/eks-a/gpu-metrics")
+    (namespace,) = [o for o in objects if o["kind"] == "Namespace"]
+    assert namespace["metadata"]["name"] == "gpu-metrics"
+    # root, SYS_ADMIN and a hostPath: nothing below "privileged" admits the exporter.
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    ingress_ports = [
+        p["port"]
+        for spec in policies.values()
+        for rule in spec.get("ingress", [])
+        for p in rule["ports"]
+    ]
+    assert ingress_ports == [9400]
+    # With Flux, the pod reader the static manifest lacks.
+    (binding,) = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
+    (role,) = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "dcgm-exporter", "namespace": "gpu-metrics"}
+    ]
+    assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]} in role[
+        "rules"
+    ]
+    argocd = generate(tmp_path / "argocd", "argocd")
+    kinds = {o["kind"] for o in built_unit(argocd, "clusters/eks-a/gpu-metrics")}
+    assert kinds == {"Namespace", "NetworkPolicy"}  # the chart brings its own reader
+
+
+def _allowlist(sync: dict[str, Any]) -> list[str]:
+    if sync["kind"] == "Application":
+        values = sync["spec"]["source"]["helm"]["valuesObject"]
+        assert values["kubernetes"]["enablePodLabels"] is True
+        assert values["kubernetes"]["rbac"]["create"] is True  # else no token is mounted
+        assert values["serviceMonitor"]["enabled"] is False  # no Prometheus Operator here
+        patterns: list[str] = values["kubernetes"]["podLabelAllowlistRegex"]
+        return patterns
+    (patch,) = sync["spec"]["patches"]
+    daemonset = yaml.safe_load(patch["patch"])
+    (container,) = daemonset["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["DCGM_EXPORTER_KUBERNETES_ENABLE_POD_LABELS"] == "true"
+    return env["DCGM_EXPORTER_KUBERNETES_POD_LABEL_ALLOWLIST_REGEX"].split(",")
+
+
+@pytest.mark.parametrize("engine", ["argocd", "flux"])
+def test_gpu_metrics_carry_the_job_labels(engine: str, tmp_path: Path) -> None:
+    """The pod labels kept are those naming the workload, whichever controller made it."""
+    from generator.cluster import controllers
+    from generator.render import labels, runtimes
+
+    tree = generate(tmp_path, engine)
+    exporter = sync_named(tree, "eks-a", "-dcgm-exporter")
+    assert exporter is not None
+    patterns = [re.compile(p) for p in _allowlist(exporter)]
+    wanted = {
+        labels.NAME,
+        labels.QUEUE_LABEL,
+        controllers.JOB_NAME_LABEL,
+        controllers.REPLICATED_JOB_NAME_KEY,
+        controllers.KUBEFLOW_JOB_NAME_LABEL,
+        controllers.REPLICA_TYPE_LABEL,
+        controllers.REPLICA_INDEX_LABEL,
+        *runtimes.POD_NAME_LABELS.values(),
+    }
+    for label in wanted:
+        assert any(p.search(label) for p in patterns), label
+    for label in ("controller-uid", "batch.kubernetes.io/controller-uid", "pod-template-hash"):
+        assert not any(p.search(label) for p in patterns), label
+
+
+def stand_in_exporter(folder: Path) -> Path:
+    """The static manifest's DaemonSet as it names itself and its container (no
+    namespace, no service account)."""
+    folder.mkdir(parents=True)
+    daemonset = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "dcgm-exporter"},
+        "spec": {
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "dcgm-exporter"}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "dcgm-exporter"}},
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "containers": [
+                        {
+                            "name": "dcgm-exporter",
+                            "image": "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless",
+                            "env": [{"name": "DCGM_EXPORTER_KUBERNETES", "value": "true"}],
+                        }
+                    ],
+                },
+            },
+        },
+    }
+    (folder / "dcgm-exporter.yaml").write_text(yaml.safe_dump(daemonset))
+    return folder
+
+
+def build_as_flux(folder: Path, sync: dict[str, Any]) -> list[dict[str, Any]]:
+    """What kustomize-controller builds for a folder without a kustomization.yaml: every
+    manifest, in the target namespace, with the Kustomization's patches."""
+    kustomization = {
+        "resources": sorted(p.name for p in folder.glob("*.yaml")),
+        "namespace": sync["spec"]["targetNamespace"],
+        "patches": sync["spec"]["patches"],
+    }
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    return kustomize_build(folder)
+
+
+def _check_patched_exporter(objects: list[dict[str, Any]]) -> None:
+    (daemonset,) = [o for o in objects if o["kind"] == "DaemonSet"]
+    assert daemonset["metadata"]["namespace"] == "gpu-metrics"
+    pod = daemonset["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "dcgm-exporter"
+    assert pod["automountServiceAccountToken"] is True
+    terms = pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    (term,) = terms["nodeSelectorTerms"]
+    assert term["matchExpressions"] == [
+        {"key": "nvidia.com/gpu.present", "operator": "In", "values": ["true"]}
+    ]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"
+    ]
+    (container,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["DCGM_EXPORTER_KUBERNETES"] == "true"  # upstream's, kept
+    assert env["DCGM_EXPORTER_KUBERNETES_ENABLE_POD_LABELS"] == "true"
+
+
+def test_flux_builds_the_exporter_patched(tmp_path: Path) -> None:
+    tree = generate(tmp_path, "flux")
+    sync = sync_named(tree, "eks-a", "-dcgm-exporter")
+    assert sync is not None
+    _check_patched_exporter(build_as_flux(stand_in_exporter(tmp_path / "exporter"), sync))
+
+
+@pytest.mark.skipif(not UPSTREAM, reason="set MLGITOPS_UPSTREAM to a folder of git mirrors")
+def test_flux_builds_the_upstream_exporter_patched(tmp_path: Path) -> None:
+    from generator.operator_facts import DCGM_EXPORTER
+
+    assert DCGM_EXPORTER.flux is not None
+    mirror = Path(UPSTREAM or "") / "NVIDIA+dcgm-exporter" / "repo"
+    folder = tmp_path / "exporter"
+    folder.mkdir()
+    text = subprocess.run(
+        ["git", "--git-dir", str(mirror), "show", f"{DCGM_EXPORTER.tag}:{DCGM_EXPORTER.flux.keep}"],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    (folder / "dcgm-exporter.yaml").write_text(text)
+    tree = generate(tmp_path, "flux")
+    sync = sync_named(tree, "eks-a", "-dcgm-exporter")
+    assert sync is not None
+    objects = build_as_flux(folder, sync)
+    _check_patched_exporter(objects)
+    images = {
+        c["image"]
+        for o in objects
+        if o["kind"] == "DaemonSet"
+        for c in o["spec"]["template"]["spec"]["containers"]
+    }
+    assert images == set(DCGM_EXPORTER.release_images)
+    # The upstream pod still mounts the kubelet's pod-resources folder it maps GPUs with.
+    (daemonset,) = [o for o in objects if o["kind"] == "DaemonSet"]
+    volumes = daemonset["spec"]["template"]["spec"]["volumes"]
+    assert {
+        "name": "pod-gpu-resources",
+        "hostPath": {"path": "/var/lib/kubelet/pod-resources"},
+    } in volumes
+
+
+def test_flux_keeps_only_the_static_manifest(tmp_path: Path) -> None:
+    from test_operators import keep_with_gitignore
+
+    tree = generate(tmp_path, "flux")
+    sources = yaml.safe_load_all((tree / "bootstrap/fleet/source/gitrepository.yaml").read_text())
+    (source,) = [s for s in sources if s and s["metadata"]["name"] == "dcgm-exporter"]
+    kept = keep_with_gitignore(
+        source["spec"]["ignore"],
+        ["dcgm-exporter.yaml", "service-monitor.yaml", ".golangci.yml", "deployment/Chart.yaml"],
+    )
+    assert kept == ["dcgm-exporter.yaml"]
+    sync = sync_named(tree, "eks-a", "-dcgm-exporter")
+    assert sync is not None
+    assert sync["spec"]["path"] == "./"

@@ -144,6 +144,8 @@ def operator_source(config: model.Config, operator: Operator) -> dict[str, Any]:
     }
     if operator.helm_path:
         source["helm"] = {"releaseName": operator.name}
+        if operator.helm_values:
+            source["helm"]["valuesObject"] = operator.helm_values
         return source
     kustomize: dict[str, Any] = {}
     if operator.images:

@@ -24,7 +24,7 @@ from typing import Any
 
 from generator.config import model
 from generator.emit import dump_document
-from generator.operator_facts import KUEUE, Operator
+from generator.operator_facts import DCGM_EXPORTER, KUEUE, Operator
 from generator.render.clusters.eks import partition
 from generator.render.gitops import Scope, SyncPath, gitops_folder
 from generator.render.kueue_config import kueue_patches
@@ -146,7 +146,7 @@ def _kustomization_object(
             "interval": interval,
             "retryInterval": "2m",
             "timeout": "30m" if wait else "5m",
-            "path": f"./{path}",
+            "path": "./" if path == "." else f"./{path}",
             "prune": True,
             "wait": wait,
             "sourceRef": {"kind": "GitRepository", "name": source or source_name(config)},
@@ -182,6 +182,9 @@ def kustomization(config: model.Config, scope: Scope, path: SyncPath) -> Manifes
         spec["patches"] = [
             {"target": p["target"], "patch": dump_document(p["patch"]).decode()} for p in patches
         ]
+    if operator and operator.name == DCGM_EXPORTER.name:
+        # Its static manifest names no namespace.
+        spec["targetNamespace"] = operator.namespace
     if scope.remote and not path.on_management:
         spec["kubeConfig"] = {"configMapRef": {"name": remote_cluster_name(path.cluster)}}
     return obj
