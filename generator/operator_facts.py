@@ -231,8 +231,10 @@ NVIDIA_DEVICE_PLUGIN = Operator(
 #   through a pod informer of the node's pods (internal/pkg/transformation/kubernetes.go
 #   NewPodMapper: in-cluster config, field selector spec.nodeName=$NODE_NAME), which needs a
 #   service account token and get/list/watch on pods;
-#   `DCGM_EXPORTER_KUBERNETES_POD_LABEL_ALLOWLIST_REGEX` keeps only matching labels
-#   (pkg/cmd/app.go);
+#   `DCGM_EXPORTER_KUBERNETES_POD_LABEL_ALLOWLIST_REGEX` keeps only the labels whose key
+#   matches (pkg/cmd/app.go; kubernetes.go matches the key as written, then writes it
+#   with every character Prometheus refuses as `_`, internal/pkg/utils SanitizeLabelName:
+#   `app.kubernetes.io/name` -> `app_kubernetes_io_name`);
 # - the static manifest (dcgm-exporter.yaml: DaemonSet and Service, no namespace, no
 #   service account, automountServiceAccountToken false, no node selection or
 #   tolerations) gives pod attributes only; the chart (deployment/, 4.8.2) creates the
