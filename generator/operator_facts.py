@@ -273,7 +273,7 @@ DCGM_EXPORTER = Operator(
     "dcgm-exporter",
     "https://github.com/NVIDIA/dcgm-exporter.git",
     "4.5.3-4.8.2",
-    ".",
+    "",  # the repository's top folder, where dcgm-exporter.yaml is
     GPU_METRICS_NAMESPACE,
     release_images=(DCGM_EXPORTER_IMAGE,),
     upstream_images=(DCGM_EXPORTER_IMAGE,),

@@ -146,7 +146,7 @@ def _kustomization_object(
             "interval": interval,
             "retryInterval": "2m",
             "timeout": "30m" if wait else "5m",
-            "path": "./" if path == "." else f"./{path}",
+            "path": f"./{path}",
             "prune": True,
             "wait": wait,
             "sourceRef": {"kind": "GitRepository", "name": source or source_name(config)},
