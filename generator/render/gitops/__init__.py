@@ -101,7 +101,7 @@ def sync_paths(
     """Infrastructure (on the management cluster); then the operators the workloads need,
     the storage classes and the GPU metrics namespace; then the platform (training
     runtimes, Kueue queues) and the GPU metrics exporter; then one path per namespace.
-    Each layer depends on every earlier one."""
+    Each layer depends on every earlier one, but for the exporter, which nothing waits for."""
     layers = []
     if not isinstance(cluster, model.LocalCluster):
         layers.append(
