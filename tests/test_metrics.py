@@ -513,3 +513,33 @@ def test_flux_keeps_only_the_static_manifest(tmp_path: Path) -> None:
     sync = sync_named(tree, "eks-a", "-dcgm-exporter")
     assert sync is not None
     assert sync["spec"]["path"] == "./"
+
+
+def _key_paths(values: Any, at: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every mapping key path of a values tree (lists and their contents are leaves)."""
+    if not isinstance(values, dict) or not values:
+        return {at} if at else set()
+    return {p for key, item in values.items() for p in _key_paths(item, (*at, key))}
+
+
+@pytest.mark.skipif(not UPSTREAM, reason="set MLGITOPS_UPSTREAM to a folder of git mirrors")
+def test_the_chart_values_are_the_charts_own(tmp_path: Path) -> None:
+    """Helm ignores a value the chart does not read: each one set must be in the chart's
+    values.yaml at the tag (affinity's contents are the chart's to pass through)."""
+    from generator.operator_facts import DCGM_EXPORTER
+
+    assert DCGM_EXPORTER.helm_values is not None
+    mirror = Path(UPSTREAM or "") / "NVIDIA+dcgm-exporter" / "repo"
+    text = subprocess.run(
+        ["git", "--git-dir", str(mirror), "show", f"{DCGM_EXPORTER.tag}:deployment/values.yaml"],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    chart = yaml.safe_load(text)
+    ours = {k: v for k, v in DCGM_EXPORTER.helm_values.items() if k != "affinity"}
+    assert "affinity" in chart
+    assert _key_paths(ours) <= _key_paths(chart)
+    assert chart["image"]["repository"] + ":" + chart["image"]["tag"] in set(
+        DCGM_EXPORTER.release_images
+    )
