@@ -91,6 +91,7 @@ class Operator:
     kinds: tuple[Kind, ...] | None = None  # when not the usual controller's kinds
     helm_path: str | None = None  # Argo CD renders this chart folder instead of `path`
     flux: FluxSelection | None = None
+    helm_values: dict[str, object] | None = None  # Argo CD's values for that chart
 
     def source_path(self, engine: str) -> str:
         """The folder of its repository the engine syncs."""
@@ -218,15 +219,122 @@ NVIDIA_DEVICE_PLUGIN = Operator(
     ),
 )
 
+# NVIDIA dcgm-exporter (NVIDIA/dcgm-exporter, newest release tag 4.5.3-4.8.2: DCGM 4.5.3,
+# exporter 4.8.2) serves per-GPU metrics on :9400. Facts at that tag:
+# - it runs as root with SYS_ADMIN (profiling metrics, DCGM_FI_PROF_*) and mounts the
+#   kubelet's pod-resources socket folder (hostPath /var/lib/kubelet/pod-resources) to map
+#   each GPU to the pod, namespace and container using it (dcgm-exporter.yaml,
+#   deployment/values.yaml securityContext, kubeletPath): Pod Security "privileged", so
+#   it has its own namespace, labelled so, never a training namespace;
+# - `DCGM_EXPORTER_KUBERNETES=true` adds those pod attributes;
+#   `DCGM_EXPORTER_KUBERNETES_ENABLE_POD_LABELS=true` adds the pod's labels too, read
+#   through a pod informer of the node's pods (internal/pkg/transformation/kubernetes.go
+#   NewPodMapper: in-cluster config, field selector spec.nodeName=$NODE_NAME), which needs a
+#   service account token and get/list/watch on pods;
+#   `DCGM_EXPORTER_KUBERNETES_POD_LABEL_ALLOWLIST_REGEX` keeps only the labels whose key
+#   matches (pkg/cmd/app.go; kubernetes.go matches the key as written, then writes it
+#   with every character Prometheus refuses as `_`, internal/pkg/utils SanitizeLabelName:
+#   `app.kubernetes.io/name` -> `app_kubernetes_io_name`);
+# - the static manifest (dcgm-exporter.yaml: DaemonSet and Service, no namespace, no
+#   service account, automountServiceAccountToken false, no node selection or
+#   tolerations) gives pod attributes only; the chart (deployment/, 4.8.2) creates the
+#   service account and a ClusterRole `<fullname>-read-pods` when
+#   kubernetes.enablePodLabels and kubernetes.rbac.create, and a ServiceMonitor by default
+#   (serviceMonitor.enabled: true, a Prometheus Operator kind).
+# Argo CD renders the chart with pod labels on and no ServiceMonitor; Flux applies the
+# static manifest, patched to the same effect, with the service account and its role
+# generated beside the namespace (render/gpu_metrics.py).
+GPU_METRICS_NAMESPACE = "gpu-metrics"
+DCGM_EXPORTER_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless"
+DCGM_EXPORTER_NAME = "dcgm-exporter"  # the DaemonSet, Service and service account
+# The GPU nodes' taint (cluster/nodes.py GPU_TAINT, on GPU groups beside CPU ones).
+GPU_TOLERATIONS = ({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
+# The labels of training pods a GPU metric carries (render/labels.py: the workload's
+# name and platform; the labels each controller puts on the pods it creates, as
+# cluster/controllers.py models them with their sources: batch/v1 Job, JobSet, and so
+# Trainer's TrainJob, Training Operator v1), and the queue.
+GPU_METRIC_POD_LABELS = (
+    r"^app\.kubernetes\.io/(name|part-of|component)$",
+    r"^batch\.kubernetes\.io/job-name$",
+    r"^jobset\.sigs\.k8s\.io/(jobset-name|replicatedjob-name)$",
+    r"^training\.kubeflow\.org/(job-name|replica-type|replica-index)$",
+    r"^kueue\.x-k8s\.io/queue-name$",
+)
+# What the chart's kubernetes.enablePodLabels and podLabelAllowlistRegex set
+# (deployment/templates/daemonset.yaml), for the static manifest.
+POD_LABEL_ENV = [
+    {"name": "DCGM_EXPORTER_KUBERNETES_ENABLE_POD_LABELS", "value": "true"},
+    {
+        "name": "DCGM_EXPORTER_KUBERNETES_POD_LABEL_ALLOWLIST_REGEX",
+        "value": ",".join(GPU_METRIC_POD_LABELS),
+    },
+]
+DCGM_EXPORTER = Operator(
+    "dcgm-exporter",
+    "https://github.com/NVIDIA/dcgm-exporter.git",
+    "4.5.3-4.8.2",
+    "",  # the repository's top folder, where dcgm-exporter.yaml is
+    GPU_METRICS_NAMESPACE,
+    release_images=(DCGM_EXPORTER_IMAGE,),
+    upstream_images=(DCGM_EXPORTER_IMAGE,),
+    kinds=(
+        ("apps", "DaemonSet"),
+        ("", "Service"),
+        ("", "ServiceAccount"),
+        ("", "ConfigMap"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+        ("rbac.authorization.k8s.io", "Role"),
+        ("rbac.authorization.k8s.io", "RoleBinding"),
+    ),
+    helm_path="deployment",
+    helm_values={
+        "fullnameOverride": DCGM_EXPORTER_NAME,
+        "serviceMonitor": {"enabled": False},
+        "affinity": GPU_PRESENT_AFFINITY,
+        "tolerations": list(GPU_TOLERATIONS),
+        "kubernetes": {
+            "enablePodLabels": True,
+            "podLabelAllowlistRegex": list(GPU_METRIC_POD_LABELS),
+            "rbac": {"create": True},
+        },
+    },
+    flux=FluxSelection(
+        keep="dcgm-exporter.yaml",
+        patches=(
+            {
+                "target": {"kind": "DaemonSet", "name": DCGM_EXPORTER_NAME},
+                "patch": {
+                    "apiVersion": "apps/v1",
+                    "kind": "DaemonSet",
+                    "metadata": {"name": DCGM_EXPORTER_NAME},
+                    "spec": {
+                        "template": {
+                            "spec": {
+                                "serviceAccountName": DCGM_EXPORTER_NAME,
+                                "automountServiceAccountToken": True,
+                                "affinity": GPU_PRESENT_AFFINITY,
+                                "tolerations": list(GPU_TOLERATIONS),
+                                "containers": [{"name": DCGM_EXPORTER_NAME, "env": POD_LABEL_ENV}],
+                            }
+                        }
+                    },
+                },
+            },
+        ),
+    ),
+)
 
-OPERATORS = (TRAINING_OPERATOR, JOBSET, TRAINER, KUEUE, NVIDIA_DEVICE_PLUGIN)
+
+OPERATORS = (TRAINING_OPERATOR, JOBSET, TRAINER, KUEUE, NVIDIA_DEVICE_PLUGIN, DCGM_EXPORTER)
 
 
 def operators_for(
     workloads: list[model.Workload], queues: bool, device_plugin: bool = False
 ) -> list[Operator]:
     """What a cluster running these workloads (and Kueue queues, when `queues`; the NVIDIA
-    device plugin, when `device_plugin`) needs installed, in a fixed order."""
+    device plugin, when `device_plugin`) needs installed, in a fixed order. The GPU
+    metrics exporter is not among them: it waits for its namespace (gitops.sync_paths)."""
     runtimes = {w.runtime for w in workloads}
     needed = [NVIDIA_DEVICE_PLUGIN] if device_plugin else []
     if runtimes & set(model.KUBEFLOW_V1_RUNTIMES):

@@ -31,7 +31,7 @@ from helpers import CONFIGS, SEEDS, kustomize_build, schema_errors
 
 from generator import cloud_facts
 from generator.cli import main
-from generator.operator_facts import NVIDIA_DEVICE_PLUGIN
+from generator.operator_facts import DCGM_EXPORTER, NVIDIA_DEVICE_PLUGIN, Operator
 
 Obj = dict[str, Any]
 Kind = tuple[str, str]  # (API group, kind)
@@ -143,8 +143,23 @@ class Cluster:
     @property
     def operators(self) -> list[str]:
         """The operators synced from their own repositories: here only the NVIDIA device
-        plugin, which EKS GPU nodes need (GKE brings its own)."""
+        plugin, which EKS GPU nodes need (GKE brings its own), and the GPU metrics
+        exporter (GKE has its own DCGM metrics)."""
+        return [*self.first_operators, *self.exporters]
+
+    @property
+    def first_operators(self) -> list[str]:
+        """Those of the layer after infrastructure."""
         return [f"{self.name}-nvidia-device-plugin"] if self.gpu_nodes else []
+
+    @property
+    def exporters(self) -> list[str]:
+        """After its namespace; nothing waits for it."""
+        return [f"{self.name}-dcgm-exporter"] if self.gpu_nodes else []
+
+    @property
+    def gpu_metrics(self) -> str | None:
+        return f"clusters/{self.name}/gpu-metrics" if self.gpu_nodes else None
 
     @property
     def remote(self) -> bool:
@@ -173,6 +188,7 @@ class Cluster:
         """What the engine syncs for this cluster, in the order it must apply."""
         paths = [self.infrastructure] if self.remote else []
         paths += [self.storage] if self.storage else []
+        paths += [self.gpu_metrics] if self.gpu_metrics else []
         return paths + [self.workloads(namespace) for namespace in self.namespaces]
 
 
@@ -320,6 +336,14 @@ def operator_syncs(tree: Tree, scope: str) -> list[Obj]:
     return [obj for obj in syncs(tree, scope) if not from_this_repository(tree, obj)]
 
 
+def operator_facts(sync: Obj) -> Operator:
+    """The operator a sync installs, by its name `<cluster>-<operator>`."""
+    (found,) = [
+        op for op in (NVIDIA_DEVICE_PLUGIN, DCGM_EXPORTER) if name(sync).endswith(f"-{op.name}")
+    ]
+    return found
+
+
 def from_this_repository(tree: Tree, obj: Obj) -> bool:
     if obj["kind"] == "Application":
         return bool(obj["spec"]["source"]["repoURL"] == tree.repo_url)
@@ -375,14 +399,12 @@ def test_every_synced_path_exists_builds_and_passes_strict_schemas(
             n for c in tree.clusters_of(scope) for n in c.operators
         )
         for operator in operators:
+            facts = operator_facts(operator)
             if tree.engine == "argocd":
                 source = operator["spec"]["source"]
-                assert (source["repoURL"], source["targetRevision"]) == (
-                    NVIDIA_DEVICE_PLUGIN.repo,
-                    NVIDIA_DEVICE_PLUGIN.tag,
-                )
+                assert (source["repoURL"], source["targetRevision"]) == (facts.repo, facts.tag)
             else:
-                assert operator["spec"]["sourceRef"]["name"] == NVIDIA_DEVICE_PLUGIN.name
+                assert operator["spec"]["sourceRef"]["name"] == facts.name
         sources = {name(o) for o in of_kind(bootstrap, FLUX_SOURCE_API, "GitRepository")}
         for obj in synced:
             path = synced_path(obj)
@@ -433,9 +455,8 @@ def test_each_app_project_allows_exactly_what_its_applications_deploy(
         assert of_kind(built(tree, f"{scope}/apps"), ARGO_API, "AppProject") == [project]
         spec = project["spec"]
         operators = operator_syncs(tree, scope)
-        assert spec["sourceRepos"] == [tree.repo_url] + (
-            [NVIDIA_DEVICE_PLUGIN.repo] if operators else []
-        )
+        repos = sorted({operator_facts(o).repo for o in operators})
+        assert spec["sourceRepos"] == [tree.repo_url, *repos]
         assert not [s for s in strings(spec) if "*" in s]
 
         cluster_kinds: set[Kind] = set()
@@ -446,10 +467,11 @@ def test_each_app_project_allows_exactly_what_its_applications_deploy(
             server, cluster, namespace = destination_of(application)
             used.add((server, cluster, namespace))
             if application in operators:
-                # What the device plugin's chart may create (operator_facts), all in the
-                # namespace of its destination.
-                assert namespace == "kube-system"
-                found = set(NVIDIA_DEVICE_PLUGIN.kinds or ())
+                # What the chart may create (operator_facts), all in the namespace of its
+                # destination.
+                facts = operator_facts(application)
+                assert namespace == facts.namespace
+                found = set(facts.kinds or ())
                 cluster_kinds |= found & CLUSTER_SCOPED
                 namespaced_kinds |= found - CLUSTER_SCOPED
                 continue
@@ -496,6 +518,8 @@ def test_argocd_applies_infrastructure_then_storage_then_workloads_to_the_right_
                 )
             if c.storage:
                 expected[c.storage] = ("1", {**workload_cluster, "namespace": "default"})
+            if c.gpu_metrics:
+                expected[c.gpu_metrics] = ("1", {**workload_cluster, "namespace": "gpu-metrics"})
             for namespace in c.namespaces:
                 expected[c.workloads(namespace)] = (
                     "2",
@@ -507,9 +531,16 @@ def test_argocd_applies_infrastructure_then_storage_then_workloads_to_the_right_
             for app in operator_syncs(tree, scope)
         }
         assert operators == {
-            n: ("1", {"name": c.name, "namespace": "kube-system"})
-            for c in tree.clusters_of(scope)
-            for n in c.operators
+            **{
+                n: ("1", {"name": c.name, "namespace": "kube-system"})
+                for c in tree.clusters_of(scope)
+                for n in c.first_operators
+            },
+            **{
+                n: ("2", {"name": c.name, "namespace": "gpu-metrics"})
+                for c in tree.clusters_of(scope)
+                for n in c.exporters
+            },
         }
 
 
@@ -532,13 +563,21 @@ def test_flux_orders_by_depends_on_and_reaches_workload_clusters_by_kubeconfig(
                 assert (infrastructure["wait"], infrastructure.get("force")) == (True, None)
                 earlier.append(f"{c.name}-infrastructure")
             infrastructure_only = list(earlier)
-            earlier += c.operators  # the same layer as storage, after infrastructure
+            earlier += c.first_operators  # the same layer as storage, after infrastructure
             if c.storage:
                 storage = by_path[c.storage]
                 assert storage["dependsOn"] == [{"name": n} for n in infrastructure_only]
                 assert storage["kubeConfig"] == kubeconfig
                 assert (storage["wait"], storage.get("force")) == (True, None)
                 earlier.append(f"{c.name}-storage")
+            if c.gpu_metrics:
+                namespace_path = by_path[c.gpu_metrics]
+                assert namespace_path["dependsOn"] == [{"name": n} for n in infrastructure_only]
+                earlier.append(f"{c.name}-gpu-metrics")
+                for exporter in c.exporters:  # after its namespace; nothing waits for it
+                    (sync,) = [k for k in operator_syncs(tree, scope) if name(k) == exporter]
+                    assert sync["spec"]["dependsOn"] == [{"name": n} for n in earlier]
+                    assert sync["spec"]["targetNamespace"] == "gpu-metrics"
             assert set(earlier) - set(c.operators) <= names
             for namespace in c.namespaces:
                 workloads = by_path[c.workloads(namespace)]
@@ -548,7 +587,12 @@ def test_flux_orders_by_depends_on_and_reaches_workload_clusters_by_kubeconfig(
                 # path's claims must never be force-replaced.
                 assert (workloads["wait"], workloads.get("force")) == (False, None)
             if c.cloud == "eks":
-                assert earlier == [f"{c.name}-infrastructure", *c.operators, f"{c.name}-storage"]
+                assert earlier == [
+                    f"{c.name}-infrastructure",
+                    *c.first_operators,
+                    f"{c.name}-storage",
+                    *([f"{c.name}-gpu-metrics"] if c.gpu_metrics else []),
+                ]
             if c.remote:
                 (where,) = [
                     o for o in built(tree, f"clusters/{c.name}/gitops") if o["kind"] == "ConfigMap"

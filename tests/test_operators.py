@@ -39,6 +39,7 @@ INSTALLED = [
     operator_facts.JOBSET,
     operator_facts.KUEUE,
     operator_facts.NVIDIA_DEVICE_PLUGIN,
+    operator_facts.DCGM_EXPORTER,
 ]
 
 
@@ -136,6 +137,7 @@ def test_each_install_resolves_to_its_release_images(
         "training-operator",
         "kueue",
         "nvidia-device-plugin",
+        "dcgm-exporter",
         "trainer" if runtime is None else "jobset",
     }
     by_name = {op.name: op for op in INSTALLED}

@@ -417,6 +417,7 @@ def test_the_argo_cd_project_allows_what_the_operators_install(tmp_path: Path) -
     project = yaml.safe_load((out / "bootstrap/fleet/project/appproject.yaml").read_text())["spec"]
     assert project["sourceRepos"] == [
         "https://github.com/acme/ml-runtimes-gitops.git",
+        "https://github.com/NVIDIA/dcgm-exporter.git",
         "https://github.com/NVIDIA/k8s-device-plugin.git",
         "https://github.com/kubeflow/trainer.git",
         "https://github.com/kubernetes-sigs/kueue.git",
@@ -433,6 +434,7 @@ def test_the_argo_cd_project_allows_what_the_operators_install(tmp_path: Path) -
         ("eks-a", "kueue-system"),
         ("eks-a", "kube-system"),
         ("eks-a", "kubeflow-system"),
+        ("eks-a", "gpu-metrics"),
     } <= destinations
     assert all("*" not in str(value) for value in project.values())
 

@@ -606,6 +606,43 @@ class PriorityClass:
 
 
 @dataclass(frozen=True)
+class QueueSettings:
+    """How Kueue admits the queued workloads of every cluster (render/kueue_config.py)."""
+
+    gang_admission: bool = field(
+        default=True,
+        metadata=spec(
+            "gangAdmission",
+            doc="Kueue waitForPodsReady: an admitted workload whose pods are not all Ready "
+            "within podsReadyTimeoutMinutes is evicted and requeued",
+        ),
+    )
+    pods_ready_timeout_minutes: int = field(
+        default=10,
+        metadata=spec(
+            "podsReadyTimeoutMinutes",
+            doc="how long an admitted workload's pods have to be all Ready (node scale-up "
+            "and image pulls included)",
+            minimum=1,
+            maximum=1440,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class MetricsSettings:
+    """What the clusters export about the training pods."""
+
+    gpu: bool = field(
+        default=True,
+        metadata=spec(
+            doc="per-pod GPU metrics where GPUs exist: NVIDIA dcgm-exporter on EKS, "
+            "GKE's managed DCGM metrics on GKE"
+        ),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     name: DnsLabel = field(metadata=spec(doc="the platform's name: prefix for names and labels"))
     repo: Repo = field(metadata=spec(doc="where the generated tree lives"))
@@ -627,6 +664,14 @@ class Config:
     priority_classes: tuple[PriorityClass, ...] = field(
         default=(),
         metadata=spec("priorityClasses", doc="priorities the workloads may name"),
+    )
+    queues: QueueSettings = field(
+        default_factory=QueueSettings,
+        metadata=spec(doc="how Kueue admits queued workloads (gang admission)"),
+    )
+    metrics: MetricsSettings = field(
+        default_factory=MetricsSettings,
+        metadata=spec(doc="what the clusters export about the training pods"),
     )
 
     def cluster_version(self, cluster: Cluster) -> str:

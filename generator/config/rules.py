@@ -24,6 +24,7 @@ RESERVED_NAMESPACES = frozenset(
         "argocd", "flux-system",
         "kueue-system", "jobset-system", "kubeflow", "kubeflow-system",
         "ack-system", "cnrm-system", "configconnector-operator-system",
+        "gpu-metrics",  # the GPU metrics exporter's (render/gpu_metrics.py), "privileged"
     }
 )  # fmt: skip
 RESERVED_NAMESPACE_PREFIXES = ("kube-", "infra-")  # infra-<cluster>: cloud resources

@@ -7,6 +7,7 @@ from generator.render.ci import render_ci_units
 from generator.render.clusters import render_cluster_units
 from generator.render.entrypoints import render_entrypoint_units
 from generator.render.gitops import render_gitops_units
+from generator.render.gpu_metrics import render_gpu_metrics_units
 from generator.render.objects import Document, Unit
 from generator.render.overlays import render_overlay_units
 from generator.render.platform import render_platform_units
@@ -21,5 +22,6 @@ def render(config: model.Config) -> list[Unit | Document]:
         *render_entrypoint_units(config),
         *render_cluster_units(config),
         *render_platform_units(config),
+        *render_gpu_metrics_units(config),
     ]
     return [*units, *render_gitops_units(config, units), *render_ci_units(config)]

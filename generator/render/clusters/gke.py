@@ -20,6 +20,7 @@ from generator.render.clusters.common import (
     protect_from_deletion,
     render_infra_namespace,
 )
+from generator.render.gpu_metrics import gke_monitoring_config
 from generator.render.objects import Manifest
 
 CONTAINER = "container.cnrm.cloud.google.com/v1beta1"
@@ -63,7 +64,7 @@ def workload_pool(cluster: model.GkeCluster) -> str:
 def _cluster(config: model.Config, cluster: model.GkeCluster) -> Manifest:
     meta = infra_metadata(config, cluster, cluster.name, Wave.CLUSTER)
     meta["annotations"]["cnrm.cloud.google.com/remove-default-node-pool"] = "true"
-    return {
+    manifest: Manifest = {
         "apiVersion": CONTAINER,
         "kind": "ContainerCluster",
         "metadata": meta,
@@ -86,6 +87,10 @@ def _cluster(config: model.Config, cluster: model.GkeCluster) -> Manifest:
             },
         },
     }
+    monitoring = gke_monitoring_config(config, cluster)  # GPU metrics: render/gpu_metrics.py
+    if monitoring:
+        manifest["spec"]["monitoringConfig"] = monitoring
+    return manifest
 
 
 def _node_pool(

@@ -24,6 +24,8 @@ from generator.config import model
 from generator.operator_facts import (
     CONTROLLER_CLUSTER_KINDS,
     CONTROLLER_NAMESPACED_KINDS,
+    DCGM_EXPORTER,
+    GPU_METRICS_NAMESPACE,
     Operator,
     operators_for,
 )
@@ -35,6 +37,7 @@ from generator.render.entrypoints import (
     has_storage,
     namespaces_on,
 )
+from generator.render.gpu_metrics import gpu_metrics_folder, runs_dcgm_exporter
 from generator.render.objects import Document, Manifest, Unit
 from generator.render.platform import has_platform, platform_folder
 from generator.render.queues import runs_queues
@@ -89,15 +92,16 @@ class _Layer:
     order: int
     holds_jobs: bool = False
     operator: Operator | None = None
+    waited_for: bool = True  # later layers depend on it
 
 
 def sync_paths(
     config: model.Config, cluster: model.Cluster, units: dict[str, Unit]
 ) -> list[SyncPath]:
-    """Infrastructure (on the management cluster); then the operators the workloads need
-    and the storage classes; then the platform (training runtimes, Kueue queues); then
-    one path per namespace.
-    Each layer depends on every earlier one."""
+    """Infrastructure (on the management cluster); then the operators the workloads need,
+    the storage classes and the GPU metrics namespace; then the platform (training
+    runtimes, Kueue queues) and the GPU metrics exporter; then one path per namespace.
+    Each layer depends on every earlier one, but for the exporter, which nothing waits for."""
     layers = []
     if not isinstance(cluster, model.LocalCluster):
         layers.append(
@@ -112,6 +116,22 @@ def sync_paths(
     ]
     if has_storage(cluster):
         layers.append(_Layer("storage", cluster_storage_folder(cluster), STORAGE_NAMESPACE, 1))
+    if runs_dcgm_exporter(config, cluster):
+        # Its namespace (Pod Security "privileged") first, then the exporter into it.
+        folder = gpu_metrics_folder(cluster)
+        layers.append(_Layer("gpu-metrics", folder, GPU_METRICS_NAMESPACE, 1))
+        exporter = DCGM_EXPORTER
+        layers.append(
+            # Nothing waits for metrics: training syncs even while the exporter is down.
+            _Layer(
+                exporter.name,
+                exporter.source_path(config.gitops),
+                exporter.namespace,
+                2,
+                operator=exporter,
+                waited_for=False,
+            )
+        )
     workloads_order = 2
     if has_platform(config, cluster):
         layers.append(_Layer("platform", platform_folder(cluster), STORAGE_NAMESPACE, 2))
@@ -121,6 +141,7 @@ def sync_paths(
         for ns in namespaces_on(config, cluster)
     ]
     paths: list[SyncPath] = []
+    waited_for: list[tuple[int, str]] = []  # (order, name) of the paths later ones wait for
     for layer in layers:
         paths.append(
             SyncPath(
@@ -130,7 +151,7 @@ def sync_paths(
                 on_management=layer.order == 0,
                 namespace=layer.namespace,
                 order=layer.order,
-                depends_on=[p.name for p in paths if p.order < layer.order],
+                depends_on=[name for order, name in waited_for if order < layer.order],
                 objects=(
                     operator_objects(layer.operator)
                     if layer.operator
@@ -140,6 +161,8 @@ def sync_paths(
                 operator=layer.operator,
             )
         )
+        if layer.waited_for:
+            waited_for.append((layer.order, paths[-1].name))
     return paths
 
 

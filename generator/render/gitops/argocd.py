@@ -17,8 +17,10 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
+from generator.emit import dump_document
 from generator.operator_facts import CONTROLLER_CLUSTER_KINDS, KUEUE, Operator
 from generator.render.gitops import Scope, SyncPath, gitops_folder
+from generator.render.kueue_config import kueue_patches
 from generator.render.labels import QUEUE_LABEL, platform_labels
 from generator.render.objects import Manifest, Unit, metadata
 
@@ -89,7 +91,7 @@ def application(config: model.Config, scope: Scope, project: str, path: SyncPath
     operator = path.operator
     if operator:
         # An operator's CRDs are too large for client-side apply's annotation.
-        source = operator_source(operator)
+        source = operator_source(config, operator)
         options = ["ServerSideApply=true"]
     else:
         source = _source(config, path.path)
@@ -130,9 +132,11 @@ def _kueue_suspend_fields(path: SyncPath) -> list[dict[str, Any]]:
     ]
 
 
-def operator_source(operator: Operator) -> dict[str, Any]:
+def operator_source(config: model.Config, operator: Operator) -> dict[str, Any]:
     """The operator's repository at its tag: its Helm chart where it has one Argo CD must
-    render, else its kustomize path with the release images set (operator_facts)."""
+    render, else its kustomize path with the release images set (operator_facts) and,
+    for Kueue, the Configuration patches (render/kueue_config.py; `patches` is a field
+    of the pinned Application's `source.kustomize`, each patch an inline string)."""
     source: dict[str, Any] = {
         "repoURL": operator.repo,
         "targetRevision": operator.tag,
@@ -140,11 +144,19 @@ def operator_source(operator: Operator) -> dict[str, Any]:
     }
     if operator.helm_path:
         source["helm"] = {"releaseName": operator.name}
+        if operator.helm_values:
+            source["helm"]["valuesObject"] = operator.helm_values
         return source
+    kustomize: dict[str, Any] = {}
     if operator.images:
-        source["kustomize"] = {
-            "images": [f"{image.name}={image.resolved}" for image in operator.images]
-        }
+        kustomize["images"] = [f"{image.name}={image.resolved}" for image in operator.images]
+    patches = kueue_patches(config) if operator.name == KUEUE.name else []
+    if patches:
+        kustomize["patches"] = [
+            {"target": p["target"], "patch": dump_document(p["patch"]).decode()} for p in patches
+        ]
+    if kustomize:
+        source["kustomize"] = kustomize
     return source
 
 

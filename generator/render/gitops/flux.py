@@ -24,9 +24,10 @@ from typing import Any
 
 from generator.config import model
 from generator.emit import dump_document
-from generator.operator_facts import Operator
+from generator.operator_facts import DCGM_EXPORTER, KUEUE, Operator
 from generator.render.clusters.eks import partition
 from generator.render.gitops import Scope, SyncPath, gitops_folder
+from generator.render.kueue_config import kueue_patches
 from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, Unit, metadata
 
@@ -174,11 +175,16 @@ def kustomization(config: model.Config, scope: Scope, path: SyncPath) -> Manifes
         spec["images"] = [
             {"name": i.name, "newName": i.new_name, "newTag": i.new_tag} for i in operator.images
         ]
-    if operator and operator.flux and operator.flux.patches:
+    patches = list(operator.flux.patches) if operator and operator.flux else []
+    if operator and operator.name == KUEUE.name:
+        patches += kueue_patches(config)  # its Configuration (render/kueue_config.py)
+    if patches:
         spec["patches"] = [
-            {"target": p["target"], "patch": dump_document(p["patch"]).decode()}
-            for p in operator.flux.patches
+            {"target": p["target"], "patch": dump_document(p["patch"]).decode()} for p in patches
         ]
+    if operator and operator.name == DCGM_EXPORTER.name:
+        # Its static manifest names no namespace.
+        spec["targetNamespace"] = operator.namespace
     if scope.remote and not path.on_management:
         spec["kubeConfig"] = {"configMapRef": {"name": remote_cluster_name(path.cluster)}}
     return obj
