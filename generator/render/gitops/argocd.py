@@ -140,6 +140,8 @@ def operator_source(operator: Operator) -> dict[str, Any]:
     }
     if operator.helm_path:
         source["helm"] = {"releaseName": operator.name}
+        if operator.helm_values:
+            source["helm"]["valuesObject"] = operator.helm_values
         return source
     if operator.images:
         source["kustomize"] = {
