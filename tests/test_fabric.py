@@ -59,7 +59,10 @@ clusters:
     location: us-central1-a
     nodePools:
       - {name: cpu, machineType: e2-standard-8, nodeCount: 1}
-      - {name: a3, machineType: a3-highgpu-8g, nodeCount: 2, accelerator: {type: nvidia-h100-80gb, count: 8}}
+      - name: a3
+        machineType: a3-highgpu-8g
+        nodeCount: 2
+        accelerator: {type: nvidia-h100-80gb, count: 8}
 """
 
 
