@@ -31,7 +31,7 @@ from helpers import CONFIGS, SEEDS, kustomize_build, schema_errors
 
 from generator import cloud_facts
 from generator.cli import main
-from generator.operator_facts import NVIDIA_DEVICE_PLUGIN
+from generator.operator_facts import EFA_DEVICE_PLUGIN, NVIDIA_DEVICE_PLUGIN, Operator
 
 Obj = dict[str, Any]
 Kind = tuple[str, str]  # (API group, kind)
@@ -139,12 +139,15 @@ class Cluster:
     version: str
     jobs: frozenset[tuple[str, str]]  # (namespace, workload)
     gpu_nodes: bool = False  # an EKS node group of GPU instances
+    efa_nodes: bool = False  # an EKS node group of GPU instances with EFA, under Argo CD
 
     @property
     def operators(self) -> list[str]:
-        """The operators synced from their own repositories: here only the NVIDIA device
-        plugin, which EKS GPU nodes need (GKE brings its own)."""
-        return [f"{self.name}-nvidia-device-plugin"] if self.gpu_nodes else []
+        """The operators synced from their own repositories: the NVIDIA device plugin,
+        which EKS GPU nodes need (GKE brings its own), and the EFA device plugin where
+        node groups have EFA (Argo CD renders its chart; Flux does not install it)."""
+        found = [f"{self.name}-nvidia-device-plugin"] if self.gpu_nodes else []
+        return found + ([f"{self.name}-efa-device-plugin"] if self.efa_nodes else [])
 
     @property
     def remote(self) -> bool:
@@ -203,6 +206,13 @@ class Tree:
         return self.clusters[0].version
 
 
+def _has_efa(group: Obj) -> bool:
+    """EFA is on for GPU types that all have it, unless `efa: false`."""
+    types = group["instanceTypes"]
+    has = all(cloud_facts.EC2_EFA_INTERFACES.get(t, 0) for t in types)
+    return has and group.get("efa", bool(cloud_facts.ec2_gpu(types[0])))
+
+
 def facts(config: Obj) -> tuple[Cluster, ...]:
     default_version = str(config.get("kubernetesVersion", "1.33"))
     return tuple(
@@ -217,6 +227,9 @@ def facts(config: Obj) -> tuple[Cluster, ...]:
             ),
             gpu_nodes=c["cloud"] == "eks"
             and any(cloud_facts.ec2_gpu(g["instanceTypes"][0]) for g in c["nodeGroups"]),
+            efa_nodes=c["cloud"] == "eks"
+            and config.get("gitops", "argocd") == "argocd"
+            and any(_has_efa(g) for g in c["nodeGroups"]),
         )
         for c in config["clusters"]
     )
@@ -315,6 +328,14 @@ def children(tree: Tree, scope: str) -> list[Obj]:
     return [obj for obj in syncs(tree, scope)[1:] if from_this_repository(tree, obj)]
 
 
+# The device plugins, by the first word of their sync's name (<cluster>-<word>-device-plugin).
+PLUGINS = {"nvidia": NVIDIA_DEVICE_PLUGIN, "efa": EFA_DEVICE_PLUGIN}
+
+
+def plugin_of(sync: Obj) -> Operator:
+    return PLUGINS[name(sync).rsplit("-", 3)[-3]]
+
+
 def operator_syncs(tree: Tree, scope: str) -> list[Obj]:
     """The syncs of a scope that apply an operator from its own repository."""
     return [obj for obj in syncs(tree, scope) if not from_this_repository(tree, obj)]
@@ -375,14 +396,12 @@ def test_every_synced_path_exists_builds_and_passes_strict_schemas(
             n for c in tree.clusters_of(scope) for n in c.operators
         )
         for operator in operators:
+            pinned = plugin_of(operator)
             if tree.engine == "argocd":
                 source = operator["spec"]["source"]
-                assert (source["repoURL"], source["targetRevision"]) == (
-                    NVIDIA_DEVICE_PLUGIN.repo,
-                    NVIDIA_DEVICE_PLUGIN.tag,
-                )
+                assert (source["repoURL"], source["targetRevision"]) == (pinned.repo, pinned.tag)
             else:
-                assert operator["spec"]["sourceRef"]["name"] == NVIDIA_DEVICE_PLUGIN.name
+                assert operator["spec"]["sourceRef"]["name"] == pinned.name
         sources = {name(o) for o in of_kind(bootstrap, FLUX_SOURCE_API, "GitRepository")}
         for obj in synced:
             path = synced_path(obj)
@@ -433,9 +452,8 @@ def test_each_app_project_allows_exactly_what_its_applications_deploy(
         assert of_kind(built(tree, f"{scope}/apps"), ARGO_API, "AppProject") == [project]
         spec = project["spec"]
         operators = operator_syncs(tree, scope)
-        assert spec["sourceRepos"] == [tree.repo_url] + (
-            [NVIDIA_DEVICE_PLUGIN.repo] if operators else []
-        )
+        plugin_repos = sorted({plugin_of(o).repo for o in operators})
+        assert spec["sourceRepos"] == [tree.repo_url, *plugin_repos]
         assert not [s for s in strings(spec) if "*" in s]
 
         cluster_kinds: set[Kind] = set()
@@ -449,7 +467,7 @@ def test_each_app_project_allows_exactly_what_its_applications_deploy(
                 # What the device plugin's chart may create (operator_facts), all in the
                 # namespace of its destination.
                 assert namespace == "kube-system"
-                found = set(NVIDIA_DEVICE_PLUGIN.kinds or ())
+                found = set(plugin_of(application).kinds or ())
                 cluster_kinds |= found & CLUSTER_SCOPED
                 namespaced_kinds |= found - CLUSTER_SCOPED
                 continue
