@@ -430,10 +430,11 @@ NCCL_SOCKET_IFNAME = {"eks": "eth0", "gke": "eth0", "local": "eth0"}
 # only, WARN an explanation of an error, INFO what NCCL chose (transports, interfaces),
 # TRACE every call (a debug build of NCCL only).
 NCCL_DEBUG_LEVELS = ("VERSION", "WARN", "INFO", "TRACE")
-# PyTorch's ProcessGroupNCCL reads TORCH_NCCL_ASYNC_ERROR_HANDLING (since 2.2; the old
-# NCCL_ASYNC_ERROR_HANDLING still read, with a deprecation warning): 1 tears the
-# process down when a collective fails or times out, so the pod fails and the run's
-# failure policy restarts it, instead of a rank hanging on a dead peer.
+# PyTorch's ProcessGroupNCCL (torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp, 2.x)
+# reads TORCH_NCCL_ASYNC_ERROR_HANDLING, then the deprecated NCCL_ASYNC_ERROR_HANDLING;
+# its default is 3 (SkipCleanUp). 1 (TearDown) ends the process when a collective
+# fails or times out, so the pod fails and the run's failure policy restarts it,
+# instead of a rank hanging on a dead peer.
 TORCH_NCCL_ASYNC_ERROR_HANDLING = "1"
 # libfabric on EFA (libfabric fi_efa(7), AWS EFA docs): the provider, GPUDirect RDMA
 # where the instance has it, and no huge pages (the pods request none: a huge-page

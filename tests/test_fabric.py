@@ -17,6 +17,7 @@ from generator import cloud_facts
 from generator.cli import main
 from generator.cluster.nodes import Amounts, NodeGroup
 from generator.cluster.placement import PodShape, describe, fit_problems, shape_of
+from generator.render.runtimes import pod_specs
 
 EFA = cloud_facts.EFA_RESOURCE
 
@@ -32,6 +33,7 @@ workloads:
     command: [python, train.py]
     workers: 2
     resources: {cpu: "96", memory: 1000Gi, gpu: GPUS}
+    runtime: RUNTIME
     ENV
   - name: tf-small
     namespace: llm
@@ -72,9 +74,11 @@ def generate(
     gpus: int = 8,
     env: str = "",
     efa_fields: str = "placementGroup: llm-h100",
+    runtime: str = "job",
 ) -> tuple[Path, str]:
     text = (
         P5_CONFIG.replace("GITOPS", gitops)
+        .replace("RUNTIME", runtime)
         .replace("GPUS", str(gpus))
         .replace("    ENV\n", f"    {env}\n" if env else "")
         .replace("        EFA_FIELDS\n", f"        {efa_fields}\n" if efa_fields else "")
@@ -271,3 +275,35 @@ def test_efa_table(instance: str, interfaces: int, rdma: bool) -> None:
     assert cloud_facts.ec2_efa_interfaces(instance) == interfaces
     assert cloud_facts.ec2_efa_rdma(instance) is rdma
     assert cloud_facts.ec2_efa_interfaces("g5.2xlarge") == 0
+
+
+@pytest.mark.parametrize(
+    ("runtime", "kind"),
+    [("pytorchjob", "PyTorchJob"), ("jobset", "JobSet"), ("trainjob", "TrainJob")],
+)
+def test_every_runtime_gets_efa_in_every_pod(tmp_path: Path, runtime: str, kind: str) -> None:
+    tree, _ = generate(tmp_path, runtime=runtime)
+    obj = built(tree, "eks-p5", "llm")[f"{kind}/pretrain"]
+    if kind == "TrainJob":
+        # The processes' resources are the TrainJob's; the pod is its runtime's, which
+        # is the cluster's own.
+        resources = obj["spec"]["trainer"]["resourcesPerNode"]
+        assert resources["limits"][EFA] == resources["requests"][EFA] == 32
+        runtimes = read(tree / "clusters/eks-p5/platform/clustertrainingruntime.yaml")
+        [runtime_obj] = [r for r in runtimes if r["metadata"]["name"] == "llm-pretrain"]
+        assert schema_errors(runtime_obj) == []
+        job = runtime_obj["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]
+        specs = [job["spec"]["template"]["spec"]]
+        gke_runtimes = read(tree / "clusters/gke-a3/platform/clustertrainingruntime.yaml")
+        gke_pod = gke_runtimes[0]["spec"]["template"]["spec"]["replicatedJobs"][0]
+        assert "FI_PROVIDER" not in str(gke_pod)
+    else:
+        assert schema_errors(obj) == []
+        specs = pod_specs(obj)
+    assert specs
+    for spec in specs:
+        for container in spec["containers"]:
+            assert container["resources"]["limits"][EFA] == 32
+            env = env_of(container)
+            assert env["FI_PROVIDER"] == "efa"
+            assert env["NCCL_SOCKET_IFNAME"] == "eth0"

@@ -25,7 +25,7 @@ from typing import Any
 from generator import cloud_facts
 from generator.config import model
 from generator.render import json_patch
-from generator.render.objects import Patch
+from generator.render.objects import Manifest, Patch
 
 EnvVar = dict[str, Any]
 
@@ -175,8 +175,23 @@ def efa_patch(
         for container in spec["containers"]:
             add_efa_to_container(container, interfaces, env)
     kind = before["kind"]
-    operations = json_patch.diff(before, after)
+    operations = [op for o in json_patch.diff(before, after) for op in _appended(before, o)]
     return Patch(f"efa-{workload.name}.yaml", {"kind": kind, "name": workload.name}, operations)
+
+
+def _appended(before: Manifest, operation: dict[str, Any]) -> list[dict[str, Any]]:
+    """A list replaced by itself plus items (the container's env) as `add .../-` of
+    each item: the patch names only what EFA adds."""
+    if operation["op"] != "replace" or not isinstance(operation["value"], list):
+        return [operation]
+    old: Any = before
+    for part in operation["path"].split("/")[1:]:
+        key = part.replace("~1", "/").replace("~0", "~")
+        old = old[int(key)] if isinstance(old, list) else old[key]
+    new = operation["value"]
+    if not isinstance(old, list) or new[: len(old)] != old:
+        return [operation]
+    return [{"op": "add", "path": f"{operation['path']}/-", "value": v} for v in new[len(old) :]]
 
 
 def plugin_installed(config: model.Config) -> bool:
