@@ -117,10 +117,12 @@ def _eks_groups(cluster: model.EksCluster) -> list[NodeGroup]:
         efa = group_efa_interfaces(group)
         if allocatable and efa:
             # The EFA interfaces of the launch template, advertised by the EFA device
-            # plugin; the huge pages the EFA installer preallocates are not memory pods get.
+            # plugin (whose DaemonSet takes its requests); the huge pages the EFA
+            # installer preallocates are not memory pods get.
+            plugin = facts.EFA_DAEMON_POD
             allocatable = Amounts(
-                allocatable.millicores,
-                allocatable.memory - cloud_facts.EFA_HUGE_PAGES_BYTES,
+                allocatable.millicores - plugin.millicores,
+                allocatable.memory - cloud_facts.EFA_HUGE_PAGES_BYTES - plugin.memory,
                 allocatable.gpus,
                 efa,
             )
