@@ -363,3 +363,116 @@ EC2_INSTANCE_TYPE = re.compile(
     re.ASCII,
 )
 GCE_MACHINE_TYPE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)+", re.ASCII)
+
+
+# --- Fabric: the network between the training pods ---------------------------------
+#
+# EFA (Elastic Fabric Adapter) interfaces an EC2 instance type takes: one per network
+# card at most (AWS EC2 user guide, "Elastic Fabric Adapter", "Supported instance
+# types", and the EKS user guide ml/node-efa.adoc: "You can assign up to one EFA per
+# network card"). Only the GPU types mlgitops sizes (EC2_LISTED, the G families) are
+# listed; every one is also in the instance-type list of the EFA device plugin's chart
+# (aws/eks-charts stable/aws-efa-k8s-device-plugin values.yaml), which is where the
+# plugin runs.
+EC2_EFA_INTERFACES = {
+    "p3dn.24xlarge": 1,
+    "p4d.24xlarge": 4,
+    "p4de.24xlarge": 4,
+    "p5.48xlarge": 32,
+    "p5e.48xlarge": 32,
+    "p5en.48xlarge": 16,
+    "p6-b200.48xlarge": 8,
+    "g4dn.8xlarge": 1,
+    "g4dn.12xlarge": 1,
+    "g4dn.16xlarge": 1,
+    "g5.8xlarge": 1,
+    "g5.12xlarge": 1,
+    "g5.16xlarge": 1,
+    "g5.24xlarge": 1,
+    "g5.48xlarge": 1,
+    "g6.8xlarge": 1,
+    "g6.12xlarge": 1,
+    "g6.16xlarge": 1,
+    "g6.24xlarge": 1,
+    "g6.48xlarge": 1,
+    "g6e.8xlarge": 1,
+    "g6e.12xlarge": 1,
+    "g6e.16xlarge": 1,
+    "g6e.24xlarge": 2,
+    "g6e.48xlarge": 4,
+}
+# Families whose EFA does GPUDirect RDMA (Nitro v4 and later: RDMA read on all of them;
+# AWS EC2 user guide "Elastic Fabric Adapter"): NCCL's OFI plugin moves GPU buffers
+# without a copy through the host when FI_EFA_USE_DEVICE_RDMA=1 (aws-ofi-nccl docs).
+EC2_EFA_RDMA_FAMILIES = frozenset({"p4d", "p4de", "p5", "p5e", "p5en", "p6-b200"})
+EFA_RESOURCE = "vpc.amazonaws.com/efa"  # what the EFA device plugin advertises
+# Huge pages the EFA driver's installer preallocates on EFA instances: 5128 pages of
+# 2 MiB (EKS user guide ml/node-efa.adoc). They are no longer memory pods can request.
+EFA_HUGE_PAGES_BYTES = 5128 * 2 * 1024 * 1024
+
+
+def ec2_efa_interfaces(instance_type: str) -> int:
+    """EFA interfaces an instance type takes, 0 when it has none (or is not listed)."""
+    return EC2_EFA_INTERFACES.get(instance_type, 0)
+
+
+def ec2_efa_rdma(instance_type: str) -> bool:
+    return ec2_family(instance_type) in EC2_EFA_RDMA_FAMILIES
+
+
+# The interface pods' traffic leaves by, per cloud: the pod's own network namespace
+# has one interface, eth0, on all three (EKS VPC CNI: the pod's ENI address on eth0;
+# GKE: eth0 of the pod's veth pair, Dataplane V2 as well; kind's kindnet: eth0). NCCL
+# would otherwise pick by its own order and may choose a loopback or docker bridge
+# (NCCL docs, "Environment Variables": NCCL_SOCKET_IFNAME).
+NCCL_SOCKET_IFNAME = {"eks": "eth0", "gke": "eth0", "local": "eth0"}
+# NCCL_DEBUG levels (NCCL docs, "Environment Variables"): VERSION prints the version
+# only, WARN an explanation of an error, INFO what NCCL chose (transports, interfaces),
+# TRACE every call (a debug build of NCCL only).
+NCCL_DEBUG_LEVELS = ("VERSION", "WARN", "INFO", "TRACE")
+# PyTorch's ProcessGroupNCCL (torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp, 2.x)
+# reads TORCH_NCCL_ASYNC_ERROR_HANDLING, then the deprecated NCCL_ASYNC_ERROR_HANDLING;
+# its default is 3 (SkipCleanUp). 1 (TearDown) ends the process when a collective
+# fails or times out, so the pod fails and the run's failure policy restarts it,
+# instead of a rank hanging on a dead peer.
+TORCH_NCCL_ASYNC_ERROR_HANDLING = "1"
+# libfabric on EFA (libfabric fi_efa(7), AWS EFA docs): the provider, GPUDirect RDMA
+# where the instance has it, and no huge pages (the pods request none: a huge-page
+# request would have to be sized per pod, and libfabric falls back to normal pages).
+EFA_ENV: tuple[tuple[str, str], ...] = (
+    ("FI_PROVIDER", "efa"),
+    ("FI_EFA_USE_HUGE_PAGE", "0"),
+)
+EFA_RDMA_ENV: tuple[tuple[str, str], ...] = (("FI_EFA_USE_DEVICE_RDMA", "1"),)
+
+# GKE: Google Virtual NIC on the GPU machine series (GKE "Use Google Virtual NIC";
+# A3 and later need it; A2, G2 and N1 with GPUs support it): higher bandwidth than
+# virtio-net, a node-level setting that changes nothing in the pods.
+GCE_GVNIC_SERIES = frozenset({"a2", "a3", "a4", "g2", "g4", "n1"})
+# GPUDirect on GKE (GKE "Maximize GPU network bandwidth"): each needs what Pod Security
+# "restricted" forbids, so mlgitops refuses it rather than weaken the namespaces.
+GKE_GPU_DIRECT = {
+    "tcpx": (
+        "a3-highgpu-8g",
+        "a privileged tcpx-daemon sidecar and hostPath volumes for the NCCL plugin and /run/tcpx",
+    ),
+    "tcpxo": (
+        "a3-megagpu-8g",
+        "a privileged tcpxo-daemon sidecar and hostPath volumes for the NCCL plugin "
+        "(/home/kubernetes/bin/nvidia)",
+    ),
+    "rdma": (
+        "a3-ultragpu-8g or a4-highgpu-8g",
+        "hostPath volumes for the NCCL gIB plugin (/home/kubernetes/bin/gib) and "
+        "unlimited locked memory (IPC_LOCK)",
+    ),
+}
+
+
+def gce_series(machine_type: str) -> str:
+    return machine_type.split("-", 1)[0]
+
+
+def gke_gvnic(machine_type: str, has_accelerator: bool) -> bool:
+    """gVNIC on GPU pools of the series that support it."""
+    return has_accelerator and gce_series(machine_type) in GCE_GVNIC_SERIES

@@ -90,8 +90,9 @@ class Operator:
     upstream_images: tuple[str, ...] = ()
     kinds: tuple[Kind, ...] | None = None  # when not the usual controller's kinds
     helm_path: str | None = None  # Argo CD renders this chart folder instead of `path`
+    # Values Argo CD gives the chart (source.helm.valuesObject).
+    helm_values: dict[str, object] | None = None
     flux: FluxSelection | None = None
-    helm_values: dict[str, object] | None = None  # Argo CD's values for that chart
 
     def source_path(self, engine: str) -> str:
         """The folder of its repository the engine syncs."""
@@ -325,18 +326,64 @@ DCGM_EXPORTER = Operator(
     ),
 )
 
+# The EFA device plugin advertises `vpc.amazonaws.com/efa` and mounts the EFA devices
+# into the pods that ask for them (EKS user guide ml/node-efa.adoc installs it with this
+# chart). Its chart (aws/eks-charts stable/aws-efa-k8s-device-plugin, version v0.5.30,
+# image v0.5.20 from EKS's ECR) has no release tags of its own, so it is pinned to the
+# eks-charts commit that carries it. Its DaemonSet (templates/daemonset.yaml) is
+# privileged with hostPaths, in kube-system, not a training namespace; its required node
+# affinity lists the instance types with EFA (values.yaml supportedInstanceLabels, which
+# holds every type of cloud_facts.EC2_EFA_INTERFACES) and excludes EKS Auto Mode nodes;
+# it tolerates only CriticalAddonsOnly by default, so the values add the GPU taint.
+# The chart has no plain manifest: Flux, which syncs kustomize paths here, does not
+# install it (the generate warning says so and the README gives the helm command).
+EFA_DEVICE_PLUGIN = Operator(
+    "efa-device-plugin",
+    "https://github.com/aws/eks-charts.git",
+    "5239609242f3430be50fb0b714a24d3ef2b47983",
+    "stable/aws-efa-k8s-device-plugin",
+    "kube-system",
+    release_images=(
+        "602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/aws-efa-k8s-device-plugin:v0.5.20",
+    ),
+    upstream_images=(
+        "602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/aws-efa-k8s-device-plugin:v0.5.20",
+    ),
+    kinds=(("apps", "DaemonSet"),),
+    helm_path="stable/aws-efa-k8s-device-plugin",
+    helm_values={
+        "tolerations": [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+        ]
+    },
+)
 
-OPERATORS = (TRAINING_OPERATOR, JOBSET, TRAINER, KUEUE, NVIDIA_DEVICE_PLUGIN, DCGM_EXPORTER)
+
+OPERATORS = (
+    TRAINING_OPERATOR,
+    JOBSET,
+    TRAINER,
+    KUEUE,
+    NVIDIA_DEVICE_PLUGIN,
+    EFA_DEVICE_PLUGIN,
+    DCGM_EXPORTER,
+)
 
 
 def operators_for(
-    workloads: list[model.Workload], queues: bool, device_plugin: bool = False
+    workloads: list[model.Workload],
+    queues: bool,
+    device_plugin: bool = False,
+    efa_plugin: bool = False,
 ) -> list[Operator]:
     """What a cluster running these workloads (and Kueue queues, when `queues`; the NVIDIA
-    device plugin, when `device_plugin`) needs installed, in a fixed order. The GPU
-    metrics exporter is not among them: it waits for its namespace (gitops.sync_paths)."""
+    device plugin, when `device_plugin`; the EFA one, when `efa_plugin`) needs
+    installed, in a fixed order. The GPU metrics exporter is not among them: it waits
+    for its namespace (gitops.sync_paths)."""
     runtimes = {w.runtime for w in workloads}
     needed = [NVIDIA_DEVICE_PLUGIN] if device_plugin else []
+    if efa_plugin:
+        needed.append(EFA_DEVICE_PLUGIN)
     if runtimes & set(model.KUBEFLOW_V1_RUNTIMES):
         needed.append(TRAINING_OPERATOR)
     if "trainjob" in runtimes:

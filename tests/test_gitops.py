@@ -31,7 +31,12 @@ from helpers import CONFIGS, SEEDS, kustomize_build, schema_errors
 
 from generator import cloud_facts
 from generator.cli import main
-from generator.operator_facts import DCGM_EXPORTER, NVIDIA_DEVICE_PLUGIN, Operator
+from generator.operator_facts import (
+    DCGM_EXPORTER,
+    EFA_DEVICE_PLUGIN,
+    NVIDIA_DEVICE_PLUGIN,
+    Operator,
+)
 
 Obj = dict[str, Any]
 Kind = tuple[str, str]  # (API group, kind)
@@ -139,18 +144,21 @@ class Cluster:
     version: str
     jobs: frozenset[tuple[str, str]]  # (namespace, workload)
     gpu_nodes: bool = False  # an EKS node group of GPU instances
+    efa_nodes: bool = False  # an EKS node group of GPU instances with EFA, under Argo CD
 
     @property
     def operators(self) -> list[str]:
-        """The operators synced from their own repositories: here only the NVIDIA device
-        plugin, which EKS GPU nodes need (GKE brings its own), and the GPU metrics
-        exporter (GKE has its own DCGM metrics)."""
+        """The operators synced from their own repositories: the NVIDIA device plugin,
+        which EKS GPU nodes need (GKE brings its own), the EFA device plugin where node
+        groups have EFA (Argo CD renders its chart; Flux does not install it), and the
+        GPU metrics exporter (GKE has its own DCGM metrics)."""
         return [*self.first_operators, *self.exporters]
 
     @property
     def first_operators(self) -> list[str]:
         """Those of the layer after infrastructure."""
-        return [f"{self.name}-nvidia-device-plugin"] if self.gpu_nodes else []
+        found = [f"{self.name}-nvidia-device-plugin"] if self.gpu_nodes else []
+        return found + ([f"{self.name}-efa-device-plugin"] if self.efa_nodes else [])
 
     @property
     def exporters(self) -> list[str]:
@@ -219,6 +227,13 @@ class Tree:
         return self.clusters[0].version
 
 
+def _has_efa(group: Obj) -> bool:
+    """EFA is on for GPU types that all have it, unless `efa: false`."""
+    types = group["instanceTypes"]
+    has = all(cloud_facts.EC2_EFA_INTERFACES.get(t, 0) for t in types)
+    return has and group.get("efa", bool(cloud_facts.ec2_gpu(types[0])))
+
+
 def facts(config: Obj) -> tuple[Cluster, ...]:
     default_version = str(config.get("kubernetesVersion", "1.33"))
     return tuple(
@@ -233,6 +248,9 @@ def facts(config: Obj) -> tuple[Cluster, ...]:
             ),
             gpu_nodes=c["cloud"] == "eks"
             and any(cloud_facts.ec2_gpu(g["instanceTypes"][0]) for g in c["nodeGroups"]),
+            efa_nodes=c["cloud"] == "eks"
+            and config.get("gitops", "argocd") == "argocd"
+            and any(_has_efa(g) for g in c["nodeGroups"]),
         )
         for c in config["clusters"]
     )
@@ -331,6 +349,7 @@ def children(tree: Tree, scope: str) -> list[Obj]:
     return [obj for obj in syncs(tree, scope)[1:] if from_this_repository(tree, obj)]
 
 
+# The device plugins, by the first word of their sync's name (<cluster>-<word>-device-plugin).
 def operator_syncs(tree: Tree, scope: str) -> list[Obj]:
     """The syncs of a scope that apply an operator from its own repository."""
     return [obj for obj in syncs(tree, scope) if not from_this_repository(tree, obj)]
@@ -339,7 +358,9 @@ def operator_syncs(tree: Tree, scope: str) -> list[Obj]:
 def operator_facts(sync: Obj) -> Operator:
     """The operator a sync installs, by its name `<cluster>-<operator>`."""
     (found,) = [
-        op for op in (NVIDIA_DEVICE_PLUGIN, DCGM_EXPORTER) if name(sync).endswith(f"-{op.name}")
+        op
+        for op in (NVIDIA_DEVICE_PLUGIN, EFA_DEVICE_PLUGIN, DCGM_EXPORTER)
+        if name(sync).endswith(f"-{op.name}")
     ]
     return found
 
@@ -399,12 +420,12 @@ def test_every_synced_path_exists_builds_and_passes_strict_schemas(
             n for c in tree.clusters_of(scope) for n in c.operators
         )
         for operator in operators:
-            facts = operator_facts(operator)
+            pinned = operator_facts(operator)
             if tree.engine == "argocd":
                 source = operator["spec"]["source"]
-                assert (source["repoURL"], source["targetRevision"]) == (facts.repo, facts.tag)
+                assert (source["repoURL"], source["targetRevision"]) == (pinned.repo, pinned.tag)
             else:
-                assert operator["spec"]["sourceRef"]["name"] == facts.name
+                assert operator["spec"]["sourceRef"]["name"] == pinned.name
         sources = {name(o) for o in of_kind(bootstrap, FLUX_SOURCE_API, "GitRepository")}
         for obj in synced:
             path = synced_path(obj)

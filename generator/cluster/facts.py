@@ -124,6 +124,14 @@ EKS_DAEMON_PODS = (
     ),
 )
 DAEMON_PODS = {"eks": EKS_DAEMON_PODS, "gke": (), "local": ()}
+# On EKS nodes with EFA, the EFA device plugin's DaemonSet as well.
+EFA_DAEMON_POD = DaemonPod(
+    "aws-efa-k8s-device-plugin",
+    10,
+    20 * MIB,
+    "aws/eks-charts stable/aws-efa-k8s-device-plugin values.yaml resources.requests: "
+    "cpu 10m, memory 20Mi",
+)
 
 
 @dataclass(frozen=True)

@@ -41,21 +41,26 @@ class Taint:
 
 @dataclass(frozen=True)
 class Amounts:
-    """CPU in millicores, memory in bytes, whole GPUs."""
+    """CPU in millicores, memory in bytes, whole GPUs, EFA interfaces
+    (`vpc.amazonaws.com/efa`, which the EFA device plugin advertises)."""
 
     millicores: int
     memory: int
     gpus: int
+    efa: int = 0
 
     def holds(self, other: Amounts) -> bool:
         return (
             self.millicores >= other.millicores
             and self.memory >= other.memory
             and self.gpus >= other.gpus
+            and self.efa >= other.efa
         )
 
     def times(self, factor: int) -> Amounts:
-        return Amounts(self.millicores * factor, self.memory * factor, self.gpus * factor)
+        return Amounts(
+            self.millicores * factor, self.memory * factor, self.gpus * factor, self.efa * factor
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +113,19 @@ def _eks_groups(cluster: model.EksCluster) -> list[NodeGroup]:
             **eks_gpu_labels(group),
         }
         capacity = _capacity(group.capacity, cloud_facts.ec2_capacity(instance))
+        allocatable = capacity and _eks_allocatable(instance, capacity)
+        efa = group_efa_interfaces(group)
+        if allocatable and efa:
+            # The EFA interfaces of the launch template, advertised by the EFA device
+            # plugin (whose DaemonSet takes its requests); the huge pages the EFA
+            # installer preallocates are not memory pods get.
+            plugin = facts.EFA_DAEMON_POD
+            allocatable = Amounts(
+                allocatable.millicores - plugin.millicores,
+                allocatable.memory - cloud_facts.EFA_HUGE_PAGES_BYTES - plugin.memory,
+                allocatable.gpus,
+                efa,
+            )
         groups.append(
             NodeGroup(
                 name=group.name,
@@ -115,12 +133,18 @@ def _eks_groups(cluster: model.EksCluster) -> list[NodeGroup]:
                 labels=labels,
                 taints=(GPU_TAINT,) if gpu and has_cpu_group else (),
                 capacity=capacity,
-                allocatable=capacity and _eks_allocatable(instance, capacity),
+                allocatable=allocatable,
                 nodes=group.desired_size,
                 gpu_type=gpu,
             )
         )
     return groups
+
+
+def group_efa_interfaces(group: model.EksNodeGroup) -> int:
+    from generator.render.fabric import group_efa_interfaces as interfaces
+
+    return interfaces(group)
 
 
 def eks_gpu_labels(group: model.EksNodeGroup) -> dict[str, str]:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from generator import cloud_facts
 from generator.cluster.nodes import Amounts, NodeGroup, Taint
 from generator.quantities import cpu_quantity, memory_bytes, millicores, readable_memory
 
@@ -35,7 +36,12 @@ class PodShape:
 
     def as_data(self) -> dict[str, Any]:
         return {
-            "requests": [self.requests.millicores, self.requests.memory, self.requests.gpus],
+            "requests": [
+                self.requests.millicores,
+                self.requests.memory,
+                self.requests.gpus,
+                self.requests.efa,
+            ],
             "nodeSelector": self.node_selector,
             "affinity": [list(term) for term in self.affinity],
             "tolerations": list(self.tolerations),
@@ -47,9 +53,9 @@ class PodShape:
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> PodShape:
-        cpu, memory, gpus = data["requests"]
+        cpu, memory, gpus, *efa = data["requests"]
         return cls(
-            Amounts(cpu, memory, gpus),
+            Amounts(cpu, memory, gpus, *efa),
             dict(data["nodeSelector"]),
             tuple(tuple(term) for term in data["affinity"]),
             tuple(data["tolerations"]),
@@ -118,6 +124,7 @@ def pod_requests(spec: Mapping[str, Any]) -> Amounts:
             max(total.millicores, init.millicores),
             max(total.memory, init.memory),
             max(total.gpus, init.gpus),
+            max(total.efa, init.efa),
         )
     return total
 
@@ -129,11 +136,12 @@ def _container_requests(container: Mapping[str, Any]) -> Amounts:
         millicores(wanted["cpu"]) if "cpu" in wanted else 0,
         memory_bytes(wanted["memory"]) if "memory" in wanted else 0,
         int(wanted.get(GPU, 0)),
+        int(wanted.get(cloud_facts.EFA_RESOURCE, 0)),
     )
 
 
 def _plus(a: Amounts, b: Amounts) -> Amounts:
-    return Amounts(a.millicores + b.millicores, a.memory + b.memory, a.gpus + b.gpus)
+    return Amounts(a.millicores + b.millicores, a.memory + b.memory, a.gpus + b.gpus, a.efa + b.efa)
 
 
 def tolerates(taint: Taint, tolerations: Sequence[Mapping[str, Any]]) -> bool:
@@ -213,6 +221,8 @@ def describe(amounts: Amounts) -> str:
     parts = [f"{cpu_quantity(amounts.millicores)} CPU", f"{readable_memory(amounts.memory)} memory"]
     if amounts.gpus:
         parts.append(f"{amounts.gpus} GPU{'s' if amounts.gpus > 1 else ''}")
+    if amounts.efa:
+        parts.append(f"{amounts.efa} EFA interface{'s' if amounts.efa > 1 else ''}")
     return ", ".join(parts)
 
 

@@ -167,6 +167,17 @@ DEFAULT_RUN_AS_USER = 10001
 DEFAULT_TERMINATION_GRACE_SECONDS = 120
 
 
+NcclDebug = Literal["VERSION", "WARN", "INFO", "TRACE"]
+
+
+@dataclass(frozen=True)
+class NcclSettings:
+    debug: NcclDebug = field(
+        default="WARN",
+        metadata=spec(doc="NCCL_DEBUG: VERSION, WARN (default), INFO (what NCCL chose) or TRACE"),
+    )
+
+
 @dataclass(frozen=True)
 class Workload:
     name: WorkloadName = field(metadata=spec(doc="names the Job, its Service and its base folder"))
@@ -288,6 +299,10 @@ class Workload:
         default=None,
         metadata=spec(doc="one of priorityClasses: Kueue's order (queued) or the scheduler's"),
     )
+    nccl: NcclSettings = field(
+        default_factory=NcclSettings,
+        metadata=spec(doc="NCCL settings of GPU pods (any of their variables in env wins)"),
+    )
 
     def runs_on(self, cluster: str) -> bool:
         return not self.clusters or cluster in self.clusters
@@ -345,6 +360,16 @@ class EksNodeGroup:
     )
     capacity_type: Literal["ON_DEMAND", "SPOT"] = field(
         default="ON_DEMAND", metadata=spec("capacityType", doc="ON_DEMAND or SPOT instances")
+    )
+    efa: bool | None = field(
+        default=None,
+        metadata=spec(doc="EFA interfaces on the nodes (default: on for GPU types that have EFA)"),
+    )
+    placement_group: NonEmptyString | None = field(
+        default=None,
+        metadata=spec(
+            "placementGroup", doc="an existing EC2 cluster placement group for the EFA nodes"
+        ),
     )
 
 
@@ -455,6 +480,12 @@ class GkeNodePool:
     capacity: NodeCapacity | None = field(
         default=None,
         metadata=spec(doc="one node's capacity, for queue quotas (default: from the type)"),
+    )
+    gpu_direct: Literal["tcpx", "tcpxo", "rdma"] | None = field(
+        default=None,
+        metadata=spec(
+            "gpuDirect", doc="GPUDirect-TCPX/TCPXO/RDMA: refused (needs privileged pods)"
+        ),
     )
 
 

@@ -540,6 +540,7 @@ def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Foun
             )
         for i, group in enumerate(cluster.node_groups):
             yield from _node_group(group, f"{path}.nodeGroups[{i}]")
+            yield from _efa(group, f"{path}.nodeGroups[{i}]")
         yield from _eks_network(cluster, path)
         yield from _duplicates(
             enumerate(g.name for g in cluster.node_groups), f"{path}.nodeGroups", "node group"
@@ -570,6 +571,8 @@ def _cluster(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Foun
             enumerate(p.name for p in cluster.node_pools), f"{path}.nodePools", "node pool"
         )
         for i, pool in enumerate(cluster.node_pools):
+            if pool.gpu_direct:
+                yield f"{path}.nodePools[{i}].gpuDirect", _gpu_direct_refusal(pool.gpu_direct)
             scaling = pool.autoscaling
             if scaling and not scaling.min_nodes <= pool.node_count <= scaling.max_nodes:
                 yield (
@@ -675,3 +678,40 @@ def _node_group(group: model.EksNodeGroup, path: str) -> Iterator[Found]:
                 f"{other!r} and {first!r} differ in architecture (Arm and x86): "
                 "use separate node groups",
             )
+
+
+def _efa(group: model.EksNodeGroup, path: str) -> Iterator[Found]:
+    """`efa: true` needs every instance type of the group to have EFA (one launch
+    template serves them all); a placement group is for EFA nodes."""
+    if group.efa:
+        for i, instance in enumerate(group.instance_types):
+            if not cloud_facts.ec2_efa_interfaces(instance):
+                yield (
+                    f"{path}.instanceTypes[{i}]",
+                    f"{instance!r} has no EFA interfaces mlgitops knows of (EFA GPU types: "
+                    "p4d.24xlarge, p5.48xlarge, g5.48xlarge, ...): "
+                    "use such a type or remove `efa: true`",
+                )
+                return
+    if group.placement_group and not fabric_efa_interfaces(group):
+        yield (
+            f"{path}.placementGroup",
+            "a placement group is for a node group with EFA, and this one has none "
+            "(its instance types have no EFA, or `efa: false`)",
+        )
+
+
+def fabric_efa_interfaces(group: model.EksNodeGroup) -> int:
+    from generator.render.fabric import group_efa_interfaces
+
+    return group_efa_interfaces(group)
+
+
+def _gpu_direct_refusal(variant: str) -> str:
+    machines, needs = cloud_facts.GKE_GPU_DIRECT[variant]
+    return (
+        f"GPUDirect-{variant.upper()} (GKE, {machines}) needs {needs} in every training pod, "
+        'which Pod Security "restricted" forbids, and every training namespace here is '
+        "restricted: remove gpuDirect (NCCL then uses TCP sockets, over gVNIC on GPU pools of "
+        "the series that have it)"
+    )

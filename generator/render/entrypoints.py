@@ -20,6 +20,7 @@ The invariant: what a cluster runs is exactly `kustomize build` of these paths.
 from __future__ import annotations
 
 from generator.config import model
+from generator.render import fabric
 from generator.render.objects import Patch, Unit
 from generator.render.overlays import (
     custom_folder,
@@ -158,10 +159,19 @@ def render_namespace_entrypoint(
         cluster_namespace_folder(cluster, namespace),
         includes=includes,
         components=components,
-        patches=_identity_patches(cluster),
+        patches=_identity_patches(cluster) + _efa_patches(config, cluster, workloads),
         images=_image_rewrites(cluster, workloads),
         namespace=namespace,
     )
+
+
+def _efa_patches(
+    config: model.Config, cluster: model.Cluster, workloads: list[model.Workload]
+) -> list[Patch]:
+    """EFA interfaces and libfabric's settings for the GPU pods, where the cluster's
+    node groups have EFA (render/fabric.py)."""
+    found = [fabric.efa_patch(config, cluster, w) for w in workloads]
+    return [p for p in found if p is not None]
 
 
 def _identity_patches(cluster: model.Cluster) -> list[Patch]:
@@ -219,4 +229,4 @@ def warnings(config: model.Config) -> list[str]:
                 f"workload {workload.name!r}: ttlSecondsAfterFinished deletes the finished "
                 f"run, which {engine} then creates again from git, and it trains again"
             )
-    return found
+    return found + fabric.efa_warnings(config)

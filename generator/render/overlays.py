@@ -275,14 +275,20 @@ def claim_size_on(profile: CloudProfile, workload: model.Workload) -> str | None
     return minimum if memory_bytes(checkpoint.size) < memory_bytes(minimum) else None
 
 
-def render_workload_overlay(config: model.Config, cloud: str, workload: model.Workload) -> Unit:
-    """A JSON patch: the training object as rendered for the cloud, minus the base one."""
-    base = render_training_object(config, workload)
+def on_cloud_object(config: model.Config, cloud: str, workload: model.Workload) -> Manifest:
+    """The training object as the cloud's overlay of the workload yields it."""
     on_cloud = render_training_object(
         config, replace(workload, resources=workload.resources_on(cloud))
     )
     for addition in overlay_scheduling(cloud_facts.CLOUD_PROFILES[cloud], workload):
         add_to_pods(on_cloud, addition)
+    return on_cloud
+
+
+def render_workload_overlay(config: model.Config, cloud: str, workload: model.Workload) -> Unit:
+    """A JSON patch: the training object as rendered for the cloud, minus the base one."""
+    base = render_training_object(config, workload)
+    on_cloud = on_cloud_object(config, cloud, workload)
     operations = json_patch.diff(base, on_cloud)
     kind = base["kind"]
     patches = []

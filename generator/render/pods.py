@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
-from generator.render import disruption, frameworks
+from generator.render import disruption, fabric, frameworks
 from generator.render.labels import CHECKPOINT_LABEL, GPU_LABEL
 
 CONTAINER_NAME = "trainer"
@@ -120,7 +120,13 @@ def render_trainer_container(
     """The one container of every training pod; `launch` says how it starts (by default
     as the framework's wiring for an Indexed Job), `name` what the runtime expects."""
     launch = launch or frameworks.launch(workload)
-    env = launch.env + writable_env(workload) + disruption.resume_env(workload) + user_env(workload)
+    env = [
+        *launch.env,
+        *writable_env(workload),
+        *disruption.resume_env(workload),
+        *fabric.nccl_env(workload),
+        *user_env(workload),
+    ]
     mounts = [
         {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH},
         {"name": SHARED_MEMORY_VOLUME, "mountPath": "/dev/shm"},

@@ -21,7 +21,7 @@ from typing import Any
 
 from generator import cloud_facts
 from generator.config import model
-from generator.render import disruption, frameworks
+from generator.render import disruption, fabric, frameworks
 from generator.render.labels import workload_labels
 from generator.render.objects import Manifest, metadata
 from generator.render.overlays import cloud_scheduling
@@ -52,6 +52,7 @@ def render_training_runtime(
         port_name="rendezvous",
     )
     container = render_trainer_container(on_cloud, launch, frameworks.TRAINJOB_NODE)
+    fabric.runtime_container_efa(config, cluster, workload, container)
     pod_spec = render_pod_spec(on_cloud, container)
     for addition in cloud_scheduling(cloud_facts.CLOUD_PROFILES[cluster.cloud], on_cloud):
         add_to_pod_spec(pod_spec, addition)

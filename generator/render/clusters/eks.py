@@ -12,6 +12,7 @@ from typing import Any
 from generator import cloud_facts
 from generator.cluster import nodes
 from generator.config import model
+from generator.render import fabric
 from generator.render.clusters.common import (
     Wave,
     infra_metadata,
@@ -78,6 +79,7 @@ def render_eks_infrastructure(config: model.Config, cluster: model.EksCluster) -
         *_iam_roles(config, cluster),
         *([] if cluster.subnets else _network(config, cluster)),
         _cluster(config, cluster),
+        *(_launch_template(config, cluster, group) for group in fabric.efa_groups(cluster)),
         *(_node_group(config, cluster, group) for group in cluster.node_groups),
         *_addons(config, cluster),
         *_pod_identity_associations(config, cluster),
@@ -310,11 +312,12 @@ def _node_group(
     config: model.Config, cluster: model.EksCluster, group: model.EksNodeGroup
 ) -> Manifest:
     labels, taints = node_labels_and_taints(cluster, group)
+    efa = fabric.group_efa_interfaces(group)
     spec: dict[str, Any] = {
         "name": group.name,
         "clusterRef": {"from": {"name": cluster.name}},
         "nodeRoleRef": {"from": {"name": f"{cluster.name}-node"}},
-        **_subnets(cluster),
+        **(_efa_subnet(cluster) if efa else _subnets(cluster)),
         "amiType": cloud_facts.eks_ami_type(group.instance_types),
         "capacityType": group.capacity_type,
         "instanceTypes": list(group.instance_types),
@@ -324,6 +327,8 @@ def _node_group(
             "maxSize": group.max_size,
         },
     }
+    if efa:
+        spec["launchTemplate"] = {"name": launch_template_name(config, cluster, group)}
     if labels:
         spec["labels"] = labels
     if taints:
@@ -335,6 +340,67 @@ def _node_group(
         "metadata": infra_metadata(config, cluster, f"{cluster.name}-{group.name}", Wave.NODES),
         "spec": spec,
     }
+
+
+def launch_template_name(
+    config: model.Config, cluster: model.EksCluster, group: model.EksNodeGroup
+) -> str:
+    return f"{config.name}-{cluster.name}-{group.name}"
+
+
+def efa_interfaces(count: int) -> list[dict[str, Any]]:
+    """One EFA interface per network card: the primary on card 0 at device index 0,
+    each other on the next card at device index 1 (AWS EC2 user guide, "Maximize
+    network bandwidth on Amazon EC2 instances with multiple network cards"). No subnet
+    (a managed node group's launch template may not name one: EKS user guide
+    nodes/launch-templates.adoc) and no security groups: EKS then applies the cluster
+    security group, which allows all traffic between its members, as EFA requires."""
+    return [
+        {
+            "deviceIndex": 0 if card == 0 else 1,
+            "networkCardIndex": card,
+            "interfaceType": "efa",
+            "deleteOnTermination": True,
+        }
+        for card in range(count)
+    ]
+
+
+def _launch_template(
+    config: model.Config, cluster: model.EksCluster, group: model.EksNodeGroup
+) -> Manifest:
+    """The EFA interfaces of a node group (and its cluster placement group, when the
+    config names one), as an ACK ec2 LaunchTemplate the Nodegroup names. Neither
+    instance type nor AMI is set here: the Nodegroup keeps both, as EKS asks. The
+    metadata hop limit of 2 is what EKS's own launch template sets (launch-templates.adoc),
+    so pods that use IMDSv2 keep working."""
+    data: dict[str, Any] = {
+        "networkInterfaces": efa_interfaces(fabric.group_efa_interfaces(group)),
+        "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 2},
+    }
+    if group.placement_group:
+        data["placement"] = {"groupName": group.placement_group}
+    name = launch_template_name(config, cluster, group)
+    return {
+        "apiVersion": EC2,
+        "kind": "LaunchTemplate",
+        "metadata": infra_metadata(
+            config, cluster, f"{cluster.name}-{group.name}-efa", Wave.NETWORK
+        ),
+        "spec": {
+            "name": name,
+            "data": data,
+            "tags": _tags(config, cluster, f"{group.name}-efa"),
+        },
+    }
+
+
+def _efa_subnet(cluster: model.EksCluster) -> dict[str, Any]:
+    """EFA nodes in one subnet, so in one zone: EFA traffic does not cross zones, and a
+    cluster placement group is in one zone (AWS EC2 user guide, EFA and placement
+    groups). The first of the cluster's subnets, or the first private one created."""
+    subnets = _subnets(cluster)
+    return {key: value[:1] for key, value in subnets.items()}
 
 
 def _addon(

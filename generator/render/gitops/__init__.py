@@ -29,6 +29,7 @@ from generator.operator_facts import (
     Operator,
     operators_for,
 )
+from generator.render import fabric
 from generator.render.clusters import infrastructure_folder
 from generator.render.clusters.common import infra_namespace
 from generator.render.entrypoints import (
@@ -108,7 +109,10 @@ def sync_paths(
             _Layer("infrastructure", infrastructure_folder(cluster), infra_namespace(cluster), 0)
         )
     operators = operators_for(
-        config.workloads_on(cluster), runs_queues(config, cluster), needs_device_plugin(cluster)
+        config.workloads_on(cluster),
+        runs_queues(config, cluster),
+        needs_device_plugin(cluster),
+        needs_efa_plugin(config, cluster),
     )
     layers += [
         _Layer(op.name, op.source_path(config.gitops), op.namespace, 1, operator=op)
@@ -171,6 +175,12 @@ def needs_device_plugin(cluster: model.Cluster) -> bool:
     return isinstance(cluster, model.EksCluster) and any(
         g.gpu_type for g in nodes.node_groups(cluster)
     )
+
+
+def needs_efa_plugin(config: model.Config, cluster: model.Cluster) -> bool:
+    """Where node groups have EFA, and the engine can render the plugin's chart (Argo
+    CD; see operator_facts.EFA_DEVICE_PLUGIN)."""
+    return fabric.plugin_installed(config) and bool(fabric.efa_groups(cluster))
 
 
 def operator_objects(operator: Operator) -> list[Manifest]:
