@@ -70,6 +70,9 @@ class NodeGroup:
     allocatable: Amounts | None
     nodes: int  # nodes that exist
     gpu_type: str | None
+    # The topology labels the cloud puts on these nodes, outermost first, without the
+    # hostname every node has (cloud_facts.topology_labels); their values are the cloud's.
+    topology_labels: tuple[str, ...] = ()
 
     @property
     def tainted(self) -> bool:
@@ -118,6 +121,7 @@ def _eks_groups(cluster: model.EksCluster) -> list[NodeGroup]:
                 allocatable=capacity and _eks_allocatable(instance, capacity),
                 nodes=group.desired_size,
                 gpu_type=gpu,
+                topology_labels=cloud_facts.ec2_topology_labels(instance),
             )
         )
     return groups
@@ -164,6 +168,7 @@ def _gke_pools(cluster: model.GkeCluster) -> list[NodeGroup]:
                 allocatable=capacity and _gke_allocatable(capacity),
                 nodes=zones * per_zone,
                 gpu_type=accelerator.type if accelerator else None,
+                topology_labels=cloud_facts.gce_topology_labels(pool.machine_type),
             )
         )
     return pools
@@ -267,6 +272,7 @@ def as_built(
                 g.allocatable,
                 g.nodes,
                 g.gpu_type,
+                g.topology_labels,
             )
             for g in found
         ]
@@ -294,6 +300,7 @@ def _as_written(
             known.allocatable,
             nodes,
             known.gpu_type,
+            known.topology_labels,
         )
     accelerator = fact.get("accelerator")
     if cluster.cloud == "eks":
@@ -327,4 +334,5 @@ def _as_written(
         allocatable,
         (size * zones if isinstance(size, int) else 0),
         gpu,
+        cloud_facts.topology_labels(cluster.cloud, machine),
     )

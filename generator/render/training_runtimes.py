@@ -85,7 +85,7 @@ def render_training_runtime(
                                         workload, frameworks.TRAINJOB_NODE
                                     ),
                                     "template": {
-                                        "metadata": pod_metadata(labels),
+                                        "metadata": pod_metadata(labels, workload),
                                         "spec": pod_spec,
                                     },
                                 },
