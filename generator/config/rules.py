@@ -751,7 +751,7 @@ def _topology(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[F
                 where,
                 f"no {kind} of cluster {cluster.name!r} has nodes labelled {label} "
                 f"({', '.join(f'{g.name}: {g.machine}' for g in groups)}); the instance "
-                f"types that have it: {_types_with(cluster.cloud)}",
+                f"types that have it: {_types_with(cluster.cloud, label)}",
             )
     if mode == "exclusive" and workload.queue:
         for _, cluster in loaded.clusters:
@@ -777,16 +777,18 @@ def _asks_kueue(workload: model.Workload) -> bool:
     return request is not None and bool(request.required or request.preferred)
 
 
-def _types_with(cloud: str) -> str:
+def _types_with(cloud: str, label: str) -> str:
     if cloud == "eks":
-        families = sorted(
-            cloud_facts.EKS_THREE_LAYER_FAMILIES | cloud_facts.EKS_FOUR_LAYER_FAMILIES
-        )
-        return ", ".join(f"{f}.*" for f in families)
+        families = set(cloud_facts.EKS_FOUR_LAYER_FAMILIES)
+        if label != cloud_facts.EKS_NETWORK_LAYERS[3]:
+            families |= cloud_facts.EKS_THREE_LAYER_FAMILIES
+        return ", ".join(f"{f}.*" for f in sorted(families))
     return ", ".join(f"{s}-{k}-*" for s, k in sorted(cloud_facts.GKE_TOPOLOGY_KINDS.items()))
 
 
-def _exclusive_nodes(workload: model.Workload, where: str, cluster: model.Cluster) -> Iterator[Found]:
+def _exclusive_nodes(
+    workload: model.Workload, where: str, cluster: model.Cluster
+) -> Iterator[Found]:
     """Exclusive per node: each Job of the set (one per role, frameworks.pod_roles) needs
     a node no other Job of its priority uses, so the cluster needs that many nodes."""
     jobs = 3 if workload.parameter_servers else 1
