@@ -367,16 +367,19 @@ def test_a_flavor_without_the_level_never_admits_the_request(
     ), found
 
 
-def test_a_pod_set_that_requires_one_node_must_fit_one(tmp_path: Path) -> None:
-    config = copy.deepcopy(CONFIG)
-    config["workloads"][3]["resources"] = {"cpu": "5", "memory": "8Gi"}  # 2 x 5 CPU > m6i
-    config["workloads"][3]["clusters"] = ["eks-p5"]
-    config_file, out = generate(tmp_path, config)
-    code, report = validate(config_file, out)
-    assert code == 1
-    (problem,) = [p for p in report["problems"] if p["rule"] == "MLG024"]
-    assert problem["object"] == "Job/packed"
-    assert "only onto one node" in problem["message"]
+def test_a_pod_set_that_requires_one_node_must_fit_one(
+    tree: tuple[Path, Path], tmp_path: Path
+) -> None:
+    def larger(obj: dict[str, Any]) -> None:
+        for container in obj["spec"]["template"]["spec"]["containers"]:
+            container["resources"] = {"requests": {"cpu": "5", "memory": "8Gi"}}
+            container["resources"]["limits"] = dict(container["resources"]["requests"])
+
+    found = _model_problems(
+        tree, tmp_path, lambda out: _edit(out / "base/packed/job.yaml", larger)
+    )  # 2 pods x 5 CPU: each fits an m6i.2xlarge or n2-standard-8, both together do not
+    assert found and all(p.startswith("Job/packed: ") for p in found), found
+    assert all("only onto one node" in p for p in found), found
 
 
 # --- Kueue's admission rules for TAS, case by case -----------------------------------
@@ -506,6 +509,11 @@ def _rejected(tmp_path: Path, config: dict[str, Any]) -> str:
             "the set (chief, worker, ps) a node of its own, and cluster 'laptop' has 2",
         ),
         (
+            lambda c: c["workloads"][3].update(resources={"cpu": "5", "memory": "8Gi"}),
+            "workloads[3].topology.required: Kueue admits the 2 pods of a role only onto one "
+            "node, and no node of cluster 'eks-p5' can give them 10 CPU and 16Gi memory",
+        ),
+        (
             lambda c: c["workloads"][4].update(topology={"required": "rack"}),
             "workloads[4].topology.required",
         ),
@@ -521,6 +529,7 @@ def _rejected(tmp_path: Path, config: dict[str, Any]) -> str:
         "own-runtime",
         "exclusive-in-tas-queue",
         "too-few-nodes",
+        "too-large-for-one-node",
         "unknown-level",
     ],
 )

@@ -322,11 +322,13 @@ def _workload(
             flavor is not None and pod_set.topology == ("required", HOSTNAME)
         )
         per_node = pod_set.count if on_one_node else 1
-        key = (nodes_key, id(pod_set.shape), repr(spec), per_node)
-        if key not in memo.places:
-            found, reasons = place(shape, groups, per_node)
-            memo.places[key] = (found.name if found else None, reasons)
-        group_name, reasons = memo.places[key]
+        group_name, reasons = _placed(memo, nodes_key, pod_set, shape, spec, groups, per_node)
+        packed_only = False  # each pod has a node, all of them together have none
+        if group_name is None and per_node > 1 and not shape.colocated:
+            alone, alone_reasons = _placed(memo, nodes_key, pod_set, shape, spec, groups, 1)
+            packed_only = alone is not None
+            if not packed_only:
+                reasons = alone_reasons  # a pod alone fits no node: that is the problem
         group = by_name.get(group_name) if group_name else None
         why = None if group else _why(reasons)
         verdict.landings.append(
@@ -341,7 +343,7 @@ def _workload(
                 why,
             )
         )
-        if group is None and per_node > 1 and not shape.colocated:
+        if group is None and packed_only:
             if not _waived(fact, TOPOLOGY):
                 verdict.findings.append(
                     Finding(
@@ -368,6 +370,23 @@ def _workload(
                     PLACEMENT,
                 )
             )
+
+
+def _placed(
+    memo: Memo,
+    nodes_key: str,
+    pod_set: admission.PodSet,
+    shape: PodShape,
+    spec: Mapping[str, Any],
+    groups: Sequence[NodeGroup],
+    per_node: int,
+) -> tuple[str | None, dict[str, list[str]]]:
+    """The group that takes `per_node` pods of the set on one node, once per shape."""
+    key = (nodes_key, id(pod_set.shape), repr(spec), per_node)
+    if key not in memo.places:
+        found, reasons = place(shape, groups, per_node)
+        memo.places[key] = (found.name if found else None, reasons)
+    return memo.places[key]
 
 
 def _why(reasons: Mapping[str, list[str]]) -> str:

@@ -742,6 +742,8 @@ def _topology(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[F
         label = levels[level]
         if mode == "exclusive" and label == cloud_facts.HOSTNAME_LABEL:
             yield from _exclusive_nodes(workload, where, cluster)
+        if mode == "required" and label == cloud_facts.HOSTNAME_LABEL:
+            yield from _one_node(workload, where, cluster)
         if label == cloud_facts.HOSTNAME_LABEL or _malformed_node_types(cluster):
             continue
         groups = nodes.node_groups(cluster)
@@ -806,3 +808,32 @@ def _exclusive_nodes(
             f"ps) a node of its own, and cluster {cluster.name!r} has {have} node(s) for "
             "them: the others never start",
         )
+
+
+def _one_node(workload: model.Workload, where: str, cluster: model.Cluster) -> Iterator[Found]:
+    """Required `node`: Kueue admits each role's pods only onto one node with room for
+    them all (its Topology-Aware Scheduling), so the largest role must fit one node of a
+    group its pods may go to. Nodes of unknown size get the benefit of the doubt."""
+    resources = workload.resources_on(cluster.cloud)
+    largest = max(
+        workload.workers, workload.parameter_servers
+    )  # roles: frameworks.pod_roles (the chief is one pod)
+    wanted = nodes.pod_amounts(resources).times(largest)
+    candidates = [
+        g
+        for g in nodes.node_groups(cluster)
+        if (g.gpu_type is not None if resources.gpu else not g.tainted)
+    ]
+    if not candidates or any(
+        g.allocatable is None or g.allocatable.holds(wanted) for g in candidates
+    ):
+        return
+    yield (
+        where,
+        f"Kueue admits the {largest} pods of a role only onto one node, and no node of "
+        f"cluster {cluster.name!r} can give them {_amounts(wanted)} (its nodes: "
+        + ", ".join(
+            f"{g.machine} with {_amounts(g.allocatable)}" for g in candidates if g.allocatable
+        )
+        + "): ask for a wider level, or preferred",
+    )
