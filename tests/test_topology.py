@@ -281,6 +281,29 @@ def test_exclusive_placement_becomes_pod_affinity_per_domain(built: dict[str, Ob
         assert [t["topologyKey"] for t in same + other] == [LAYERS[2], LAYERS[2]]
 
 
+def test_a_trainjob_gets_exclusive_placement_through_its_runtime(tmp_path: Path) -> None:
+    config = copy.deepcopy(CONFIG)
+    sft = config["workloads"][2]
+    sft.pop("queue")
+    sft["topology"] = {"exclusive": "block"}
+    _, out = generate(tmp_path, config)
+    built = {
+        path.relative_to(out).as_posix(): objects
+        for path, objects in build_and_validate(out, "1.34").items()
+    }
+    runtimes = kinds(built["clusters/gke-a4/platform"], "ClusterTrainingRuntime")
+    (runtime,) = runtimes.values()
+    assert runtime["spec"]["template"]["metadata"]["annotations"] == {EXCLUSIVE: GCE[0]}
+    trainjob = training(built, "gke-a4", "sft")
+    groups = controllers.pod_groups(trainjob, runtimes)
+    assert groups
+    for group in groups:
+        terms = group.spec["affinity"]["podAffinity"][
+            "requiredDuringSchedulingIgnoredDuringExecution"
+        ]
+        assert [t["topologyKey"] for t in terms] == [GCE[0]]
+
+
 # --- the cluster model --------------------------------------------------------------
 
 
@@ -467,7 +490,9 @@ def _rejected(tmp_path: Path, config: dict[str, Any]) -> str:
         ),
         (
             lambda c: c["workloads"][4].update(topology={"exclusive": "node"}),
-            "workloads[4].topology.exclusive: exclusive placement is JobSet's",
+            "workloads[4].topology.exclusive: exclusive placement is JobSet's "
+            "(alpha.jobset.sigs.k8s.io/exclusive-topology): use runtime jobset or trainjob, "
+            "not job",
         ),
         (
             lambda c: c["workloads"][0].update(topology={"required": "block"}),

@@ -167,7 +167,7 @@ TopologyLevel = Literal[
 class TopologyRequest:
     """Where in the network a workload's pods run close together: one of `required` or
     `preferred` (Kueue's Topology-Aware Scheduling; the workload needs a queue) or
-    `exclusive` (a jobset: JobSet gives each of its Jobs a domain of its own). Levels
+    `exclusive` (a jobset or trainjob: JobSet gives each Job a domain of its own). Levels
     per cloud: cloud_facts.TOPOLOGY_LEVELS."""
 
     required: TopologyLevel | None = field(
@@ -182,7 +182,9 @@ class TopologyRequest:
     )
     exclusive: TopologyLevel | None = field(
         default=None,
-        metadata=spec(doc="jobset: each Job of the set in a domain of this level of its own"),
+        metadata=spec(
+            doc="jobset, trainjob: each Job of the set in a domain of this level of its own"
+        ),
     )
 
 

@@ -712,7 +712,7 @@ def _topology(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[F
             "it admits: give the workload a queue (or use exclusive with runtime jobset)",
         )
         return
-    if mode != "exclusive" and workload.training_runtime:
+    if mode != "exclusive" and workload.training_runtime and workload.runtime == "trainjob":
         yield (
             where,
             f"a trainjob's pod templates are its runtime's: annotate them in "
@@ -720,11 +720,19 @@ def _topology(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[F
             "or leave trainingRuntime out",
         )
         return
-    if mode == "exclusive" and workload.runtime != "jobset":
+    if mode == "exclusive" and workload.runtime not in ("jobset", "trainjob"):
         yield (
             where,
             f"exclusive placement is JobSet's (alpha.jobset.sigs.k8s.io/exclusive-topology): "
-            f"use runtime jobset, not {workload.runtime}, or required/preferred with a queue",
+            f"use runtime jobset or trainjob, not {workload.runtime}, or required/preferred "
+            "with a queue",
+        )
+        return
+    if mode == "exclusive" and workload.training_runtime:
+        yield (
+            where,
+            f"a trainjob's JobSet is its runtime's: annotate {workload.training_runtime!r} "
+            "(spec.template.metadata.annotations), or leave trainingRuntime out",
         )
         return
     for _, cluster in loaded.clusters:
