@@ -86,6 +86,7 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *(p for i, w in loaded.workloads for p in _placement(w, f"workloads[{i}]", loaded)),
         *(p for i, c in loaded.clusters for p in _queue_capacity(c, f"clusters[{i}]", loaded)),
         *(p for i, w in loaded.workloads for p in _topology(w, f"workloads[{i}]", loaded)),
+        *(p for i, c in loaded.clusters for p in _topology_types(c, f"clusters[{i}]", loaded)),
         *_sync_names(loaded),
         *_priorities(loaded),
         *(
@@ -845,3 +846,25 @@ def _one_node(workload: model.Workload, where: str, cluster: model.Cluster) -> I
         )
         + "): ask for a wider level, or preferred",
     )
+
+
+def _topology_types(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Found]:
+    """Where Kueue places by topology, each node group's flavor has the Topology of its
+    first instance type's labels (render/topology.py): nodes of another type in the
+    group without them would be invisible to Kueue, so a group's types must agree."""
+    if not isinstance(cluster, model.EksCluster):
+        return
+    if not any(w.runs_on(cluster.name) and w.queue and _asks_kueue(w) for _, w in loaded.workloads):
+        return
+    for j, group in enumerate(cluster.node_groups):
+        first = cloud_facts.ec2_topology_labels(group.instance_types[0])
+        for k, other in enumerate(group.instance_types[1:], start=1):
+            theirs = cloud_facts.ec2_topology_labels(other)
+            if theirs != first:
+                yield (
+                    f"{path}.nodeGroups[{j}].instanceTypes[{k}]",
+                    f"{other} nodes carry other network-layer labels than "
+                    f"{group.instance_types[0]} nodes ({len(theirs)} "
+                    f"layers, not {len(first)}), and Kueue's Topology-Aware Scheduling on this "
+                    "cluster sees only nodes with all of their flavor's: keep one kind per group",
+                )
