@@ -390,6 +390,35 @@ def test_a_flavor_without_the_level_never_admits_the_request(
     ), found
 
 
+def test_a_flavor_without_a_topology_breaks_both_kinds_of_workload(
+    tree: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """One flavor without topologyName: the queue is no longer TAS-only, so requests get
+    only TAS flavors and workloads without one get none of them."""
+
+    def untopologied(obj: dict[str, Any]) -> None:
+        if obj["metadata"]["name"] == "p5":
+            del obj["spec"]["topologyName"]
+
+    config, pristine = tree
+    out = tmp_path / "tree"
+    shutil.copytree(pristine, out)
+    _edit(out / "clusters/eks-p5/platform/resourceflavor.yaml", untopologied)
+    code, report = validate(config, out)
+    assert code == 1
+    by_rule: dict[str, list[str]] = {}
+    for p in report["problems"]:
+        by_rule.setdefault(p["rule"], []).append(f"{p['object']}: {p['message']}")
+    assert any(
+        p.startswith("JobSet/pretrain: ") and "p5: it has no topologyName" in p
+        for p in by_rule["MLG024"]
+    ), by_rule
+    assert any(
+        p.startswith("Job/plain: ") and "takes only pods that ask for one" in p
+        for p in by_rule["MLG016"]
+    ), by_rule
+
+
 def test_a_pod_set_that_requires_one_node_must_fit_one(
     tree: tuple[Path, Path], tmp_path: Path
 ) -> None:
