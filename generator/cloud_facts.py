@@ -384,7 +384,11 @@ GCE_MACHINE_TYPE = re.compile(r"[a-z][a-z0-9]*(-[a-z0-9]+)+", re.ASCII)
 # Engine reports, A4 and A3 Ultra (`a4-highgpu-*`, `a3-ultragpu-*`), where the capacity
 # is densely placed, i.e. from a reservation (Google Cloud, "Schedule GKE workloads with
 # Topology Aware Scheduling"; Compute Engine "View Compute Engine instance topology").
-# Spot and flex-start capacity carry the labels too but is rarely close together.
+# The guide: TAS works best with densely placed capacity, from reservations; Spot and
+# flex-start VMs are less likely to be close together.
+#
+# Who sets the EKS labels and since which EKS or AMI release is not stated in the pages
+# these facts come from (the guide says EKS exposes them); mlgitops sets none of them.
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 EKS_NETWORK_LAYERS = tuple(f"topology.k8s.aws/network-node-layer-{n}" for n in (1, 2, 3, 4))
 EKS_THREE_LAYER_FAMILIES = frozenset(
