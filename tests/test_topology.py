@@ -132,6 +132,7 @@ CONFIG: dict[str, Any] = {
 
 
 def generate(folder: Path, config: dict[str, Any]) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
     config_file = folder / "mlgitops.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     out = folder / "tree"
@@ -432,6 +433,24 @@ def test_a_pod_set_that_requires_one_node_must_fit_one(
     )  # 2 pods x 5 CPU: each fits an m6i.2xlarge or n2-standard-8, both together do not
     assert found and all(p.startswith("Job/packed: ") for p in found), found
     assert all("only onto one node" in p for p in found), found
+
+
+def test_co_located_pods_in_a_tas_queue_must_ask_for_one_node(tmp_path: Path) -> None:
+    """kind shares a checkpoint only on one node (pod affinity), which Kueue's TAS does
+    not read: with two workers it may split the pods."""
+    config = copy.deepcopy(CONFIG)
+    plain = config["workloads"][4]
+    plain.update(clusters=["laptop"], checkpoint={"size": "1Gi", "mountPath": "/ckpt"})
+    config_file, out = generate(tmp_path / "split", config)
+    code, report = validate(config_file, out)
+    assert code == 1
+    found = [p for p in report["problems"] if p["rule"] == "MLG024"]
+    assert [p["object"] for p in found] == ["Job/plain"], found
+    assert "topology: {required: node}" in found[0]["message"]
+    plain["topology"] = {"required": "node"}
+    config_file, out = generate(tmp_path / "asked", config)
+    code, report = validate(config_file, out)
+    assert code == 0, report["problems"]
 
 
 # --- Kueue's admission rules for TAS, case by case -----------------------------------

@@ -20,7 +20,13 @@ from typing import Any
 from generator.cluster import admission, controllers, facts, nodes
 from generator.cluster.inventory import Fact, workload_fact
 from generator.cluster.nodes import NodeGroup
-from generator.cluster.placement import HOSTNAME, PodShape, place, tolerates
+from generator.cluster.placement import (
+    HOSTNAME,
+    PodShape,
+    place,
+    selection_problems,
+    tolerates,
+)
 from generator.config import model
 from generator.quantities import memory_bytes
 
@@ -343,6 +349,21 @@ def _workload(
                 why,
             )
         )
+        split = group is not None and _split_by_tas(pod_set, spec, groups, shape)
+        if split and not _waived(fact, TOPOLOGY):
+            verdict.findings.append(
+                Finding(
+                    path,
+                    name,
+                    f"pods {pod_set.name!r}",
+                    f"must share one node (required pod affinity on {HOSTNAME}), and "
+                    f"flavor {flavor!r} is topology-aware: Kueue picks each pod's node "
+                    "without reading pod affinity (kueue v0.17.6 pkg/cache/scheduler TAS) "
+                    "and may spread them over several, where the others never start: "
+                    "give the workload topology: {required: node}",
+                    TOPOLOGY,
+                )
+            )
         if group is None and packed_only:
             if not _waived(fact, TOPOLOGY):
                 verdict.findings.append(
@@ -370,6 +391,20 @@ def _workload(
                     PLACEMENT,
                 )
             )
+
+
+def _split_by_tas(
+    pod_set: admission.PodSet,
+    flavor_spec: Mapping[str, Any],
+    groups: Sequence[NodeGroup],
+    shape: PodShape,
+) -> bool:
+    """Co-located pods that Kueue's TAS places node by node on more than one node."""
+    if not (flavor_spec.get("topologyName") and shape.colocated and pod_set.count > 1):
+        return False
+    if pod_set.topology == ("required", HOSTNAME):
+        return False
+    return sum(g.nodes for g in groups if not selection_problems(shape, g)) > 1
 
 
 def _placed(
