@@ -687,7 +687,7 @@ def graph(config_path: Path | None, output_format: str) -> None:
     "--cluster-model/--no-cluster-model",
     default=True,
     show_default=True,
-    help="Ask what each cluster of the config would do with the tree (MLG010-MLG016).",
+    help="Ask what each cluster of the config would do with the tree (MLG010-MLG016, MLG024).",
 )
 def validate(
     root: Path,

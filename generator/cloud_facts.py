@@ -476,3 +476,95 @@ def gce_series(machine_type: str) -> str:
 def gke_gvnic(machine_type: str, has_accelerator: bool) -> bool:
     """gVNIC on GPU pools of the series that support it."""
     return has_accelerator and gce_series(machine_type) in GCE_GVNIC_SERIES
+
+
+# Topology: where in the data-center network a node sits, as node labels the cloud sets,
+# outermost level first and always ending at the node itself (`kubernetes.io/hostname`,
+# which every node has). Kueue's Topology-Aware Scheduling and JobSet's exclusive
+# placement read these labels (render/topology.py).
+#
+# EKS: nodes of the instance types EC2 describes a network topology for get
+# `topology.k8s.aws/network-node-layer-1` (top) .. `-3` (the bottom layer for most types),
+# and `-4` on the types whose topology has four layers (EKS user guide, "Place distributed
+# AI/ML workloads with network topology labels", ml-workload-topology). Which types: EC2
+# user guide, "Prerequisites for Amazon EC2 topology" (instance types; as of 2026-12):
+# three network nodes for the g6e, g7e, hpc6a, hpc6id, hpc7a, hpc7g, hpc8a, p3dn, p4d,
+# p4de, p5, p5e, p5en, p6e-gb200, trn1, trn1n, trn2, trn2u families, four for p6-b200 and
+# p6-b300. Other instance types get none of these labels.
+#
+# GKE: nodes get `cloud.google.com/gce-topology-block`, `-subblock` and `-host` (the
+# physical machine) on the AI Hypercomputer machine series whose placement Compute
+# Engine reports, A4 and A3 Ultra (`a4-highgpu-*`, `a3-ultragpu-*`), where the capacity
+# is densely placed, i.e. from a reservation (Google Cloud, "Schedule GKE workloads with
+# Topology Aware Scheduling"; Compute Engine "View Compute Engine instance topology").
+# The guide: TAS works best with densely placed capacity, from reservations; Spot and
+# flex-start VMs are less likely to be close together.
+#
+# Who sets the EKS labels and since which EKS or AMI release is not stated in the pages
+# these facts come from (the guide says EKS exposes them); mlgitops sets none of them.
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+EKS_NETWORK_LAYERS = tuple(f"topology.k8s.aws/network-node-layer-{n}" for n in (1, 2, 3, 4))
+EKS_THREE_LAYER_FAMILIES = frozenset(
+    {
+        "g6e", "g7e", "hpc6a", "hpc6id", "hpc7a", "hpc7g", "hpc8a",
+        "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6e-gb200",
+        "trn1", "trn1n", "trn2", "trn2u",
+    }
+)  # fmt: skip
+EKS_FOUR_LAYER_FAMILIES = frozenset({"p6-b200", "p6-b300"})
+GKE_TOPOLOGY_LABELS = (
+    "cloud.google.com/gce-topology-block",
+    "cloud.google.com/gce-topology-subblock",
+    "cloud.google.com/gce-topology-host",
+)
+# Machine series -> the kind of it the guide names (other A3 kinds, e.g. a3-highgpu, are
+# not assumed to publish them).
+GKE_TOPOLOGY_KINDS = {"a4": "highgpu", "a3": "ultragpu"}
+
+# The level names a workload's `topology` uses, per cloud, and the label each means.
+# `node` is one node on every cloud.
+TOPOLOGY_LEVELS: dict[str, dict[str, str]] = {
+    "eks": {
+        "layer-1": EKS_NETWORK_LAYERS[0],
+        "layer-2": EKS_NETWORK_LAYERS[1],
+        "layer-3": EKS_NETWORK_LAYERS[2],
+        "layer-4": EKS_NETWORK_LAYERS[3],
+        "node": HOSTNAME_LABEL,
+    },
+    "gke": {
+        "block": GKE_TOPOLOGY_LABELS[0],
+        "subblock": GKE_TOPOLOGY_LABELS[1],
+        "host": GKE_TOPOLOGY_LABELS[2],
+        "node": HOSTNAME_LABEL,
+    },
+    "local": {"node": HOSTNAME_LABEL},
+}
+
+
+def ec2_topology_labels(instance_type: str) -> tuple[str, ...]:
+    """The network-layer labels EKS puts on nodes of this type, outermost first."""
+    family = ec2_family(instance_type)
+    if family in EKS_FOUR_LAYER_FAMILIES:
+        return EKS_NETWORK_LAYERS
+    if family in EKS_THREE_LAYER_FAMILIES:
+        return EKS_NETWORK_LAYERS[:3]
+    return ()
+
+
+def gce_topology_labels(machine_type: str) -> tuple[str, ...]:
+    """The block / subblock / host labels GKE puts on nodes of this machine type."""
+    series, _, rest = machine_type.partition("-")
+    kind = rest.split("-", 1)[0]
+    if GKE_TOPOLOGY_KINDS.get(series) == kind:
+        return GKE_TOPOLOGY_LABELS
+    return ()
+
+
+def topology_labels(cloud: str, machine: str) -> tuple[str, ...]:
+    """The topology labels nodes of this type carry, outermost first, without the
+    hostname (every node has that)."""
+    if cloud == "eks":
+        return ec2_topology_labels(machine)
+    if cloud == "gke":
+        return gce_topology_labels(machine)
+    return ()

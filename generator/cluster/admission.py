@@ -12,6 +12,13 @@ and for each pod set the first flavor, in the ClusterQueue's order, that
 (kueue pkg/scheduler/flavorassigner: assignFlavors, checkFlavorForPodSets). The admitted
 pods get the flavor's node labels in their node selector and its tolerations
 (pkg/podset). A workload no flavor can take even alone is never admitted.
+
+Topology-Aware Scheduling (pkg/scheduler/flavorassigner/tas_flavorassigner.go
+`checkPodSetAndFlavorMatchForTAS`): a pod set that asks for a topology (required or
+preferred, inventory.topology_request), or any pod set when every flavor of the
+ClusterQueue has a Topology (TAS implied), takes only a flavor with a `topologyName`
+whose Topology has the level asked for (`TASFlavorSnapshot.HasLevel`); a pod set that
+does not ask takes no such flavor when the ClusterQueue also has flavors without one.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ class Flavor:
     node_labels: dict[str, str]
     node_taints: tuple[Taint, ...]
     tolerations: tuple[dict[str, Any], ...]
+    topology: str | None = None  # spec.topologyName
 
 
 @dataclass(frozen=True)
@@ -48,12 +56,14 @@ class PodSet:
     name: str
     count: int
     shape: PodShape
+    topology: tuple[str, str] | None = None  # (required | preferred, node label)
 
 
 @dataclass
 class Admission:
     flavors: dict[str, str] = field(default_factory=dict)  # pod set -> flavor
     problem: str | None = None
+    topology: bool = False  # the problem comes from a topology request or Topology
 
 
 def flavor_of(obj: Mapping[str, Any]) -> Flavor:
@@ -65,6 +75,7 @@ def flavor_of(obj: Mapping[str, Any]) -> Flavor:
             Taint(t["key"], t.get("value", ""), t["effect"]) for t in spec.get("nodeTaints") or ()
         ),
         tuple(spec.get("tolerations") or ()),
+        spec.get("topologyName"),
     )
 
 
@@ -116,11 +127,25 @@ def requested(pod_set: PodSet) -> dict[str, int]:
 
 
 def admit(
-    pod_sets: Sequence[PodSet], queue: ClusterQueue, flavors: Mapping[str, Flavor]
+    pod_sets: Sequence[PodSet],
+    queue: ClusterQueue,
+    flavors: Mapping[str, Flavor],
+    topologies: Mapping[str, Sequence[str]] | None = None,
 ) -> Admission:
-    """Which flavor each pod set gets, or why the workload can never be admitted."""
+    """Which flavor each pod set gets, or why the workload can never be admitted.
+    `topologies`: each Topology's levels (node labels), by name."""
+    topologies = topologies or {}
     used: dict[str, dict[str, int]] = {}
     admission = Admission()
+    # Kueue keeps a TAS flavor only once its Topology exists (pkg/cache/scheduler
+    # clusterqueue.go isTASOnly: every flavor of every resource group is a TAS flavor).
+    tas_only = all(
+        (flavor := flavors.get(name)) is not None
+        and flavor.topology is not None
+        and flavor.topology in topologies
+        for _, group in queue.groups
+        for name, _ in group
+    )
     for pod_set in pod_sets:
         wanted = requested(pod_set)
         group = next(
@@ -139,7 +164,11 @@ def admit(
             if flavor is None:
                 reasons.append(f"{name}: no such ResourceFlavor")
                 continue
-            why = _flavor_problem(pod_set, flavor, quota, used.get(name, {}), wanted)
+            why = _topology_problem(pod_set, flavor, topologies, tas_only)
+            if why is not None:
+                admission.topology = admission.topology or pod_set.topology is not None
+            else:
+                why = _flavor_problem(pod_set, flavor, quota, used.get(name, {}), wanted)
             if why is None:
                 admission.flavors[pod_set.name] = name
                 usage = used.setdefault(name, {})
@@ -154,6 +183,30 @@ def admit(
             )
             return admission
     return admission
+
+
+def _topology_problem(
+    pod_set: PodSet, flavor: Flavor, topologies: Mapping[str, Sequence[str]], tas_only: bool
+) -> str | None:
+    """Why the flavor cannot take the pod set for its topology (or its lack of one)."""
+    asks = pod_set.topology
+    if asks is None and not tas_only:
+        if flavor.topology is not None:
+            return (
+                f"it has a Topology ({flavor.topology}) and takes only pods that ask for one "
+                "while the ClusterQueue has flavors without"
+            )
+        return None
+    if flavor.topology is None:
+        return "it has no topologyName: Kueue places no topology request there"
+    levels = topologies.get(flavor.topology)
+    if levels is None:
+        return f"its Topology {flavor.topology!r} does not exist"
+    if asks is not None and asks[1] not in levels:
+        return (
+            f"its Topology {flavor.topology!r} has no level {asks[1]} (levels: {', '.join(levels)})"
+        )
+    return None
 
 
 def _covered(queue: ClusterQueue) -> set[str]:

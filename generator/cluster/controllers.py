@@ -169,7 +169,7 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from generator.quantities import value
@@ -224,6 +224,8 @@ class PodGroup:
     # injects; per-pod values, such as a rank, are the group's first pod's); scheduling
     # fields exactly as the pods get them
     spec: dict[str, Any]
+    # the pod template's annotations (Kueue reads its topology request there)
+    annotations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -425,7 +427,7 @@ def _job_group(job: Manifest, owner_kind: str, owner: str, role: str) -> PodGrou
     annotations = _annotations(((job.get("spec") or {}).get("template") or {}).get("metadata"))
     spec = _job_pod_spec(job)
     labels, spec = _jobset_pod_webhook(labels, annotations, spec)
-    return PodGroup(owner_kind, owner, _namespace(job), role, count, labels, spec)
+    return PodGroup(owner_kind, owner, _namespace(job), role, count, labels, spec, annotations)
 
 
 def job_pods(job: Manifest, role: str = "", owner_kind: str = "Job", owner: str = "") -> list[Pod]:
@@ -1291,6 +1293,7 @@ def _kubeflow_groups(job: Manifest) -> list[PodGroup]:
                 count,
                 labels,
                 first.spec,
+                dict(first.annotations),
             )
         )
     return groups

@@ -20,7 +20,13 @@ from typing import Any
 from generator.cluster import admission, controllers, facts, nodes
 from generator.cluster.inventory import Fact, workload_fact
 from generator.cluster.nodes import NodeGroup
-from generator.cluster.placement import PodShape, place, tolerates
+from generator.cluster.placement import (
+    HOSTNAME,
+    PodShape,
+    place,
+    selection_problems,
+    tolerates,
+)
 from generator.config import model
 from generator.quantities import memory_bytes
 
@@ -32,6 +38,7 @@ SYSTEM_PODS = "MLG013"
 STORAGE = "MLG014"
 REFERENCES = "MLG015"
 ADMISSION = "MLG016"
+TOPOLOGY = "MLG024"
 BUILTIN_PRIORITY_CLASSES = frozenset({"system-cluster-critical", "system-node-critical"})
 
 
@@ -146,6 +153,7 @@ class _Given:
     cluster_queues: dict[str, Fact] = field(default_factory=dict)
     flavors: dict[str, Fact] = field(default_factory=dict)
     flavor_paths: dict[str, str] = field(default_factory=dict)
+    topologies: dict[str, list[str]] = field(default_factory=dict)  # name -> levels
     priority_classes: set[str] = field(default_factory=set)
     refused: list[tuple[str, Fact]] = field(default_factory=list)  # controllers create no pods
 
@@ -224,6 +232,8 @@ def _gather(cluster: model.Cluster, given: Mapping[str, Sequence[Fact]]) -> _Giv
                 state.flavor_paths[name] = path
             elif kind == "PriorityClass":
                 state.priority_classes.add(name)
+            elif kind == "Topology":
+                state.topologies[name] = list(fact.get("levels") or ())
     return state
 
 
@@ -256,7 +266,12 @@ def _trainjob_workloads(state: _Given, verdict: Verdict) -> list[tuple[str, Fact
             continue
         except controllers.NotModelled:
             continue  # behaviour the model does not follow: given the benefit of the doubt
-        found.append((path, workload_fact(trainjob, [(g.role, g.count, g.spec) for g in groups])))
+        found.append(
+            (
+                path,
+                workload_fact(trainjob, [(g.role, g.count, g.spec, g.annotations) for g in groups]),
+            )
+        )
     return found
 
 
@@ -277,7 +292,9 @@ def _workload(
     by_name = {g.name: g for g in groups}
     pod_sets = []
     for p in fact["podSets"]:
-        pod_sets.append(admission.PodSet(p["name"], p["count"], memo.shape(p["shape"])))
+        asks = p.get("topology")
+        topology = (str(asks[0]), str(asks[1])) if asks else None
+        pod_sets.append(admission.PodSet(p["name"], p["count"], memo.shape(p["shape"]), topology))
     flavors: dict[str, str] = {}
     if fact.get("queue"):
         admitted = _admit(path, fact, pod_sets, state, verdict)
@@ -304,12 +321,20 @@ def _workload(
         if flavor is not None:
             shape = shape.with_flavor(spec.get("nodeLabels") or {}, spec.get("tolerations") or ())
         _references(path, fact, pod_set, state, verdict)
-        per_node = pod_set.count if shape.colocated else 1
-        key = (nodes_key, id(pod_set.shape), repr(spec), per_node)
-        if key not in memo.places:
-            found, reasons = place(shape, groups, per_node)
-            memo.places[key] = (found.name if found else None, reasons)
-        group_name, reasons = memo.places[key]
+        # Kueue's TAS admits a pod set that requires the hostname level only onto one node
+        # with room for all its pods (pkg/cache/scheduler/tas_flavor_snapshot.go), and
+        # JobSet's exclusive placement on the hostname puts a Job's pods on one node.
+        on_one_node = shape.colocated or (
+            flavor is not None and pod_set.topology == ("required", HOSTNAME)
+        )
+        per_node = pod_set.count if on_one_node else 1
+        group_name, reasons = _placed(memo, nodes_key, pod_set, shape, spec, groups, per_node)
+        packed_only = False  # each pod has a node, all of them together have none
+        if group_name is None and per_node > 1 and not shape.colocated:
+            alone, alone_reasons = _placed(memo, nodes_key, pod_set, shape, spec, groups, 1)
+            packed_only = alone is not None
+            if not packed_only:
+                reasons = alone_reasons  # a pod alone fits no node: that is the problem
         group = by_name.get(group_name) if group_name else None
         why = None if group else _why(reasons)
         verdict.landings.append(
@@ -324,6 +349,36 @@ def _workload(
                 why,
             )
         )
+        split = group is not None and _split_by_tas(pod_set, spec, groups, shape)
+        if split and not _waived(fact, TOPOLOGY):
+            verdict.findings.append(
+                Finding(
+                    path,
+                    name,
+                    f"pods {pod_set.name!r}",
+                    f"must share one node (required pod affinity on {HOSTNAME}), and "
+                    f"flavor {flavor!r} is topology-aware: Kueue picks each pod's node "
+                    "without reading pod affinity (kueue v0.17.6 pkg/cache/scheduler TAS) "
+                    "and may spread them over several, where the others never start: "
+                    "give the workload topology: {required: node}",
+                    TOPOLOGY,
+                )
+            )
+        if group is None and packed_only:
+            if not _waived(fact, TOPOLOGY):
+                verdict.findings.append(
+                    Finding(
+                        path,
+                        name,
+                        f"pods {pod_set.name!r}",
+                        f"require topology {HOSTNAME} in flavor {flavor!r}: Kueue admits "
+                        f"the {pod_set.count} pods only onto one node, and no node of cluster "
+                        f"{verdict.cluster!r} holds them all: {why} (ask for a wider level, "
+                        "or preferred)",
+                        TOPOLOGY,
+                    )
+                )
+            continue
         if group is None and not _waived(fact, PLACEMENT):
             admitted_to = f" as Kueue admits them to flavor {flavor!r}," if flavor else ""
             verdict.findings.append(
@@ -336,6 +391,37 @@ def _workload(
                     PLACEMENT,
                 )
             )
+
+
+def _split_by_tas(
+    pod_set: admission.PodSet,
+    flavor_spec: Mapping[str, Any],
+    groups: Sequence[NodeGroup],
+    shape: PodShape,
+) -> bool:
+    """Co-located pods that Kueue's TAS places node by node on more than one node."""
+    if not (flavor_spec.get("topologyName") and shape.colocated and pod_set.count > 1):
+        return False
+    if pod_set.topology == ("required", HOSTNAME):
+        return False
+    return sum(g.nodes for g in groups if not selection_problems(shape, g)) > 1
+
+
+def _placed(
+    memo: Memo,
+    nodes_key: str,
+    pod_set: admission.PodSet,
+    shape: PodShape,
+    spec: Mapping[str, Any],
+    groups: Sequence[NodeGroup],
+    per_node: int,
+) -> tuple[str | None, dict[str, list[str]]]:
+    """The group that takes `per_node` pods of the set on one node, once per shape."""
+    key = (nodes_key, id(pod_set.shape), repr(spec), per_node)
+    if key not in memo.places:
+        found, reasons = place(shape, groups, per_node)
+        memo.places[key] = (found.name if found else None, reasons)
+    return memo.places[key]
 
 
 def _why(reasons: Mapping[str, list[str]]) -> str:
@@ -379,10 +465,10 @@ def _admit(
                     n: admission.flavor_of({"metadata": {"name": n}, "spec": f.get("spec") or {}})
                     for n, f in state.flavors.items()
                 }
-                result = admission.admit(pod_sets, cluster_queue, flavors)
+                result = admission.admit(pod_sets, cluster_queue, flavors, state.topologies)
                 if result.problem is None:
                     return result.flavors
-                problem = (result.problem, ADMISSION)
+                problem = (result.problem, TOPOLOGY if result.topology else ADMISSION)
     message, rule = problem
     if not _waived(fact, rule):
         verdict.findings.append(Finding(path, name, "metadata.labels", message, rule))
@@ -558,6 +644,7 @@ def _flavors(state: _Given, groups: Sequence[NodeGroup], where: str, verdict: Ve
                 )
             )
             continue
+        _flavor_topology(state, name, flavor, selected, path, verdict)
         undeclared = {
             group.name: [
                 t
@@ -584,6 +671,51 @@ def _flavors(state: _Given, groups: Sequence[NodeGroup], where: str, verdict: Ve
                             FLAVOR_TAINTS,
                         )
                     )
+
+
+def _flavor_topology(
+    state: _Given,
+    name: str,
+    flavor: admission.Flavor,
+    selected: Sequence[NodeGroup],
+    path: str,
+    verdict: Verdict,
+) -> None:
+    """A TAS flavor's Topology exists, and the nodes it selects carry every level's label:
+    Kueue counts only nodes that have them all (kueue v0.17.6 pkg/util/tas/node.go
+    NodeMatchesFlavor), so a level they lack leaves the flavor without capacity."""
+    if flavor.topology is None:
+        return
+    obj = f"ResourceFlavor/{name}"
+    levels = state.topologies.get(flavor.topology)
+    if levels is None:
+        verdict.findings.append(
+            Finding(
+                path,
+                obj,
+                "spec.topologyName",
+                f"names Topology {flavor.topology!r}, which cluster {verdict.cluster!r} is "
+                "not given: Kueue admits nothing to this flavor",
+                TOPOLOGY,
+            )
+        )
+        return
+    for group in selected:
+        missing = [
+            level for level in levels if level != HOSTNAME and level not in group.topology_labels
+        ]
+        if missing and group.nodes:
+            verdict.findings.append(
+                Finding(
+                    path,
+                    obj,
+                    "spec.topologyName",
+                    f"Topology {flavor.topology!r} has level(s) {', '.join(missing)}, which "
+                    f"the nodes of group {group.name!r} ({group.machine}) do not carry: "
+                    "Kueue's Topology-Aware Scheduling does not see them",
+                    TOPOLOGY,
+                )
+            )
 
 
 def _renamed(verdict: Verdict, old: str, new: str) -> Verdict:

@@ -52,19 +52,40 @@ def facts_of(obj: Mapping[str, Any]) -> list[Fact]:
                     "message": str(refused),
                 }
             ]
-        return [workload_fact(obj, [(g.role, g.count, g.spec) for g in groups])]
+        return [workload_fact(obj, [(g.role, g.count, g.spec, g.annotations) for g in groups])]
     if kind in POD_TEMPLATES:
-        template = (spec.get("template") or {}).get("spec") or {}
-        return [workload_fact(obj, [("", int(spec.get("replicas", 1)), template)])]
+        template = spec.get("template") or {}
+        replicas = int(spec.get("replicas", 1))
+        own = (template.get("metadata") or {}).get("annotations") or {}
+        return [workload_fact(obj, [("", replicas, template.get("spec") or {}, own)])]
     if kind == "Pod":
-        return [workload_fact(obj, [("", 1, spec)])]
+        return [workload_fact(obj, [("", 1, spec, meta.get("annotations") or {})])]
     simple = SIMPLE.get(kind)
     if simple is None:
         return []
     return [{"type": kind, "name": name, "namespace": namespace, **simple(spec)}]
 
 
-def workload_fact(obj: Mapping[str, Any], groups: list[tuple[str, int, Mapping[str, Any]]]) -> Fact:
+PodSetSource = tuple[
+    str, int, Mapping[str, Any], Mapping[str, Any]
+]  # role, count, spec, annotations
+# Kueue's topology requests on a pod template (kueue v0.17.6 apis/kueue/v1beta2
+# topology_types.go; pkg/controller/jobframework/tas.go reads required, then preferred).
+TOPOLOGY_ANNOTATIONS = (
+    ("required", "kueue.x-k8s.io/podset-required-topology"),
+    ("preferred", "kueue.x-k8s.io/podset-preferred-topology"),
+)
+
+
+def topology_request(annotations: Mapping[str, Any]) -> list[str] | None:
+    """[mode, node label] of the pod set's topology request, or None."""
+    for mode, key in TOPOLOGY_ANNOTATIONS:
+        if key in annotations:
+            return [mode, str(annotations[key])]
+    return None
+
+
+def workload_fact(obj: Mapping[str, Any], groups: list[PodSetSource]) -> Fact:
     meta = obj.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     return {
@@ -79,8 +100,13 @@ def workload_fact(obj: Mapping[str, Any], groups: list[tuple[str, int, Mapping[s
             if key.startswith(WAIVER_PREFIX) and str(reason).strip()
         ),
         "podSets": [
-            {"name": role or "pods", "count": count, "shape": shape_of(spec).as_data()}
-            for role, count, spec in groups
+            {
+                "name": role or "pods",
+                "count": count,
+                "shape": shape_of(spec).as_data(),
+                "topology": topology_request(annotations),
+            }
+            for role, count, spec, annotations in groups
         ],
     }
 
@@ -146,4 +172,7 @@ SIMPLE: dict[str, Callable[[Mapping[str, Any]], Fact]] = {
     "LocalQueue": lambda spec: {"clusterQueue": spec.get("clusterQueue")},
     "ClusterQueue": lambda spec: {"spec": dict(spec)},
     "ResourceFlavor": lambda spec: {"spec": dict(spec)},
+    "Topology": lambda spec: {
+        "levels": [str(lv.get("nodeLabel")) for lv in spec.get("levels") or []]
+    },
 }

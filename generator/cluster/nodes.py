@@ -75,6 +75,9 @@ class NodeGroup:
     allocatable: Amounts | None
     nodes: int  # nodes that exist
     gpu_type: str | None
+    # The topology labels the cloud puts on these nodes, outermost first, without the
+    # hostname every node has (cloud_facts.topology_labels); their values are the cloud's.
+    topology_labels: tuple[str, ...] = ()
 
     @property
     def tainted(self) -> bool:
@@ -136,6 +139,7 @@ def _eks_groups(cluster: model.EksCluster) -> list[NodeGroup]:
                 allocatable=allocatable,
                 nodes=group.desired_size,
                 gpu_type=gpu,
+                topology_labels=cloud_facts.ec2_topology_labels(instance),
             )
         )
     return groups
@@ -188,6 +192,7 @@ def _gke_pools(cluster: model.GkeCluster) -> list[NodeGroup]:
                 allocatable=capacity and _gke_allocatable(capacity),
                 nodes=zones * per_zone,
                 gpu_type=accelerator.type if accelerator else None,
+                topology_labels=cloud_facts.gce_topology_labels(pool.machine_type),
             )
         )
     return pools
@@ -291,6 +296,7 @@ def as_built(
                 g.allocatable,
                 g.nodes,
                 g.gpu_type,
+                g.topology_labels,
             )
             for g in found
         ]
@@ -318,6 +324,7 @@ def _as_written(
             known.allocatable,
             nodes,
             known.gpu_type,
+            known.topology_labels,
         )
     accelerator = fact.get("accelerator")
     if cluster.cloud == "eks":
@@ -351,4 +358,5 @@ def _as_written(
         allocatable,
         (size * zones if isinstance(size, int) else 0),
         gpu,
+        cloud_facts.topology_labels(cluster.cloud, machine),
     )

@@ -33,6 +33,9 @@ class PodShape:
     claims: tuple[str, ...] = ()
     service_account: str = "default"
     priority_class: str | None = None
+    # topology keys of required pod affinity terms: a node without the label matches no
+    # term (kube-scheduler InterPodAffinity), e.g. JobSet's exclusive placement
+    affinity_keys: tuple[str, ...] = ()
 
     def as_data(self) -> dict[str, Any]:
         return {
@@ -49,6 +52,7 @@ class PodShape:
             "claims": list(self.claims),
             "serviceAccount": self.service_account,
             "priorityClass": self.priority_class,
+            "affinityKeys": list(self.affinity_keys),
         }
 
     @classmethod
@@ -63,6 +67,7 @@ class PodShape:
             tuple(data["claims"]),
             str(data["serviceAccount"]),
             data["priorityClass"],
+            tuple(data.get("affinityKeys") or ()),
         )
 
     def with_flavor(
@@ -79,6 +84,7 @@ class PodShape:
             self.claims,
             self.service_account,
             self.priority_class,
+            self.affinity_keys,
         )
 
 
@@ -108,6 +114,9 @@ def shape_of(spec: Mapping[str, Any]) -> PodShape:
         claims=claims,
         service_account=str(spec.get("serviceAccountName") or "default"),
         priority_class=spec.get("priorityClassName"),
+        affinity_keys=tuple(
+            sorted({str(t["topologyKey"]) for t in pod_terms if t.get("topologyKey")})
+        ),
     )
 
 
@@ -194,6 +203,10 @@ def selection_problems(shape: PodShape, group: NodeGroup) -> list[str]:
         all(matches(e, group.labels) for e in term) for term in shape.affinity
     ):
         found.append("its required node affinity matches none of these nodes' labels")
+    carried = {*group.labels, *group.topology_labels, HOSTNAME}
+    for key in shape.affinity_keys:
+        if key not in carried:
+            found.append(f"its required pod affinity is per {key}, a label these nodes lack")
     for taint in group.taints:
         if taint.effect in ("NoSchedule", "NoExecute") and not tolerates(taint, shape.tolerations):
             found.append(

@@ -24,6 +24,7 @@ CLUSTER_SCOPED = frozenset(
         "StorageClass",
         "ClusterQueue",
         "ResourceFlavor",
+        "Topology",
         "ClusterTrainingRuntime",
         "PriorityClass",
     }

@@ -158,6 +158,36 @@ class ElasticPolicy:
     )
 
 
+TopologyLevel = Literal[
+    "node", "host", "subblock", "block", "layer-1", "layer-2", "layer-3", "layer-4"
+]
+
+
+@dataclass(frozen=True)
+class TopologyRequest:
+    """Where in the network a workload's pods run close together: one of `required` or
+    `preferred` (Kueue's Topology-Aware Scheduling; the workload needs a queue) or
+    `exclusive` (a jobset or trainjob: JobSet gives each Job a domain of its own). Levels
+    per cloud: cloud_facts.TOPOLOGY_LEVELS."""
+
+    required: TopologyLevel | None = field(
+        default=None,
+        metadata=spec(
+            doc="Kueue admits the pods of each role only within one domain of this level"
+        ),
+    )
+    preferred: TopologyLevel | None = field(
+        default=None,
+        metadata=spec(doc="Kueue tries one domain of this level, then wider ones, then any"),
+    )
+    exclusive: TopologyLevel | None = field(
+        default=None,
+        metadata=spec(
+            doc="jobset, trainjob: each Job of the set in a domain of this level of its own"
+        ),
+    )
+
+
 DEFAULT_PORTS: dict[str, int] = {"pytorch": 29500, "tensorflow": 2222}
 # Above the 10000 floor of the common Kubernetes scanners (Checkov CKV_K8S_40, kube-score,
 # kubesec), so it matches no user of a node's own /etc/passwd; not 65534 (nobody).
@@ -302,6 +332,13 @@ class Workload:
     nccl: NcclSettings = field(
         default_factory=NcclSettings,
         metadata=spec(doc="NCCL settings of GPU pods (any of their variables in env wins)"),
+    )
+    topology: TopologyRequest | None = field(
+        default=None,
+        metadata=spec(
+            doc="place the pods close in the network: {required|preferred|exclusive: LEVEL} "
+            "(node; eks: layer-1..layer-4; gke: block, subblock, host)"
+        ),
     )
 
     def runs_on(self, cluster: str) -> bool:

@@ -86,6 +86,8 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *(p for i, c in loaded.clusters for p in _system_nodes(c, f"clusters[{i}]")),
         *(p for i, w in loaded.workloads for p in _placement(w, f"workloads[{i}]", loaded)),
         *(p for i, c in loaded.clusters for p in _queue_capacity(c, f"clusters[{i}]", loaded)),
+        *(p for i, w in loaded.workloads for p in _topology(w, f"workloads[{i}]", loaded)),
+        *(p for i, c in loaded.clusters for p in _topology_types(c, f"clusters[{i}]", loaded)),
         *_sync_names(loaded),
         *_priorities(loaded),
         *(
@@ -715,3 +717,195 @@ def _gpu_direct_refusal(variant: str) -> str:
         "restricted: remove gpuDirect (NCCL then uses TCP sockets, over gVNIC on GPU pools of "
         "the series that have it)"
     )
+
+
+def _topology(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[Found]:
+    """A topology request the clusters can honour (render/topology.py): one mode; Kueue's
+    modes need a queue (its Topology-Aware Scheduling places only what it admits),
+    exclusive placement needs a jobset (JobSet's annotation); the level is one of every
+    cloud the workload runs on, and the nodes of some group of each such cluster carry
+    its label (a Topology level its nodes lack leaves them out of Kueue's view, and
+    JobSet's pod affinity on a missing label matches no node)."""
+    request = workload.topology
+    if request is None:
+        return
+    modes = [
+        (key, level)
+        for key, level in (
+            ("required", request.required),
+            ("preferred", request.preferred),
+            ("exclusive", request.exclusive),
+        )
+        if level is not None
+    ]
+    if len(modes) != 1:
+        yield (
+            f"{path}.topology",
+            "give exactly one of required, preferred or exclusive"
+            + (f" (got {', '.join(k for k, _ in modes)})" if modes else ""),
+        )
+        return
+    mode, level = modes[0]
+    where = f"{path}.topology.{mode}"
+    if mode != "exclusive" and not workload.queue:
+        yield (
+            where,
+            f"{mode} topology is Kueue's Topology-Aware Scheduling, which places only what "
+            "it admits: give the workload a queue (or use exclusive with runtime jobset)",
+        )
+        return
+    if mode != "exclusive" and workload.training_runtime and workload.runtime == "trainjob":
+        yield (
+            where,
+            f"a trainjob's pod templates are its runtime's: annotate them in "
+            f"{workload.training_runtime!r} ({'kueue.x-k8s.io/podset-' + mode + '-topology'}), "
+            "or leave trainingRuntime out",
+        )
+        return
+    if mode == "exclusive" and workload.runtime not in ("jobset", "trainjob"):
+        yield (
+            where,
+            f"exclusive placement is JobSet's (alpha.jobset.sigs.k8s.io/exclusive-topology): "
+            f"use runtime jobset or trainjob, not {workload.runtime}, or required/preferred "
+            "with a queue",
+        )
+        return
+    if mode == "exclusive" and workload.training_runtime:
+        yield (
+            where,
+            f"a trainjob's JobSet is its runtime's: annotate {workload.training_runtime!r} "
+            "(spec.template.metadata.annotations), or leave trainingRuntime out",
+        )
+        return
+    for _, cluster in loaded.clusters:
+        if not workload.runs_on(cluster.name):
+            continue
+        levels = cloud_facts.TOPOLOGY_LEVELS[cluster.cloud]
+        if level not in levels:
+            yield (
+                where,
+                f"{level!r} is not a topology level of {cluster.cloud} (cluster "
+                f"{cluster.name!r} runs the workload): {cluster.cloud} has "
+                f"{', '.join(levels)}",
+            )
+            return
+        label = levels[level]
+        if mode == "exclusive" and label == cloud_facts.HOSTNAME_LABEL:
+            yield from _exclusive_nodes(workload, where, cluster)
+        if mode == "required" and label == cloud_facts.HOSTNAME_LABEL:
+            yield from _one_node(workload, where, cluster)
+        if label == cloud_facts.HOSTNAME_LABEL or _malformed_node_types(cluster):
+            continue
+        groups = nodes.node_groups(cluster)
+        if not any(label in g.topology_labels for g in groups):
+            kind = "node group" if cluster.cloud == "eks" else "node pool"
+            yield (
+                where,
+                f"no {kind} of cluster {cluster.name!r} has nodes labelled {label} "
+                f"({', '.join(f'{g.name}: {g.machine}' for g in groups)}); the instance "
+                f"types that have it: {_types_with(cluster.cloud, label)}",
+            )
+    if mode == "exclusive" and workload.queue:
+        for _, cluster in loaded.clusters:
+            if not workload.runs_on(cluster.name):
+                continue
+            others = [
+                w.name
+                for _, w in loaded.workloads
+                if w.queue and w.runs_on(cluster.name) and _asks_kueue(w)
+            ]
+            if others:
+                yield (
+                    where,
+                    f"cluster {cluster.name!r} queues with Topology-Aware Scheduling "
+                    f"({', '.join(others)} asks for a topology), where Kueue picks every "
+                    "queued pod's node, which JobSet's exclusive affinity can contradict: "
+                    "use required or preferred, or leave the queue out",
+                )
+
+
+def _asks_kueue(workload: model.Workload) -> bool:
+    request = workload.topology
+    return request is not None and bool(request.required or request.preferred)
+
+
+def _types_with(cloud: str, label: str) -> str:
+    if cloud == "eks":
+        families = set(cloud_facts.EKS_FOUR_LAYER_FAMILIES)
+        if label != cloud_facts.EKS_NETWORK_LAYERS[3]:
+            families |= cloud_facts.EKS_THREE_LAYER_FAMILIES
+        return ", ".join(f"{f}.*" for f in sorted(families))
+    return ", ".join(f"{s}-{k}-*" for s, k in sorted(cloud_facts.GKE_TOPOLOGY_KINDS.items()))
+
+
+def _exclusive_nodes(
+    workload: model.Workload, where: str, cluster: model.Cluster
+) -> Iterator[Found]:
+    """Exclusive per node: each Job of the set (one per role, frameworks.pod_roles) needs
+    a node no other Job of its priority uses, so the cluster needs that many nodes."""
+    jobs = 3 if workload.parameter_servers else 1
+    wants_gpu = workload.resources_on(cluster.cloud).gpu > 0
+    eligible = [
+        g for g in nodes.node_groups(cluster) if (g.gpu_type if wants_gpu else not g.taints)
+    ]
+    have = sum(g.nodes for g in eligible)
+    if isinstance(cluster, model.LocalCluster):
+        have = max(cluster.workers, 1)
+    if have < jobs:
+        yield (
+            where,
+            f"exclusive per node gives each of the {jobs} Jobs of the set (chief, worker, "
+            f"ps) a node of its own, and cluster {cluster.name!r} has {have} node(s) for "
+            "them: the others never start",
+        )
+
+
+def _one_node(workload: model.Workload, where: str, cluster: model.Cluster) -> Iterator[Found]:
+    """Required `node`: Kueue admits each role's pods only onto one node with room for
+    them all (its Topology-Aware Scheduling), so the largest role must fit one node of a
+    group its pods may go to. Nodes of unknown size get the benefit of the doubt."""
+    resources = workload.resources_on(cluster.cloud)
+    largest = max(
+        workload.workers, workload.parameter_servers
+    )  # roles: frameworks.pod_roles (the chief is one pod)
+    wanted = nodes.pod_amounts(resources).times(largest)
+    candidates = [
+        g
+        for g in nodes.node_groups(cluster)
+        if (g.gpu_type is not None if resources.gpu else not g.tainted)
+    ]
+    if not candidates or any(
+        g.allocatable is None or g.allocatable.holds(wanted) for g in candidates
+    ):
+        return
+    yield (
+        where,
+        f"Kueue admits the {largest} pods of a role only onto one node, and no node of "
+        f"cluster {cluster.name!r} can give them {_amounts(wanted)} (its nodes: "
+        + ", ".join(
+            f"{g.machine} with {_amounts(g.allocatable)}" for g in candidates if g.allocatable
+        )
+        + "): ask for a wider level, or preferred",
+    )
+
+
+def _topology_types(cluster: model.Cluster, path: str, loaded: Loaded) -> Iterator[Found]:
+    """Where Kueue places by topology, each node group's flavor has the Topology of its
+    first instance type's labels (render/topology.py): nodes of another type in the
+    group without them would be invisible to Kueue, so a group's types must agree."""
+    if not isinstance(cluster, model.EksCluster):
+        return
+    if not any(w.runs_on(cluster.name) and w.queue and _asks_kueue(w) for _, w in loaded.workloads):
+        return
+    for j, group in enumerate(cluster.node_groups):
+        first = cloud_facts.ec2_topology_labels(group.instance_types[0])
+        for k, other in enumerate(group.instance_types[1:], start=1):
+            theirs = cloud_facts.ec2_topology_labels(other)
+            if theirs != first:
+                yield (
+                    f"{path}.nodeGroups[{j}].instanceTypes[{k}]",
+                    f"{other} nodes carry other network-layer labels than "
+                    f"{group.instance_types[0]} nodes ({len(theirs)} "
+                    f"layers, not {len(first)}), and Kueue's Topology-Aware Scheduling on this "
+                    "cluster sees only nodes with all of their flavor's: keep one kind per group",
+                )

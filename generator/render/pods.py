@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
-from generator.render import disruption, fabric, frameworks
+from generator.render import disruption, fabric, frameworks, topology
 from generator.render.labels import CHECKPOINT_LABEL, GPU_LABEL
 
 CONTAINER_NAME = "trainer"
@@ -78,10 +78,13 @@ def checkpoint_sharing(workload: model.Workload) -> str:
     return "shared" if workload.pod_count > 1 else "single"
 
 
-def pod_metadata(labels: dict[str, str]) -> dict[str, Any]:
-    """A training pod template's metadata: its labels, and the annotations that keep
-    Karpenter and the Cluster Autoscaler from taking its node away to save money."""
-    return {"labels": labels, "annotations": dict(disruption.DO_NOT_DISRUPT)}
+def pod_metadata(labels: dict[str, str], workload: model.Workload) -> dict[str, Any]:
+    """A training pod template's metadata: its labels, the annotations that keep
+    Karpenter and the Cluster Autoscaler from taking its node away to save money, and
+    the topology Kueue admits it by (render/topology.py: Kueue reads it from every pod
+    set's template)."""
+    annotations = dict(disruption.DO_NOT_DISRUPT) | topology.pod_template_annotations(workload)
+    return {"labels": labels, "annotations": annotations}
 
 
 def render_pod_spec(

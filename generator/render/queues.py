@@ -33,6 +33,12 @@ from generator.config import model
 from generator.quantities import cpu_quantity, memory_quantity
 from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, metadata
+from generator.render.topology import (
+    LOCAL_TAS_NODE_LABELS,
+    render_topologies,
+    topology_name,
+    uses_tas,
+)
 
 KUEUE_API = "kueue.x-k8s.io/v1beta2"
 LOCAL_FLAVOR = "kind-nodes"
@@ -70,7 +76,8 @@ def render_cluster_queue_objects(config: model.Config, cluster: model.Cluster) -
     labels = platform_labels(config)
     flavors = _flavors(config, cluster)
     resources = ["cpu", "memory", cloud_facts.GPU_RESOURCE]
-    objects: list[Manifest] = [
+    objects: list[Manifest] = render_topologies(config, cluster)
+    objects += [
         {
             "apiVersion": KUEUE_API,
             "kind": "ResourceFlavor",
@@ -120,9 +127,18 @@ Flavor = tuple[str, dict[str, Any], dict[str, Any]]  # name, ResourceFlavor spec
 
 
 def _flavors(config: model.Config, cluster: model.Cluster) -> list[Flavor]:
-    """Untainted groups first, then tainted ones, each in config order."""
+    """Untainted groups first, then tainted ones, each in config order. Where the
+    ClusterQueue is topology-aware (render/topology.py), every flavor names the Topology
+    of the levels its nodes carry."""
+    tas = uses_tas(config, cluster)
     if isinstance(cluster, model.LocalCluster):
-        return [(LOCAL_FLAVOR, {}, _largest_local_run(config, cluster))]
+        local: dict[str, Any] = {}
+        if tas:
+            local = {
+                "nodeLabels": dict(LOCAL_TAS_NODE_LABELS),
+                "topologyName": topology_name(config, None),
+            }
+        return [(LOCAL_FLAVOR, local, _largest_local_run(config, cluster))]
     found: list[Flavor] = []
     groups = sorted(nodes.node_groups(cluster), key=lambda g: g.tainted)
     for group in groups:
@@ -138,6 +154,8 @@ def _flavors(config: model.Config, cluster: model.Cluster) -> list[Flavor]:
             spec["nodeTaints"] = [
                 {"key": t.key, "value": t.value, "effect": t.effect} for t in group.taints
             ]
+        if tas:
+            spec["topologyName"] = topology_name(config, group)
         found.append((group.name, spec, quota))
     return found
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
-from generator.render import disruption, frameworks
+from generator.render import disruption, frameworks, topology
 from generator.render.labels import QUEUE_LABEL, workload_labels, workload_selector
 from generator.render.objects import Manifest, metadata
 from generator.render.pods import (
@@ -93,8 +93,10 @@ def _object_metadata(config: model.Config, workload: model.Workload) -> dict[str
         if workload.priority:
             labels[PRIORITY_LABEL] = workload.priority
     meta = metadata(workload.name, labels, workload.namespace)
-    meta["annotations"] = replace_when_changed(config, workload) | policy_annotations(
-        config, workload
+    meta["annotations"] = (
+        replace_when_changed(config, workload)
+        | policy_annotations(config, workload)
+        | topology.object_annotations(workload)
     )
     return meta
 
@@ -134,7 +136,7 @@ def _training_object(
 
 def _pod_template(config: model.Config, workload: model.Workload, container: Any) -> Manifest:
     return {
-        "metadata": pod_metadata(workload_labels(config, workload)),
+        "metadata": pod_metadata(workload_labels(config, workload), workload),
         "spec": render_pod_spec(workload, container),
     }
 
@@ -169,7 +171,7 @@ def render_job(config: model.Config, workload: model.Workload) -> Manifest:
     if workload.queue:
         spec["suspend"] = True  # Kueue admits it by setting this to false
     spec["template"] = {
-        "metadata": pod_metadata(labels),
+        "metadata": pod_metadata(labels, workload),
         "spec": render_pod_spec(workload, render_trainer_container(workload), workload.name),
     }
     return _training_object(config, workload, "batch/v1", "Job", spec)

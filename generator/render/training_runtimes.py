@@ -21,7 +21,7 @@ from typing import Any
 
 from generator import cloud_facts
 from generator.config import model
-from generator.render import disruption, fabric, frameworks
+from generator.render import disruption, fabric, frameworks, topology
 from generator.render.labels import workload_labels
 from generator.render.objects import Manifest, metadata
 from generator.render.overlays import cloud_scheduling
@@ -70,6 +70,7 @@ def render_training_runtime(
             # v2.3.0's torch policy has no numProcPerNode.
             "mlPolicy": {"numNodes": workload.workers, "torch": {}},
             "template": {
+                **_jobset_metadata(workload),
                 "spec": {
                     **_run_limits(workload),
                     "replicatedJobs": [
@@ -86,14 +87,14 @@ def render_training_runtime(
                                         workload, frameworks.TRAINJOB_NODE
                                     ),
                                     "template": {
-                                        "metadata": pod_metadata(labels),
+                                        "metadata": pod_metadata(labels, workload),
                                         "spec": pod_spec,
                                     },
                                 },
                             },
                         }
                     ],
-                }
+                },
             },
         },
     }
@@ -105,3 +106,11 @@ def _run_limits(workload: model.Workload) -> dict[str, Any]:
     if workload.ttl_seconds_after_finished is not None:
         limits["ttlSecondsAfterFinished"] = workload.ttl_seconds_after_finished
     return limits
+
+
+def _jobset_metadata(workload: model.Workload) -> dict[str, Any]:
+    """What the runtime puts on the JobSet it makes: Trainer v2.3.0 copies the runtime's
+    `spec.template.metadata` annotations to the JobSet (pkg/runtime/core/trainingruntime.go
+    newRuntimeInfo; plugins/jobset/jobset.go), where JobSet reads exclusive placement."""
+    annotations = topology.object_annotations(workload)
+    return {"metadata": {"annotations": annotations}} if annotations else {}

@@ -89,6 +89,12 @@ RULES = {
             "PriorityClass a workload refers to exists on its cluster",
         ),
         Rule("MLG016", "admission", "Kueue can admit every queued workload (quota, flavors)"),
+        Rule(
+            "MLG024",
+            "topology",
+            "a topology request Kueue can honour: the flavor has a Topology with the level, "
+            "its nodes carry every level's label, and a pod set that requires one node fits one",
+        ),
         # What the common scanners (Checkov, kube-score, kubesec) ask of every container.
         Rule(
             "MLG017",

@@ -33,6 +33,7 @@ CLUSTER_SCOPED = {
     ("trainer.kubeflow.org", "ClusterTrainingRuntime"),
     ("kueue.x-k8s.io", "ClusterQueue"),
     ("kueue.x-k8s.io", "ResourceFlavor"),
+    ("kueue.x-k8s.io", "Topology"),
     ("kueue.x-k8s.io", "WorkloadPriorityClass"),
     ("scheduling.k8s.io", "PriorityClass"),
     *CONTROLLER_CLUSTER_KINDS,
