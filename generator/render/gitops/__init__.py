@@ -27,6 +27,7 @@ from generator.operator_facts import (
     Operator,
     operators_for,
 )
+from generator.render import secrets
 from generator.render.clusters import infrastructure_folder
 from generator.render.clusters.common import infra_namespace
 from generator.render.entrypoints import (
@@ -104,7 +105,10 @@ def sync_paths(
             _Layer("infrastructure", infrastructure_folder(cluster), infra_namespace(cluster), 0)
         )
     operators = operators_for(
-        config.workloads_on(cluster), runs_queues(config, cluster), needs_device_plugin(cluster)
+        config.workloads_on(cluster),
+        runs_queues(config, cluster),
+        needs_device_plugin(cluster),
+        secrets.needs_store(config, cluster),
     )
     layers += [
         _Layer(op.name, op.source_path(config.gitops), op.namespace, 1, operator=op)

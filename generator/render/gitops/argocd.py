@@ -91,6 +91,8 @@ def application(config: model.Config, scope: Scope, project: str, path: SyncPath
         # An operator's CRDs are too large for client-side apply's annotation.
         source = operator_source(operator)
         options = ["ServerSideApply=true"]
+        if operator.create_namespace:
+            options.append("CreateNamespace=true")
     else:
         source = _source(config, path.path)
         options = ["PruneLast=true"]
@@ -140,6 +142,10 @@ def operator_source(operator: Operator) -> dict[str, Any]:
     }
     if operator.helm_path:
         source["helm"] = {"releaseName": operator.name}
+        if operator.helm_parameters:
+            source["helm"]["parameters"] = [
+                {"name": name, "value": value} for name, value in operator.helm_parameters
+            ]
         return source
     if operator.images:
         source["kustomize"] = {
