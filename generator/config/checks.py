@@ -436,6 +436,9 @@ SCHEMA_KEYWORDS: dict[object, dict[str, object]] = {
     },
     model.AbsolutePath: {"pattern": r"^/"},
     model.EnvName: {"pattern": _ENV_NAME.pattern},
+    model.SecretPath: {"pattern": _SECRET_PATH.pattern},
+    # as duration: and not zero
+    model.Duration: {"pattern": _DURATION.pattern, "not": {"pattern": r"^[0hms]+$"}},
     model.LabelKey: {"pattern": _LABEL_KEY},
     model.LabelValue: {"pattern": rf"^({_LABEL_NAME.pattern[1:-1]})?$", "maxLength": 63},
     model.KubernetesVersion: {"pattern": rf"^1\.({_MINORS})$"},
