@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from helpers import build_and_validate, kustomize_build, schema_args
 
 from generator.cli import main
-from tests.helpers import build_and_validate, kustomize_build
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {
@@ -236,3 +236,52 @@ def test_undeclared_secret_is_not_readable(tmp_path: Path) -> None:
     gke = (out / "clusters/gke-training/infrastructure/iampolicymember.yaml").read_text()
     assert "wandb-api-key" not in gke
     shutil.rmtree(out)
+
+
+# --- validate (MLG030): every Secret a pod names is made where it runs ---------------
+
+
+def _validate(tree: Path) -> str:
+    result = CliRunner().invoke(main, ["validate", str(tree), *schema_args(), "--no-cache"])
+    return result.output + (result.stderr if result.stderr_bytes is not None else "")
+
+
+@pytest.fixture(scope="module")
+def seeds_copy(tree: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    copy = tmp_path_factory.mktemp("mlg030") / "tree"
+    shutil.copytree(tree, copy)
+    return copy
+
+
+def _drop_resource(folder: Path, entry: str, key: str = "resources") -> None:
+    file = folder / "kustomization.yaml"
+    kustomization = yaml.safe_load(file.read_text())
+    items = kustomization[key]
+    kept = [i for i in items if (i.get("path") if isinstance(i, dict) else i) != entry]
+    assert len(kept) == len(items) - 1, items
+    kustomization[key] = kept
+    file.write_text(yaml.safe_dump(kustomization, sort_keys=False))
+
+
+def test_validate_reports_a_pod_whose_secret_nothing_creates(seeds_copy: Path) -> None:
+    assert "MLG030" not in _validate(seeds_copy)
+    eks = seeds_copy / "clusters/eks-training/workloads/namespaces/ml-workloads"
+    _drop_resource(eks, "externalsecret.yaml")
+    local = seeds_copy / "clusters/local/workloads/namespaces/distributed-training"
+    _drop_resource(local, "hand-made-secrets.yaml", "patches")
+    output = _validate(seeds_copy)
+    found = [line for line in output.splitlines() if "[MLG030]" in line]
+    wanted = {
+        ("clusters/eks-training/workloads/namespaces/ml-workloads", "registry-creds"),
+        ("clusters/eks-training/workloads/namespaces/ml-workloads", "wandb-key"),
+        ("clusters/local/workloads/namespaces/distributed-training", "hf-token"),
+    }
+    seen = {
+        (path, secret)
+        for path, secret in wanted
+        for line in found
+        if line.startswith(f"{path}: Job/") and f"needs Secret {secret!r}" in line
+    }
+    assert seen == wanted, output
+    # Only those: GKE's namespace builds still make every Secret their pods name.
+    assert not [line for line in found if "gke-training" in line], output

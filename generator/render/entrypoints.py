@@ -156,6 +156,7 @@ def render_namespace_entrypoint(
         components.append(identity_folder(cloud))
     components += [custom_folder(cloud), cluster_custom_folder(cluster)]
     comment = ""
+    patches = _identity_patches(cluster)
     if isinstance(cluster, model.LocalCluster):
         commands = [
             line
@@ -165,12 +166,13 @@ def render_namespace_entrypoint(
         if commands:
             comment = "#\n# Secrets the pods need, made by hand once (values never in git):\n"
             comment += "".join(f"#   {line}\n" for line in commands)
+            patches.append(secrets.hand_made_patch(config, cluster, namespace))
     return Unit(
         cluster_namespace_folder(cluster, namespace),
         objects=secrets.namespace_objects(config, cluster, namespace),
         includes=includes,
         components=components,
-        patches=_identity_patches(cluster),
+        patches=patches,
         images=_image_rewrites(cluster, workloads),
         namespace=namespace,
         comment=comment,

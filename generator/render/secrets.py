@@ -44,9 +44,11 @@ from typing import Any
 from generator.config import model
 from generator.operator_facts import EXTERNAL_SECRETS, EXTERNAL_SECRETS_ACCOUNT
 from generator.render.labels import platform_labels
-from generator.render.objects import Manifest, metadata
+from generator.render.objects import Manifest, Patch, metadata
 
 API = "external-secrets.io/v1"
+# What `validate` reads on a local Namespace (generator.validate.policies, MLG030).
+HAND_MADE_SECRETS_ANNOTATION = "mlgitops.io/secrets-made-by-hand"
 PULL_KEY = ".dockerconfigjson"
 PULL_TYPE = "kubernetes.io/dockerconfigjson"
 SECRET_VOLUME_PREFIX = "secret"
@@ -328,6 +330,21 @@ def gke_identity(config: model.Config, cluster: model.GkeCluster) -> list[Manife
 
 
 # ------------------------------------------------------------------------ local
+
+
+def hand_made_patch(config: model.Config, cluster: model.LocalCluster, namespace: str) -> Patch:
+    """What a local namespace's Secrets are, for `validate` (MLG030): made by hand, with
+    the commands its kustomization lists."""
+    names = [d.name for d in declared(config.workloads_on(cluster), namespace)]
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": namespace,
+            "annotations": {HAND_MADE_SECRETS_ANNOTATION: ",".join(names)},
+        },
+    }
+    return Patch("hand-made-secrets.yaml", {"kind": "Namespace"}, body)
 
 
 def local_commands(config: model.Config, cluster: model.LocalCluster) -> list[str]:
