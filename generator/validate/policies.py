@@ -166,8 +166,8 @@ def secret_references(obj: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
 def secrets_created(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(namespace, Secret) for each Secret this object makes exist: a Secret, an
     ExternalSecret's target (its `target.name`, else its own name: ESO v2.6.0
-    pkg/controllers/externalsecret/externalsecret_controller.go, Reconcile), or a Namespace's list of Secrets
-    made by hand."""
+    pkg/controllers/externalsecret/externalsecret_controller.go, Reconcile), or a
+    Namespace's list of Secrets made by hand."""
     meta = obj.get("metadata") or {}
     namespace = meta.get("namespace") or "default"
     kind, group = obj.get("kind"), str(obj.get("apiVersion", "")).rpartition("/")[0]
