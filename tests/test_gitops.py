@@ -18,6 +18,7 @@ both golden configs and a fleet with two EKS clusters, each with Argo CD and wit
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from helpers import CONFIGS, SEEDS, kustomize_build, schema_errors
 
 from generator import cloud_facts
 from generator.cli import main
-from generator.operator_facts import NVIDIA_DEVICE_PLUGIN
+from generator.operator_facts import EXTERNAL_SECRETS, NVIDIA_DEVICE_PLUGIN, Operator
 
 Obj = dict[str, Any]
 Kind = tuple[str, str]  # (API group, kind)
@@ -54,12 +55,14 @@ CLUSTER_SCOPED: set[Kind] = {
     ("rbac.authorization.k8s.io", "ClusterRole"),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
 }
 SECOND_EKS = """\
   # A second EKS cluster in another region, with a network of its own.
   - name: eks-training-eu
     cloud: eks
     region: eu-west-1
+    accountId: "123456789012"
     efsFileSystemId: fs-0fedcba9876543210
     nodeGroups:
       - name: gpu-workers
@@ -84,11 +87,18 @@ def seeds_text() -> str:
 
 def with_accounts(text: str) -> str:
     """Flux reaches an EKS cluster by its ARN, so each one names its account."""
+    text = re.sub(r"(?m)^    accountId: .*\n", "", text)
     return text.replace("    cloud: eks\n", '    cloud: eks\n    accountId: "123456789012"\n')
 
 
+def without_secrets(text: str) -> str:
+    """Secrets on cloud clusters need the External Secrets Operator, which mlgitops
+    installs through Argo CD only (config/rules.py): the Flux variants run without them."""
+    return re.sub(r"(?m)^    (secrets|imagePullSecrets):\n(      - .*\n)+", "", text)
+
+
 def for_flux(text: str) -> str:
-    return with_accounts(replaced(text, ARGO_LINE, FLUX_LINE))
+    return with_accounts(without_secrets(replaced(text, ARGO_LINE, FLUX_LINE)))
 
 
 def multi_text() -> str:
@@ -112,7 +122,10 @@ VARIANTS: dict[str, tuple[str, Callable[[], str] | None]] = {
     "seeds-argocd": ("argocd", None),  # seeds.yaml itself
     "seeds-flux": ("flux", lambda: for_flux(seeds_text())),
     "recsys-argocd": ("argocd", None),  # the default engine
-    "recsys-flux": ("flux", lambda: with_accounts(recsys_text()) + "gitops: flux\n"),
+    "recsys-flux": (
+        "flux",
+        lambda: with_accounts(without_secrets(recsys_text())) + "gitops: flux\n",
+    ),
     "vision-argocd": (
         "argocd",
         lambda: replaced(vision_text(), "\ngitops: flux\n", "\ngitops: argocd\n"),
@@ -139,12 +152,15 @@ class Cluster:
     version: str
     jobs: frozenset[tuple[str, str]]  # (namespace, workload)
     gpu_nodes: bool = False  # an EKS node group of GPU instances
+    secrets: bool = False  # a cloud cluster running a workload with secrets
 
     @property
     def operators(self) -> list[str]:
-        """The operators synced from their own repositories: here only the NVIDIA device
-        plugin, which EKS GPU nodes need (GKE brings its own)."""
-        return [f"{self.name}-nvidia-device-plugin"] if self.gpu_nodes else []
+        """The operators synced from their own repositories: here the NVIDIA device
+        plugin, which EKS GPU nodes need (GKE brings its own), and the External Secrets
+        Operator where workloads read secrets from the cloud's store."""
+        names = [f"{self.name}-nvidia-device-plugin"] if self.gpu_nodes else []
+        return names + ([f"{self.name}-external-secrets"] if self.secrets else [])
 
     @property
     def remote(self) -> bool:
@@ -217,6 +233,12 @@ def facts(config: Obj) -> tuple[Cluster, ...]:
             ),
             gpu_nodes=c["cloud"] == "eks"
             and any(cloud_facts.ec2_gpu(g["instanceTypes"][0]) for g in c["nodeGroups"]),
+            secrets=c["cloud"] != "local"
+            and any(
+                w.get("secrets") or w.get("imagePullSecrets")
+                for w in config["workloads"]
+                if c["name"] in w.get("clusters", [c["name"]])
+            ),
         )
         for c in config["clusters"]
     )
@@ -348,6 +370,15 @@ def all_syncs(tree: Tree) -> list[Obj]:
     return [obj for scope in scope_folders(tree) for obj in syncs(tree, scope)]
 
 
+OPERATORS_BY_SUFFIX = {op.name: op for op in (NVIDIA_DEVICE_PLUGIN, EXTERNAL_SECRETS)}
+
+
+def operator_of(sync: Obj) -> Operator:
+    """The upstream operator a sync object (`<cluster>-<operator>`) installs."""
+    (found,) = [op for n, op in OPERATORS_BY_SUFFIX.items() if name(sync).endswith(f"-{n}")]
+    return found
+
+
 def annotation(obj: Obj, key: str) -> str | None:
     value: str | None = obj["metadata"].get("annotations", {}).get(key)
     return value
@@ -375,14 +406,15 @@ def test_every_synced_path_exists_builds_and_passes_strict_schemas(
             n for c in tree.clusters_of(scope) for n in c.operators
         )
         for operator in operators:
+            upstream = operator_of(operator)
             if tree.engine == "argocd":
                 source = operator["spec"]["source"]
                 assert (source["repoURL"], source["targetRevision"]) == (
-                    NVIDIA_DEVICE_PLUGIN.repo,
-                    NVIDIA_DEVICE_PLUGIN.tag,
+                    upstream.repo,
+                    upstream.tag,
                 )
             else:
-                assert operator["spec"]["sourceRef"]["name"] == NVIDIA_DEVICE_PLUGIN.name
+                assert operator["spec"]["sourceRef"]["name"] == upstream.name
         sources = {name(o) for o in of_kind(bootstrap, FLUX_SOURCE_API, "GitRepository")}
         for obj in synced:
             path = synced_path(obj)
@@ -433,9 +465,12 @@ def test_each_app_project_allows_exactly_what_its_applications_deploy(
         assert of_kind(built(tree, f"{scope}/apps"), ARGO_API, "AppProject") == [project]
         spec = project["spec"]
         operators = operator_syncs(tree, scope)
-        assert spec["sourceRepos"] == [tree.repo_url] + (
-            [NVIDIA_DEVICE_PLUGIN.repo] if operators else []
-        )
+        repos = {
+            NVIDIA_DEVICE_PLUGIN.repo: any(c.gpu_nodes for c in tree.clusters_of(scope)),
+            EXTERNAL_SECRETS.repo: any(c.secrets for c in tree.clusters_of(scope)),
+        }
+        assert bool(operators) == any(repos.values())
+        assert spec["sourceRepos"] == [tree.repo_url, *sorted(r for r, on in repos.items() if on)]
         assert not [s for s in strings(spec) if "*" in s]
 
         cluster_kinds: set[Kind] = set()
@@ -446,10 +481,11 @@ def test_each_app_project_allows_exactly_what_its_applications_deploy(
             server, cluster, namespace = destination_of(application)
             used.add((server, cluster, namespace))
             if application in operators:
-                # What the device plugin's chart may create (operator_facts), all in the
+                # What the operator's chart may create (operator_facts), all in the
                 # namespace of its destination.
-                assert namespace == "kube-system"
-                found = set(NVIDIA_DEVICE_PLUGIN.kinds or ())
+                upstream = operator_of(application)
+                assert namespace == upstream.namespace
+                found = set(upstream.kinds or ())
                 cluster_kinds |= found & CLUSTER_SCOPED
                 namespaced_kinds |= found - CLUSTER_SCOPED
                 continue
@@ -507,7 +543,10 @@ def test_argocd_applies_infrastructure_then_storage_then_workloads_to_the_right_
             for app in operator_syncs(tree, scope)
         }
         assert operators == {
-            n: ("1", {"name": c.name, "namespace": "kube-system"})
+            n: (
+                "1",
+                {"name": c.name, "namespace": OPERATORS_BY_SUFFIX[n[len(c.name) + 1 :]].namespace},
+            )
             for c in tree.clusters_of(scope)
             for n in c.operators
         }
@@ -649,7 +688,8 @@ def test_two_eks_clusters_get_their_own_syncs_paths_and_namespaces(
         for o in built(tree, c.infrastructure)
         if o["kind"] == "Role"
     ]
-    assert len(roles) == len(set(roles)) == 4
+    # cluster and node role of each, and the secret stores' where secrets are read (Argo CD)
+    assert len(roles) == len(set(roles)) == (6 if tree.engine == "argocd" else 4)
 
 
 # --- 6: the Flux source ---------------------------------------------------------------------

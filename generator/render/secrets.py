@@ -220,6 +220,13 @@ def namespace_objects(
                 },
             }
         )
+    for obj in objects:
+        if obj["kind"] != "ServiceAccount":
+            # Argo CD has health checks for both kinds (argo-cd resource_customizations/
+            # external-secrets.io/{SecretStore,ExternalSecret}/health.lua: Healthy once
+            # Ready): an earlier wave of the namespace's Application, so the training
+            # objects are applied only once their Secrets exist.
+            obj["metadata"]["annotations"] = {"argocd.argoproj.io/sync-wave": "-1"}
     return objects
 
 
