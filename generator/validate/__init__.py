@@ -297,6 +297,8 @@ def result_from(content: dict[str, Any]) -> Result | None:
         "sync": lambda v: _rows(v, (str, str, (str, type(None)))),
         "pods": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
         "denied": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+        "secret_refs": lambda v: _rows(v, (str, str, str, str)),
+        "secrets_made": lambda v: _rows(v, (str, str)),
         "cacheable": lambda v: v is True,
     }
     if set(content) != set(shapes) or not all(shapes[k](v) for k, v in content.items()):
