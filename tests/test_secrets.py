@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from click.testing import CliRunner
 from helpers import build_and_validate, kustomize_build, schema_args
 
 from generator.cli import main
+from generator.operator_facts import EXTERNAL_SECRETS, EXTERNAL_SECRETS_IMAGE
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = {
@@ -285,3 +288,38 @@ def test_validate_reports_a_pod_whose_secret_nothing_creates(seeds_copy: Path) -
     assert seen == wanted, output
     # Only those: GKE's namespace builds still make every Secret their pods name.
     assert not [line for line in found if "gke-training" in line], output
+
+
+# --- the pinned chart itself, where a mirror is at hand ------------------------------
+
+UPSTREAM = os.environ.get("MLGITOPS_UPSTREAM")
+
+
+def _show(mirror: Path, path: str) -> str:
+    run = subprocess.run(
+        ["git", "--git-dir", str(mirror), "show", f"{EXTERNAL_SECRETS.tag}:{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return run.stdout
+
+
+@pytest.mark.skipif(not UPSTREAM, reason="set MLGITOPS_UPSTREAM to a folder of git mirrors")
+def test_the_chart_at_the_tag_needs_the_image_pins_and_has_the_values_they_set() -> None:
+    mirror = Path(UPSTREAM or "") / "external-secrets+external-secrets" / "repo"
+    chart = yaml.safe_load(_show(mirror, f"{EXTERNAL_SECRETS.helm_path}/Chart.yaml"))
+    # The chart at the tag still names the previous release: without the pins it would
+    # run that image (upstream_images).
+    assert f"{EXTERNAL_SECRETS_IMAGE}:{chart['appVersion']}" == EXTERNAL_SECRETS.upstream_images[0]
+    assert chart["appVersion"] != EXTERNAL_SECRETS.tag
+    values = yaml.safe_load(_show(mirror, f"{EXTERNAL_SECRETS.helm_path}/values.yaml"))
+    for name, value in EXTERNAL_SECRETS.helm_parameters:
+        node = values
+        *parents, leaf = name.split(".")
+        for part in parents:
+            node = node[part]
+        assert node[leaf] == "", name  # "" means: the chart's appVersion
+        assert value == EXTERNAL_SECRETS.tag
+    assert values["installCRDs"] is True and values["serviceAccount"]["create"] is True
+    assert values["rbac"]["serviceAccountTokenCreate"] is True  # GKE: TokenRequest
