@@ -323,3 +323,28 @@ def test_the_chart_at_the_tag_needs_the_image_pins_and_has_the_values_they_set()
         assert value == EXTERNAL_SECRETS.tag
     assert values["installCRDs"] is True and values["serviceAccount"]["create"] is True
     assert values["rbac"]["serviceAccountTokenCreate"] is True  # GKE: TokenRequest
+
+
+def test_one_secret_name_in_two_namespaces_may_read_two_sources(tmp_path: Path) -> None:
+    config = yaml.safe_load((ROOT / "mlgitops.yaml").read_text())
+    config["workloads"][1]["secrets"].append({"name": "hf-token", "from": "other-hf", "env": "HF"})
+    (tmp_path / "mlgitops.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    out = tmp_path / "tree"
+    result = CliRunner().invoke(
+        main, ["generate", "--config", str(tmp_path / "mlgitops.yaml"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    infra = kustomize_build(out / "clusters/eks-training/infrastructure")
+    (role,) = [r for r in _of(infra, "Role") if r["metadata"]["name"] == "eks-training-secrets"]
+    (policy,) = role["spec"]["inlinePolicies"].values()
+    resources = json.loads(policy)["Statement"][0]["Resource"]
+    assert {r.rsplit(":", 1)[1] for r in resources} >= {"hf-token-??????", "other-hf-??????"}
+    for ns, source in (("distributed-training", "hf-token"), ("ml-workloads", "other-hf")):
+        built = kustomize_build(out / f"clusters/gke-training/workloads/namespaces/{ns}")
+        (external,) = [
+            e for e in _of(built, "ExternalSecret") if e["metadata"]["name"] == "hf-token"
+        ]
+        assert external["spec"]["data"][0]["remoteRef"]["key"] == source
+    gke = kustomize_build(out / "clusters/gke-training/infrastructure")
+    readers = {m["spec"]["resourceRef"].get("external") for m in _of(gke, "IAMPolicyMember")}
+    assert "projects/acme-ml/secrets/other-hf" in readers

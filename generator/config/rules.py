@@ -13,6 +13,7 @@ from generator import cloud_facts
 from generator.cluster import nodes
 from generator.config import model
 from generator.quantities import cpu_quantity, readable_memory
+from generator.render import secrets
 from generator.render.pods import WRITABLE_ENV
 
 # Folder names under base/ that are not workloads.
@@ -241,6 +242,7 @@ def _workload(workload: model.Workload, path: str) -> Iterator[Found]:
 
 # Google Secret Manager secret ids: letters, digits, - and _, at most 255 (Secret Manager
 # REST reference, projects.secrets.create `secretId`).
+GCP_ACCOUNT_LIMIT = 30  # IAM service account ids: 6 to 30 characters
 _GCP_SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$", re.ASCII)
 
 
@@ -358,6 +360,13 @@ def _secret_stores(workload: model.Workload, path: str, loaded: Loaded) -> Itera
                 f"store's IAM role is limited to, need it (set clusters[{c}].accountId)",
             )
         if isinstance(cluster, model.GkeCluster):
+            account = secrets.google_account(cluster)
+            if len(account) > GCP_ACCOUNT_LIMIT:
+                yield (
+                    f"clusters[{c}].name",
+                    f"the secret stores' Google service account {account!r} is longer than "
+                    f"{GCP_ACCOUNT_LIMIT} characters: give the cluster a shorter name",
+                )
             for field_name, index, source in declared:
                 if not _GCP_SECRET_ID.fullmatch(source):
                     yield (

@@ -88,6 +88,14 @@ def declared(workloads: list[model.Workload], namespace: str | None = None) -> l
     return [found[name] for name in sorted(found)]
 
 
+def sources(workloads: list[model.Workload]) -> list[str]:
+    """Every place in the store these workloads read, once each (two namespaces may give
+    one Secret name different sources)."""
+    found = {s.source for w in workloads for s in w.secrets}
+    found |= {p.source for w in workloads for p in w.image_pull_secrets}
+    return sorted(found)
+
+
 def has_secrets(workload: model.Workload) -> bool:
     return bool(workload.secrets or workload.image_pull_secrets)
 
@@ -110,7 +118,7 @@ def store_account(config: model.Config) -> str:
 
 def google_account(cluster: model.GkeCluster) -> str:
     """The Google service account the stores of a GKE cluster read as (6 to 30 characters:
-    a cluster name of 22 at most fits; config/rules.py checks the training one alike)."""
+    config/rules.py refuses a cluster name that makes it longer)."""
     return f"{cluster.name}-secrets"
 
 
@@ -274,9 +282,7 @@ def secret_arn(cluster: model.EksCluster, source: str, partition: str) -> str:
 
 def eks_read_policy(config: model.Config, cluster: model.EksCluster, partition: str) -> str:
     """GetSecretValue on exactly the declared secrets of the cluster."""
-    arns = sorted(
-        {secret_arn(cluster, d.source, partition) for d in declared(config.workloads_on(cluster))}
-    )
+    arns = [secret_arn(cluster, s, partition) for s in sources(config.workloads_on(cluster))]
     statement = {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": arns}
     return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, separators=(",", ":"))
 
@@ -299,7 +305,7 @@ def gke_identity(config: model.Config, cluster: model.GkeCluster) -> list[Manife
         (account, "IAMServiceAccount", {"displayName": f"secret stores on {cluster.name}"})
     ]
     workloads = config.workloads_on(cluster)
-    for index, secret in enumerate(declared(workloads)):
+    for index, source in enumerate(sources(workloads)):
         specs.append(
             (
                 f"{account}-read-{index}",
@@ -309,7 +315,7 @@ def gke_identity(config: model.Config, cluster: model.GkeCluster) -> list[Manife
                     "role": GCP_SECRET_ACCESSOR,
                     "resourceRef": {
                         "kind": "SecretManagerSecret",
-                        "external": f"projects/{cluster.project}/secrets/{secret.source}",
+                        "external": f"projects/{cluster.project}/secrets/{source}",
                     },
                 },
             )
