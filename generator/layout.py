@@ -52,6 +52,8 @@ def layout(units: list[Unit | Document]) -> Layout:
 
 def layout_unit(unit: Unit) -> Tree:
     header = unit.comment if unit.seed else HEADER
+    # A generated unit's own comment goes on its kustomization only.
+    kustomization_header = header if unit.seed else HEADER + unit.comment
     by_file: dict[str, list[Manifest]] = defaultdict(list)
     for obj in unit.objects:
         by_file[file_name(obj)].append(obj)
@@ -62,7 +64,7 @@ def layout_unit(unit: Unit) -> Tree:
     for patch in unit.patches:
         files[posixpath.join(unit.folder, patch.file)] = dump_document(patch.body, header)
     files[posixpath.join(unit.folder, KUSTOMIZATION)] = dump_document(
-        kustomization(unit, sorted(by_file)), header
+        kustomization(unit, sorted(by_file)), kustomization_header
     )
     return files
 

@@ -92,6 +92,10 @@ class Operator:
     helm_path: str | None = None  # Argo CD renders this chart folder instead of `path`
     # Values Argo CD gives the chart (source.helm.valuesObject).
     helm_values: dict[str, object] | None = None
+    # Values Argo CD sets on that chart (`source.helm.parameters`), in order.
+    helm_parameters: tuple[tuple[str, str], ...] = ()
+    # Its manifests create no Namespace of their own: Argo CD creates it (CreateNamespace).
+    create_namespace: bool = False
     flux: FluxSelection | None = None
 
     def source_path(self, engine: str) -> str:
@@ -359,6 +363,54 @@ EFA_DEVICE_PLUGIN = Operator(
 )
 
 
+
+# The External Secrets Operator turns each ExternalSecret into a Secret read from the
+# cloud's store (render/secrets.py). v2.6.0 is the release whose CRDs are the strict
+# schemas validate holds the tree to (SecretStore, ClusterSecretStore and ExternalSecret
+# v1, ExternalSecret v1beta1 in ../shared/schemas/external-secrets.io: the same fields as
+# config/crds/bases at v2.5.0 and v2.6.0; v2.4.1 lacks some, v2.7.0 adds some).
+# Its repository has no static manifest at the tag (deploy/manifests holds only Helm
+# values, deploy/crds only the CRDs), so Argo CD renders the chart
+# deploy/charts/external-secrets at the tag; Flux would need a HelmRelease, which
+# mlgitops does not generate (config/rules.py refuses secrets on cloud clusters with flux).
+# The chart at v2.6.0 still says appVersion v2.5.0 (the chart is bumped after a
+# release), and its three images default to that: the parameters pin them to v2.6.0.
+# Default values: installCRDs true, webhook and cert-controller on, no
+# PodDisruptionBudgets, no resources; the controller's ServiceAccount is the release's
+# fullname, `external-secrets`, which EKS Pod Identity associates with the store's role.
+EXTERNAL_SECRETS_IMAGE = "ghcr.io/external-secrets/external-secrets"
+EXTERNAL_SECRETS = Operator(
+    "external-secrets",
+    "https://github.com/external-secrets/external-secrets.git",
+    "v2.6.0",
+    "deploy/charts/external-secrets",
+    "external-secrets",
+    release_images=(f"{EXTERNAL_SECRETS_IMAGE}:v2.6.0",),
+    upstream_images=(f"{EXTERNAL_SECRETS_IMAGE}:v2.5.0",),
+    kinds=(
+        ("", "Namespace"),
+        ("apiextensions.k8s.io", "CustomResourceDefinition"),
+        ("rbac.authorization.k8s.io", "ClusterRole"),
+        ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
+        ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
+        ("apps", "Deployment"),
+        ("", "Secret"),
+        ("", "Service"),
+        ("", "ServiceAccount"),
+        ("rbac.authorization.k8s.io", "Role"),
+        ("rbac.authorization.k8s.io", "RoleBinding"),
+    ),
+    helm_path="deploy/charts/external-secrets",
+    helm_parameters=(
+        ("image.tag", "v2.6.0"),
+        ("webhook.image.tag", "v2.6.0"),
+        ("certController.image.tag", "v2.6.0"),
+    ),
+    create_namespace=True,
+)
+EXTERNAL_SECRETS_ACCOUNT = "external-secrets"  # the controller's ServiceAccount (chart fullname)
+
+
 OPERATORS = (
     TRAINING_OPERATOR,
     JOBSET,
@@ -367,6 +419,7 @@ OPERATORS = (
     NVIDIA_DEVICE_PLUGIN,
     EFA_DEVICE_PLUGIN,
     DCGM_EXPORTER,
+    EXTERNAL_SECRETS,
 )
 
 
@@ -375,11 +428,12 @@ def operators_for(
     queues: bool,
     device_plugin: bool = False,
     efa_plugin: bool = False,
+    secrets: bool = False,
 ) -> list[Operator]:
     """What a cluster running these workloads (and Kueue queues, when `queues`; the NVIDIA
-    device plugin, when `device_plugin`; the EFA one, when `efa_plugin`) needs
-    installed, in a fixed order. The GPU metrics exporter is not among them: it waits
-    for its namespace (gitops.sync_paths)."""
+    device plugin, when `device_plugin`; the EFA one, when `efa_plugin`; the External
+    Secrets Operator, when `secrets`) needs installed, in a fixed order. The GPU metrics
+    exporter is not among them: it waits for its namespace (gitops.sync_paths)."""
     runtimes = {w.runtime for w in workloads}
     needed = [NVIDIA_DEVICE_PLUGIN] if device_plugin else []
     if efa_plugin:
@@ -392,4 +446,6 @@ def operators_for(
         needed.append(JOBSET)
     if queues:
         needed.append(KUEUE)
+    if secrets:
+        needed.append(EXTERNAL_SECRETS)
     return needed

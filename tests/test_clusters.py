@@ -71,9 +71,11 @@ def test_eks_roles_carry_the_policies_and_trust_of_their_principals(seeds_tree: 
         "arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy",
     ]
     assert trust(node_role)["Principal"] == {"Service": "ec2.amazonaws.com"}
+    # and the secret stores' role (tests/test_secrets.py)
     assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Role") == [
         "eks-training-cluster",
         "eks-training-node",
+        "eks-training-secrets",
     ]
 
 
@@ -108,7 +110,13 @@ def test_eks_vpc_cni_enforces_network_policy(seeds_tree: Path) -> None:
     cni = one(objects, "Addon", "eks-training-vpc-cni")["spec"]
     assert json.loads(cni["configurationValues"]) == {"enableNetworkPolicy": "true"}
     addons = sorted(o["spec"]["name"] for o in objects if o["kind"] == "Addon")
-    assert addons == ["aws-ebs-csi-driver", "aws-efs-csi-driver", "vpc-cni"]
+    # the Pod Identity agent for the secret stores' credentials
+    assert addons == [
+        "aws-ebs-csi-driver",
+        "aws-efs-csi-driver",
+        "eks-pod-identity-agent",
+        "vpc-cni",
+    ]
 
 
 def test_eks_objects_carry_region_and_apply_in_order(seeds_tree: Path) -> None:
@@ -263,7 +271,12 @@ def test_pod_identity_gives_each_training_service_account_the_training_role(
         for o in objects
         if o["kind"] == "PodIdentityAssociation"
     )
-    assert associations == [("recsys-train", "embeddings-ps"), ("recsys-train", "wide-deep")]
+    # and the External Secrets Operator's controller, with the secret stores' role
+    assert associations == [
+        ("external-secrets", "external-secrets"),
+        ("recsys-train", "embeddings-ps"),
+        ("recsys-train", "wide-deep"),
+    ]
     addons = sorted(o["spec"]["name"] for o in objects if o["kind"] == "Addon")
     assert addons == [
         "aws-ebs-csi-driver",

@@ -288,7 +288,7 @@ def test_remove_the_first_workload_keeps_the_next_ones_comment(tmp_path: Path) -
     assert "workloads:\n  # Stateful training with a checkpoint volume" in text
     assert "Inter-pod communication" not in text
     removed, added = changed_lines(SEEDS.read_text(), text)
-    assert added == [] and len(removed) == 10
+    assert added == [] and len(removed) == 14  # with its secrets and their comment
 
 
 def test_remove_cluster_named_by_a_workload_is_refused(config: Path) -> None:

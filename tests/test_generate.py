@@ -223,14 +223,19 @@ def test_a_namespace_lists_its_workloads_once_per_cloud_and_each_cluster_adds_it
         "../../../../base/bert-finetune",
     ]
     for cluster in ("eks-training", "eks-second"):
+        # and the cluster's own secret store and ExternalSecrets (render/secrets.py)
         assert listed(f"clusters/{cluster}/workloads/namespaces/ml-workloads") == [
-            "../../../../../overlays/eks/namespaces/ml-workloads"
+            "../../../../../overlays/eks/namespaces/ml-workloads",
+            "externalsecret.yaml",
+            "secretstore.yaml",
         ]
     # resnet-ddp runs on one EKS cluster only: no cloud-wide list, and only there.
     assert not (out / "overlays/eks/namespaces/distributed-training").exists()
     assert listed("clusters/eks-training/workloads/namespaces/distributed-training") == [
         "../../../../../base/namespaces/distributed-training",
         "../../../../../base/resnet-ddp",
+        "externalsecret.yaml",
+        "secretstore.yaml",
     ]
     assert not (out / "clusters/eks-second/workloads/namespaces/distributed-training").exists()
     built = kustomize_build(out / "clusters/eks-second/workloads")

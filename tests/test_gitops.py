@@ -18,6 +18,7 @@ both golden configs and a fleet with two EKS clusters, each with Argo CD and wit
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from generator.cli import main
 from generator.operator_facts import (
     DCGM_EXPORTER,
     EFA_DEVICE_PLUGIN,
+    EXTERNAL_SECRETS,
     NVIDIA_DEVICE_PLUGIN,
     Operator,
 )
@@ -59,12 +61,14 @@ CLUSTER_SCOPED: set[Kind] = {
     ("rbac.authorization.k8s.io", "ClusterRole"),
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration"),
 }
 SECOND_EKS = """\
   # A second EKS cluster in another region, with a network of its own.
   - name: eks-training-eu
     cloud: eks
     region: eu-west-1
+    accountId: "123456789012"
     efsFileSystemId: fs-0fedcba9876543210
     nodeGroups:
       - name: gpu-workers
@@ -89,11 +93,18 @@ def seeds_text() -> str:
 
 def with_accounts(text: str) -> str:
     """Flux reaches an EKS cluster by its ARN, so each one names its account."""
+    text = re.sub(r"(?m)^    accountId: .*\n", "", text)
     return text.replace("    cloud: eks\n", '    cloud: eks\n    accountId: "123456789012"\n')
 
 
+def without_secrets(text: str) -> str:
+    """Secrets on cloud clusters need the External Secrets Operator, which mlgitops
+    installs through Argo CD only (config/rules.py): the Flux variants run without them."""
+    return re.sub(r"(?m)^    (secrets|imagePullSecrets):\n(      - .*\n)+", "", text)
+
+
 def for_flux(text: str) -> str:
-    return with_accounts(replaced(text, ARGO_LINE, FLUX_LINE))
+    return with_accounts(without_secrets(replaced(text, ARGO_LINE, FLUX_LINE)))
 
 
 def multi_text() -> str:
@@ -117,7 +128,10 @@ VARIANTS: dict[str, tuple[str, Callable[[], str] | None]] = {
     "seeds-argocd": ("argocd", None),  # seeds.yaml itself
     "seeds-flux": ("flux", lambda: for_flux(seeds_text())),
     "recsys-argocd": ("argocd", None),  # the default engine
-    "recsys-flux": ("flux", lambda: with_accounts(recsys_text()) + "gitops: flux\n"),
+    "recsys-flux": (
+        "flux",
+        lambda: with_accounts(without_secrets(recsys_text())) + "gitops: flux\n",
+    ),
     "vision-argocd": (
         "argocd",
         lambda: replaced(vision_text(), "\ngitops: flux\n", "\ngitops: argocd\n"),
@@ -145,20 +159,23 @@ class Cluster:
     jobs: frozenset[tuple[str, str]]  # (namespace, workload)
     gpu_nodes: bool = False  # an EKS node group of GPU instances
     efa_nodes: bool = False  # an EKS node group of GPU instances with EFA, under Argo CD
+    secrets: bool = False  # a cloud cluster running a workload with secrets
 
     @property
     def operators(self) -> list[str]:
         """The operators synced from their own repositories: the NVIDIA device plugin,
         which EKS GPU nodes need (GKE brings its own), the EFA device plugin where node
         groups have EFA (Argo CD renders its chart; Flux does not install it), and the
-        GPU metrics exporter (GKE has its own DCGM metrics)."""
+        GPU metrics exporter (GKE has its own DCGM metrics), and the External Secrets
+        Operator where workloads read secrets from the cloud's store."""
         return [*self.first_operators, *self.exporters]
 
     @property
     def first_operators(self) -> list[str]:
         """Those of the layer after infrastructure."""
         found = [f"{self.name}-nvidia-device-plugin"] if self.gpu_nodes else []
-        return found + ([f"{self.name}-efa-device-plugin"] if self.efa_nodes else [])
+        found += [f"{self.name}-efa-device-plugin"] if self.efa_nodes else []
+        return found + ([f"{self.name}-external-secrets"] if self.secrets else [])
 
     @property
     def exporters(self) -> list[str]:
@@ -251,6 +268,12 @@ def facts(config: Obj) -> tuple[Cluster, ...]:
             efa_nodes=c["cloud"] == "eks"
             and config.get("gitops", "argocd") == "argocd"
             and any(_has_efa(g) for g in c["nodeGroups"]),
+            secrets=c["cloud"] != "local"
+            and any(
+                w.get("secrets") or w.get("imagePullSecrets")
+                for w in config["workloads"]
+                if c["name"] in w.get("clusters", [c["name"]])
+            ),
         )
         for c in config["clusters"]
     )
@@ -359,7 +382,7 @@ def operator_facts(sync: Obj) -> Operator:
     """The operator a sync installs, by its name `<cluster>-<operator>`."""
     (found,) = [
         op
-        for op in (NVIDIA_DEVICE_PLUGIN, EFA_DEVICE_PLUGIN, DCGM_EXPORTER)
+        for op in (NVIDIA_DEVICE_PLUGIN, EFA_DEVICE_PLUGIN, DCGM_EXPORTER, EXTERNAL_SECRETS)
         if name(sync).endswith(f"-{op.name}")
     ]
     return found
@@ -391,6 +414,15 @@ def scope_folders(tree: Tree) -> list[str]:
 
 def all_syncs(tree: Tree) -> list[Obj]:
     return [obj for scope in scope_folders(tree) for obj in syncs(tree, scope)]
+
+
+def operator_facts_named(suffix: str) -> Operator:
+    (found,) = [
+        op
+        for op in (NVIDIA_DEVICE_PLUGIN, EFA_DEVICE_PLUGIN, DCGM_EXPORTER, EXTERNAL_SECRETS)
+        if op.name == suffix
+    ]
+    return found
 
 
 def annotation(obj: Obj, key: str) -> str | None:
@@ -553,7 +585,13 @@ def test_argocd_applies_infrastructure_then_storage_then_workloads_to_the_right_
         }
         assert operators == {
             **{
-                n: ("1", {"name": c.name, "namespace": "kube-system"})
+                n: (
+                    "1",
+                    {
+                        "name": c.name,
+                        "namespace": operator_facts_named(n[len(c.name) + 1 :]).namespace,
+                    },
+                )
                 for c in tree.clusters_of(scope)
                 for n in c.first_operators
             },
@@ -714,7 +752,8 @@ def test_two_eks_clusters_get_their_own_syncs_paths_and_namespaces(
         for o in built(tree, c.infrastructure)
         if o["kind"] == "Role"
     ]
-    assert len(roles) == len(set(roles)) == 4
+    # cluster and node role of each, and the secret stores' where secrets are read (Argo CD)
+    assert len(roles) == len(set(roles)) == (6 if tree.engine == "argocd" else 4)
 
 
 # --- 6: the Flux source ---------------------------------------------------------------------

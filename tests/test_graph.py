@@ -73,9 +73,10 @@ def test_mermaid_shows_every_cluster_sync_object_and_workload_once() -> None:
         assert names.count(name) == 1, f"{name!r} appears {names.count(name)} times"
     paths = [n for n in names if n.startswith("clusters/")]
     operator_paths = [lines for lines in nodes.values() if len(lines) == 2 and "@" in lines[1]]
-    assert [lines[0] for lines in operator_paths] == [
-        "deployments/helm/nvidia-device-plugin",
+    assert sorted(lines[0] for lines in operator_paths) == [
+        "deploy/charts/external-secrets",
         "deployment",  # dcgm-exporter's chart
+        "deployments/helm/nvidia-device-plugin",
     ]
     assert len(names) == len(expected) + len(paths) + len(operator_paths)
     assert sorted(paths) == sorted(

@@ -246,6 +246,16 @@ OPERATOR_PODS = {
         512 * MIB,
         "kubernetes-sigs/kueue@v0.17.6 config/default",
     ),
+    # Three Deployments (controller, webhook, cert-controller), one replica each, no
+    # requests or tolerations by default; the controller stands for them.
+    "external-secrets": operator_pod(
+        "external-secrets",
+        "external-secrets",
+        0,
+        0,
+        "external-secrets/external-secrets@v2.6.0 deploy/charts/external-secrets values.yaml "
+        "(resources: {}, replicaCount: 1)",
+    ),
 }
 DNS_PODS = {"eks": COREDNS_EKS, "gke": KUBE_DNS_GKE, "local": COREDNS_KIND}
 

@@ -38,6 +38,10 @@ _QUANTITY_NEAR_MISS = {
 }
 _LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$", re.ASCII)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$", re.ASCII)
+# AWS Secrets Manager names: 1 to 512 of letters, digits and /_+=.@- (AWS Secrets Manager
+# API Reference, CreateSecret `Name`); Google's secret ids are a subset (config/rules.py).
+_SECRET_PATH = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$", re.ASCII)
+_DURATION = re.compile(r"^([0-9]+(h|m|s))+$", re.ASCII)
 _K8S_VERSION = re.compile(r"^1\.([0-9]+)$", re.ASCII)
 _GIT_URL = re.compile(r"^(https://|ssh://|git@[^:/ \t\n\r\f\v]+:)[!-~]+$", re.ASCII)
 _AWS_REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$", re.ASCII)
@@ -173,6 +177,21 @@ def absolute_path(value: str) -> str | None:
 def env_name(value: str) -> str | None:
     if not _ENV_NAME.fullmatch(value):
         return f"{value!r} is not a valid environment variable name (letters, digits and '_')"
+    return None
+
+
+def secret_path(value: str) -> str | None:
+    if not _SECRET_PATH.fullmatch(value):
+        return (
+            f"{value!r} is not a secret name a cloud store accepts (1 to 512 letters, digits "
+            "and /_+=.@-)"
+        )
+    return None
+
+
+def duration(value: str) -> str | None:
+    if not _DURATION.fullmatch(value) or not any(c in "123456789" for c in value):
+        return f"{value!r} is not a positive duration such as 1h, 15m or 1h30m"
     return None
 
 
@@ -363,6 +382,8 @@ STRING_CHECKS: dict[object, Check] = {
     model.Image: image,
     model.AbsolutePath: absolute_path,
     model.EnvName: env_name,
+    model.SecretPath: secret_path,
+    model.Duration: duration,
     model.LabelKey: label_key,
     model.LabelValue: label_value,
     model.KubernetesVersion: kubernetes_version,
@@ -415,6 +436,9 @@ SCHEMA_KEYWORDS: dict[object, dict[str, object]] = {
     },
     model.AbsolutePath: {"pattern": r"^/"},
     model.EnvName: {"pattern": _ENV_NAME.pattern},
+    model.SecretPath: {"pattern": _SECRET_PATH.pattern},
+    # as duration: and not zero
+    model.Duration: {"pattern": _DURATION.pattern, "not": {"pattern": r"^[0hms]+$"}},
     model.LabelKey: {"pattern": _LABEL_KEY},
     model.LabelValue: {"pattern": rf"^({_LABEL_NAME.pattern[1:-1]})?$", "maxLength": 63},
     model.KubernetesVersion: {"pattern": rf"^1\.({_MINORS})$"},

@@ -37,6 +37,8 @@ GcpServiceAccountName = NewType("GcpServiceAccountName", str)  # 6-30 characters
 IamPrincipalArn = NewType("IamPrincipalArn", str)  # arn:aws:iam::123456789012:role/platform
 AwsAccountId = NewType("AwsAccountId", str)  # 123456789012
 GitRevision = NewType("GitRevision", str)  # main, refs/tags/v1.2.0 or a commit SHA
+SecretPath = NewType("SecretPath", str)  # a secret's name in the cloud's secret store
+Duration = NewType("Duration", str)  # a Go duration such as 1h or 15m
 GcpServiceAccountEmail = NewType(
     "GcpServiceAccountEmail", str
 )  # name@project.iam.gserviceaccount.com
@@ -192,6 +194,42 @@ DEFAULT_PORTS: dict[str, int] = {"pytorch": 29500, "tensorflow": 2222}
 # Above the 10000 floor of the common Kubernetes scanners (Checkov CKV_K8S_40, kube-score,
 # kubesec), so it matches no user of a node's own /etc/passwd; not 65534 (nobody).
 DEFAULT_RUN_AS_USER = 10001
+
+
+@dataclass(frozen=True)
+class WorkloadSecret:
+    """A credential the pods need, read from the cloud's secret store by the External
+    Secrets Operator (EKS, GKE) or created by hand (local): a Kubernetes Secret `name`
+    with one key, `name`, given to the trainer as `env` or as the file
+    `<mountPath>/<name>`."""
+
+    name: DnsLabel = field(metadata=spec(doc="the Kubernetes Secret (and its one key)"))
+    source: SecretPath = field(
+        metadata=spec(
+            "from",
+            doc="the secret in the cloud's store: AWS Secrets Manager name, Google Secret "
+            "Manager secret id",
+        )
+    )
+    env: EnvName | None = field(
+        default=None, metadata=spec(doc="environment variable the value is given as")
+    )
+    mount_path: AbsolutePath | None = field(
+        default=None,
+        metadata=spec("mountPath", doc="folder the value is a read-only file in (<name>)"),
+    )
+
+
+@dataclass(frozen=True)
+class PullSecret:
+    """Registry credentials (a `.dockerconfigjson`) for pulling a private image."""
+
+    name: DnsLabel = field(metadata=spec(doc="the kubernetes.io/dockerconfigjson Secret"))
+    source: SecretPath = field(
+        metadata=spec("from", doc="the secret in the cloud's store holding .dockerconfigjson")
+    )
+
+
 # Long enough for a training program to write a checkpoint once it is told to stop
 # (SIGTERM) before the kubelet kills it (render/disruption.py).
 DEFAULT_TERMINATION_GRACE_SECONDS = 120
@@ -339,6 +377,14 @@ class Workload:
             doc="place the pods close in the network: {required|preferred|exclusive: LEVEL} "
             "(node; eks: layer-1..layer-4; gke: block, subblock, host)"
         ),
+    )
+    secrets: tuple[WorkloadSecret, ...] = field(
+        default=(),
+        metadata=spec(doc="credentials from the cloud's secret store, as env or a file"),
+    )
+    image_pull_secrets: tuple[PullSecret, ...] = field(
+        default=(),
+        metadata=spec("imagePullSecrets", doc="registry credentials for a private image"),
     )
 
     def runs_on(self, cluster: str) -> bool:
@@ -740,6 +786,13 @@ class Config:
     metrics: MetricsSettings = field(
         default_factory=MetricsSettings,
         metadata=spec(doc="what the clusters export about the training pods"),
+    )
+    secret_refresh_interval: Duration = field(
+        default=Duration("1h"),
+        metadata=spec(
+            "secretRefreshInterval",
+            doc="how often the External Secrets Operator reads each secret again",
+        ),
     )
 
     def cluster_version(self, cluster: Cluster) -> str:

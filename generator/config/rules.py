@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
@@ -12,6 +13,8 @@ from generator import cloud_facts
 from generator.cluster import nodes
 from generator.config import model
 from generator.quantities import cpu_quantity, readable_memory
+from generator.render import secrets
+from generator.render.pods import WRITABLE_ENV
 
 # Folder names under base/ that are not workloads.
 RESERVED_WORKLOAD_NAMES = frozenset({"namespaces"})
@@ -90,6 +93,8 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *(p for i, c in loaded.clusters for p in _topology_types(c, f"clusters[{i}]", loaded)),
         *_sync_names(loaded),
         *_priorities(loaded),
+        *_secrets_shared(loaded),
+        *(p for i, w in loaded.workloads for p in _secret_stores(w, f"workloads[{i}]", loaded)),
         *(
             (f"workloads[{i}].image", _undigested(w.image))
             for i, w in loaded.workloads
@@ -231,10 +236,147 @@ def _workload(workload: model.Workload, path: str) -> Iterator[Found]:
         )
     for key in sorted(set(workload.env) & GENERATED_ENV):
         yield f"{path}.env.{key}", f"{key} is set by the generator and cannot be overridden"
+    yield from _secrets(workload, path)
     for i, source in enumerate(workload.network.ingress_from):
         yield from _duplicates_ports(source.ports, f"{path}.network.ingressFrom[{i}].ports")
     for i, destination in enumerate(workload.network.egress_to):
         yield from _duplicates_ports(destination.ports, f"{path}.network.egressTo[{i}].ports")
+
+
+# Google Secret Manager secret ids: letters, digits, - and _, at most 255 (Secret Manager
+# REST reference, projects.secrets.create `secretId`).
+GCP_ACCOUNT_LIMIT = 30  # IAM service account ids: 6 to 30 characters
+_GCP_SECRET_ID = re.compile(r"^[A-Za-z0-9_-]{1,255}$", re.ASCII)
+
+
+def _secrets(workload: model.Workload, path: str) -> Iterator[Found]:
+    """Each secret is given one way; names, variables and folders do not clash with each
+    other, the generated environment or the volumes mlgitops mounts."""
+    names = [(i, s.name) for i, s in enumerate(workload.secrets)]
+    yield from _duplicates(names, f"{path}.secrets", "secret")
+    pulls = [(i, s.name) for i, s in enumerate(workload.image_pull_secrets)]
+    yield from _duplicates(pulls, f"{path}.imagePullSecrets", "pull secret")
+    for i, pull in pulls:
+        if pull in {name for _, name in names}:
+            yield (
+                f"{path}.imagePullSecrets[{i}].name",
+                f"{pull!r} is also one of secrets: a pull secret is its own Secret",
+            )
+    taken = GENERATED_ENV | {name for name, _ in WRITABLE_ENV} | set(workload.env)
+    seen_env: dict[str, int] = {}
+    seen_mounts: list[tuple[int, str]] = []
+    checkpoint = workload.checkpoint.mount_path if workload.checkpoint else None
+    for i, secret in enumerate(workload.secrets):
+        where = f"{path}.secrets[{i}]"
+        if (secret.env is None) == (secret.mount_path is None):
+            yield where, "give the secret as exactly one of env or mountPath"
+            continue
+        if secret.env is not None:
+            if secret.env in taken:
+                yield (
+                    f"{where}.env",
+                    f"{secret.env} is already set on the pods (by mlgitops or the workload's "
+                    "env): name another variable",
+                )
+            elif secret.env in seen_env:
+                yield (
+                    f"{where}.env",
+                    f"{secret.env} is also given by secrets[{seen_env[secret.env]}]",
+                )
+            seen_env[secret.env] = i
+            continue
+        mount = (secret.mount_path or "").rstrip("/") or "/"
+        if _collides(mount):
+            yield (
+                f"{where}.mountPath",
+                f"{secret.mount_path!r} is where the container's root, the runtime or "
+                f"mlgitops mounts ({', '.join(RESERVED_MOUNTS)}): mount the secret elsewhere, "
+                "e.g. /var/run/secrets/<name>",
+            )
+        elif checkpoint and _nested(mount, checkpoint.rstrip("/") or "/"):
+            yield (
+                f"{where}.mountPath",
+                f"{secret.mount_path!r} overlaps the checkpoint volume at {checkpoint!r}: "
+                "mount the secret elsewhere",
+            )
+        else:
+            for j, other in seen_mounts:
+                if _nested(mount, other):
+                    yield (
+                        f"{where}.mountPath",
+                        f"{secret.mount_path!r} overlaps secrets[{j}]'s mountPath {other!r}",
+                    )
+                    break
+        seen_mounts.append((i, mount))
+
+
+def _nested(a: str, b: str) -> bool:
+    """One folder is the other or inside it."""
+    return a == b or a.startswith(f"{b}/") or b.startswith(f"{a}/") or "/" in (a, b)
+
+
+def _secrets_shared(loaded: Loaded) -> Iterator[Found]:
+    """Workloads of one namespace share its Secrets: one name, one source."""
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    for i, workload in loaded.workloads:
+        declared = [("secrets", s.name, s.source) for s in workload.secrets]
+        declared += [("imagePullSecrets", s.name, s.source) for s in workload.image_pull_secrets]
+        for j, (field_name, name, source) in enumerate(declared):
+            index = j if field_name == "secrets" else j - len(workload.secrets)
+            where = f"workloads[{i}].{field_name}[{index}]"
+            key = (workload.namespace, name)
+            if key in seen and seen[key][1] != source:
+                yield (
+                    f"{where}.from",
+                    f"secret {name!r} of namespace {workload.namespace!r} is read from "
+                    f"{seen[key][1]!r} by {seen[key][0]}: one name, one source",
+                )
+            seen.setdefault(key, (where, source))
+
+
+def _secret_stores(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[Found]:
+    """Every cloud cluster running a workload with secrets has a store they can be read
+    from: Secrets Manager ARNs need the account (EKS), Google secret ids a narrower
+    alphabet (GKE), and the External Secrets Operator is installed through Argo CD."""
+    declared = [("secrets", i, s.source) for i, s in enumerate(workload.secrets)]
+    declared += [
+        ("imagePullSecrets", i, s.source) for i, s in enumerate(workload.image_pull_secrets)
+    ]
+    if not declared:
+        return
+    for c, cluster in loaded.clusters:
+        if isinstance(cluster, model.LocalCluster) or not workload.runs_on(cluster.name):
+            continue
+        field_name, index, _ = declared[0]
+        if loaded.gitops == "flux":
+            yield (
+                f"{path}.{field_name}[{index}]",
+                f"secrets on cluster {cluster.name!r} need the External Secrets Operator, "
+                "which mlgitops installs through Argo CD only (its release has no static "
+                "manifest): use gitops argocd, or run the workload on local clusters",
+            )
+            return
+        if isinstance(cluster, model.EksCluster) and cluster.account_id is None:
+            yield (
+                f"{path}.{field_name}[{index}].from",
+                f"cluster {cluster.name!r} has no accountId: its secrets' ARNs, which the "
+                f"store's IAM role is limited to, need it (set clusters[{c}].accountId)",
+            )
+        if isinstance(cluster, model.GkeCluster):
+            account = secrets.google_account(cluster)
+            if len(account) > GCP_ACCOUNT_LIMIT:
+                yield (
+                    f"clusters[{c}].name",
+                    f"the secret stores' Google service account {account!r} is longer than "
+                    f"{GCP_ACCOUNT_LIMIT} characters: give the cluster a shorter name",
+                )
+            for field_name, index, source in declared:
+                if not _GCP_SECRET_ID.fullmatch(source):
+                    yield (
+                        f"{path}.{field_name}[{index}].from",
+                        f"{source!r} is not a Google Secret Manager secret id (letters, "
+                        f"digits, - and _), which cluster {cluster.name!r} reads it as",
+                    )
 
 
 def _collides(mount_path: str) -> bool:

@@ -20,7 +20,7 @@ The invariant: what a cluster runs is exactly `kustomize build` of these paths.
 from __future__ import annotations
 
 from generator.config import model
-from generator.render import fabric
+from generator.render import fabric, secrets
 from generator.render.objects import Patch, Unit
 from generator.render.overlays import (
     custom_folder,
@@ -155,13 +155,27 @@ def render_namespace_entrypoint(
     if identity_enabled(cluster):
         components.append(identity_folder(cloud))
     components += [custom_folder(cloud), cluster_custom_folder(cluster)]
+    comment = ""
+    patches = _identity_patches(cluster)
+    if isinstance(cluster, model.LocalCluster):
+        commands = [
+            line
+            for line in secrets.local_commands(config, cluster)
+            if line.startswith(f"kubectl -n {namespace} ")
+        ]
+        if commands:
+            comment = "#\n# Secrets the pods need, made by hand once (values never in git):\n"
+            comment += "".join(f"#   {line}\n" for line in commands)
+            patches.append(secrets.hand_made_patch(config, cluster, namespace))
     return Unit(
         cluster_namespace_folder(cluster, namespace),
+        objects=secrets.namespace_objects(config, cluster, namespace),
         includes=includes,
         components=components,
-        patches=_identity_patches(cluster) + _efa_patches(config, cluster, workloads),
+        patches=patches + _efa_patches(config, cluster, workloads),
         images=_image_rewrites(cluster, workloads),
         namespace=namespace,
+        comment=comment,
     )
 
 
@@ -189,7 +203,10 @@ def _identity_patches(cluster: model.Cluster) -> list[Patch]:
             "annotations": {"iam.gke.io/gcp-service-account": email},
         },
     }
-    return [Patch("workload-identity.yaml", {"kind": "ServiceAccount"}, body)]
+    # Only the training ServiceAccounts: a namespace's secret store acts as its own
+    # Google service account (render/secrets.py).
+    target = {"kind": "ServiceAccount", "labelSelector": "app.kubernetes.io/component=training"}
+    return [Patch("workload-identity.yaml", target, body)]
 
 
 def image_repository(image: str) -> str:

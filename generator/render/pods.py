@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
-from generator.render import disruption, fabric, frameworks, topology
+from generator.render import disruption, fabric, frameworks, secrets, topology
 from generator.render.labels import CHECKPOINT_LABEL, GPU_LABEL
 
 CONTAINER_NAME = "trainer"
@@ -98,6 +98,8 @@ def render_pod_spec(
     spec: dict[str, Any] = {"subdomain": subdomain} if subdomain else {}
     if workload.priority and not workload.queue:
         spec["priorityClassName"] = workload.priority
+    if workload.image_pull_secrets:
+        spec["imagePullSecrets"] = secrets.pull_secrets(workload)
     return spec | {
         "serviceAccountName": workload.name,
         "automountServiceAccountToken": False,
@@ -130,12 +132,14 @@ def render_trainer_container(
         *fabric.nccl_env(workload),
         *user_env(workload),
     ]
+    env += secrets.secret_env(workload)
     mounts = [
         {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH},
         {"name": SHARED_MEMORY_VOLUME, "mountPath": "/dev/shm"},
     ]
     if workload.checkpoint:
         mounts.append({"name": CHECKPOINT_VOLUME, "mountPath": workload.checkpoint.mount_path})
+    mounts += secrets.secret_mounts(workload)
     return {
         "name": name,
         "image": workload.image,
@@ -202,7 +206,7 @@ def render_volumes(workload: model.Workload) -> list[dict[str, Any]]:
                 "persistentVolumeClaim": {"claimName": checkpoint_claim(workload)},
             }
         )
-    return volumes
+    return volumes + secrets.secret_volumes(workload)
 
 
 def checkpoint_claim(workload: model.Workload) -> str:

@@ -125,6 +125,9 @@ class Result:
     sync: list[list[Any]] = field(default_factory=list)  # [object, path, repo URL]
     pods: list[str] = field(default_factory=list)  # namespaces that run pods
     denied: list[str] = field(default_factory=list)  # namespaces with default deny
+    # [object, field, namespace, Secret] a pod needs; [namespace, Secret] made here
+    secret_refs: list[list[str]] = field(default_factory=list)
+    secrets_made: list[list[str]] = field(default_factory=list)
     facts: list[dict[str, Any]] = field(default_factory=list)  # the cluster model's (inventory)
     cacheable: bool = True
 
@@ -136,6 +139,8 @@ class Result:
         self.sync += other.sync
         self.pods = sorted({*self.pods, *other.pods})
         self.denied = sorted({*self.denied, *other.denied})
+        self.secret_refs += other.secret_refs
+        self.secrets_made += other.secrets_made
         self.facts += other.facts
         self.cacheable = self.cacheable and other.cacheable
 
@@ -227,6 +232,9 @@ class _Checker:
         result.sync = [[name, target, repo] for target, repo in sync_targets(obj)]
         result.pods = sorted(policies.namespaces_running_pods([obj]))
         result.denied = sorted(policies.namespaces_denied([obj]))
+        if not waived.get(policies.SECRET_REFERENCES):
+            result.secret_refs = [[name, *ref] for ref in policies.secret_references(obj)]
+        result.secrets_made = [list(made) for made in policies.secrets_created(obj)]
 
 
 def validate_tree(root: Path, options: Options, progress: Progress | None = None) -> Report:
@@ -262,6 +270,7 @@ def validate_tree(root: Path, options: Options, progress: Progress | None = None
     not_built = {_relative(root, f) for f in run.refused}
     _check_sync_paths(root, by_path, options, report, not_built)
     _check_default_deny(by_path, report)
+    _check_secret_references(by_path, report)
     _check_clusters(by_path, options, report, lambda path: run.facts(root / path))
     report.problems.sort(key=lambda p: (p.path, p.object, p.field, p.rule or "", p.message))
     report.waivers.sort(key=lambda w: (w.path, w.object, w.rule, w.reason))
@@ -288,6 +297,8 @@ def result_from(content: dict[str, Any]) -> Result | None:
         "sync": lambda v: _rows(v, (str, str, (str, type(None)))),
         "pods": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
         "denied": lambda v: isinstance(v, list) and all(isinstance(i, str) for i in v),
+        "secret_refs": lambda v: _rows(v, (str, str, str, str)),
+        "secrets_made": lambda v: _rows(v, (str, str)),
         "cacheable": lambda v: v is True,
     }
     if set(content) != set(shapes) or not all(shapes[k](v) for k, v in content.items()):
@@ -688,6 +699,33 @@ def _check_default_deny(results: dict[str, Result], report: Report) -> None:
                     "MLG002",
                 )
             )
+
+
+def _check_secret_references(results: dict[str, Result], report: Report) -> None:
+    """MLG030, per synced path as MLG002 (a namespace's pods and the ExternalSecrets that
+    make their Secrets are one build), else over the whole tree: a pod naming a Secret
+    that nothing there creates never starts (CreateContainerConfigError) or cannot pull."""
+    synced = {target for result in results.values() for _, target, _ in result.sync}
+    scopes = [(path, [result]) for path, result in results.items() if path in synced]
+    groups: Iterable[tuple[str, list[Result]]] = scopes or [(".", list(results.values()))]
+    for where, group in groups:
+        made = {(ns, name) for result in group for ns, name in result.secrets_made}
+        for result in group:
+            for obj, field_path, namespace, secret in result.secret_refs:
+                if (namespace, secret) in made:
+                    continue
+                report.problems.append(
+                    Problem(
+                        where,
+                        obj,
+                        field_path,
+                        f"needs Secret {secret!r}, which nothing creates in namespace "
+                        f"{namespace!r} (an ExternalSecret, or by hand as the Namespace's "
+                        f"{policies.HAND_MADE_SECRETS_ANNOTATION} annotation says): the pods "
+                        "never start",
+                        policies.SECRET_REFERENCES,
+                    )
+                )
 
 
 def cluster_facts(obj: dict[str, Any]) -> list[dict[str, Any]]:

@@ -28,7 +28,7 @@ from typing import Any
 from generator import __version__
 from generator.validate.kustomize import Refused, read_input
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: secret references (MLG030)
 MAX_ENTRY_BYTES = 512 * 1024 * 1024
 
 

@@ -13,6 +13,10 @@ from generator.cluster.disruption import disruption_findings
 
 WAIVER_PREFIX = "mlgitops.io/waive-"
 REQUIRE_DIGEST_ANNOTATION = "mlgitops.io/require-digest"
+# On a Namespace: the Secrets someone creates by hand there (a local cluster's, made with
+# the `kubectl create secret` lines its kustomization lists), comma-separated.
+HAND_MADE_SECRETS_ANNOTATION = "mlgitops.io/secrets-made-by-hand"
+SECRET_REFERENCES = "MLG030"
 HIGH_ID = 10000
 
 Finding = tuple[str, str]  # (field path, message)
@@ -126,8 +130,64 @@ RULES = {
             "a disrupted pod (DisruptionTarget) neither fails a Job, JobSet or training "
             "runtime nor uses up its restarts",
         ),
+        Rule(
+            SECRET_REFERENCES,
+            "secret-references",
+            "every Secret a pod names (env, envFrom, volume, imagePullSecrets) is created "
+            "where it runs: by an ExternalSecret, or by hand as its Namespace's "
+            f"{HAND_MADE_SECRETS_ANNOTATION} annotation says",
+        ),
     )
 }
+
+
+def secret_references(obj: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(field, namespace, Secret) for each Secret a pod of this object needs to start: the
+    kubelet refuses to start a container whose env, envFrom or secret volume names a
+    missing Secret unless it is `optional`, and cannot pull with a missing pull secret's
+    credentials. Training runtimes' templates are left out (their pods' namespace is
+    the TrainJob's)."""
+    namespace = (obj.get("metadata") or {}).get("namespace") or "default"
+    for at, spec in pod_specs(obj):
+        for i, pull in enumerate(spec.get("imagePullSecrets") or []):
+            if isinstance(pull, dict) and pull.get("name"):
+                yield f"{at}.imagePullSecrets[{i}]", namespace, str(pull["name"])
+        for i, volume in enumerate(spec.get("volumes") or []):
+            secret = volume.get("secret") if isinstance(volume, dict) else None
+            if isinstance(secret, dict) and secret.get("secretName") and not secret.get("optional"):
+                yield f"{at}.volumes[{i}].secret", namespace, str(secret["secretName"])
+        for group in ("initContainers", "containers"):
+            for j, container in enumerate(spec.get(group) or []):
+                where = f"{at}.{group}[{j}]"
+                for k, env in enumerate(container.get("env") or []):
+                    ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+                    if isinstance(ref, dict) and ref.get("name") and not ref.get("optional"):
+                        yield f"{where}.env[{k}]", namespace, str(ref["name"])
+                for k, source in enumerate(container.get("envFrom") or []):
+                    ref = source.get("secretRef")
+                    if isinstance(ref, dict) and ref.get("name") and not ref.get("optional"):
+                        yield f"{where}.envFrom[{k}]", namespace, str(ref["name"])
+
+
+def secrets_created(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(namespace, Secret) for each Secret this object makes exist: a Secret, an
+    ExternalSecret's target (its `target.name`, else its own name: ESO v2.6.0
+    pkg/controllers/externalsecret/externalsecret_controller.go, Reconcile), or a
+    Namespace's list of Secrets made by hand."""
+    meta = obj.get("metadata") or {}
+    namespace = meta.get("namespace") or "default"
+    kind, group = obj.get("kind"), str(obj.get("apiVersion", "")).rpartition("/")[0]
+    if kind == "Secret" and group == "":
+        yield namespace, str(meta.get("name"))
+    elif kind == "ExternalSecret" and group == "external-secrets.io":
+        target = ((obj.get("spec") or {}).get("target") or {}).get("name")
+        yield namespace, str(target or meta.get("name"))
+    elif kind == "Namespace" and group == "":
+        listed = (meta.get("annotations") or {}).get(HAND_MADE_SECRETS_ANNOTATION, "")
+        for name in str(listed).split(","):
+            if name.strip():
+                yield str(meta.get("name")), name.strip()
+
 
 POD_SPEC_PATHS: dict[str, list[list[str]]] = {
     "Pod": [["spec"]],

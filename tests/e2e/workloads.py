@@ -73,6 +73,11 @@ def build_runtime_workloads(
 def _generate_and_build(
     config: dict[str, Any], chosen: dict[str, dict[str, Any]], folder: Path
 ) -> dict[str, Workload]:
+    # The seeds' secrets come from a cloud store, or on kind from `kubectl create secret`
+    # by hand: the pods here run without them.
+    for workload in config["workloads"]:
+        workload.pop("secrets", None)
+        workload.pop("imagePullSecrets", None)
     config_file = folder / "mlgitops.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     tree = folder / "tree"

@@ -12,7 +12,7 @@ from typing import Any
 from generator import cloud_facts
 from generator.cluster import nodes
 from generator.config import model
-from generator.render import fabric
+from generator.render import fabric, secrets
 from generator.render.clusters.common import (
     Wave,
     infra_metadata,
@@ -83,6 +83,7 @@ def render_eks_infrastructure(config: model.Config, cluster: model.EksCluster) -
         *(_node_group(config, cluster, group) for group in cluster.node_groups),
         *_addons(config, cluster),
         *_pod_identity_associations(config, cluster),
+        *_secret_store_identity(config, cluster),
         *_access_entries(config, cluster),
     ]
     for obj in objects:
@@ -430,7 +431,7 @@ def _addons(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
     ]
     if cluster.efs_file_system_id:
         addons.append(_addon(config, cluster, "aws-efs-csi-driver", None))
-    if cluster.workload_identity:
+    if cluster.workload_identity or secrets.needs_store(config, cluster):
         addons.append(_addon(config, cluster, "eks-pod-identity-agent", None))
     return addons
 
@@ -463,6 +464,38 @@ def _pod_identity_associations(config: model.Config, cluster: model.EksCluster) 
                 }
             )
     return associations
+
+
+def _secret_store_identity(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
+    """The External Secrets Operator's controller reads the cluster's declared secrets
+    with its own Pod Identity credentials (render/secrets.py): a role trusted by
+    pods.eks.amazonaws.com whose one inline policy allows GetSecretValue on exactly
+    those secrets' ARNs, and the association of ESO's ServiceAccount with it (the Pod
+    Identity agent add-on comes with it, `_addons`)."""
+    if not secrets.needs_store(config, cluster):
+        return []
+    suffix = secrets.eks_role_suffix()
+    role = _role(
+        config,
+        cluster,
+        suffix,
+        trust_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+        [],
+        f"External Secrets Operator on {cluster.name}: reads the declared secrets",
+    )
+    del role["spec"]["policies"]
+    role["spec"]["inlinePolicies"] = {
+        "read-declared-secrets": secrets.eks_read_policy(config, cluster, partition(cluster.region))
+    }
+    association = {
+        "apiVersion": EKS,
+        "kind": "PodIdentityAssociation",
+        "metadata": infra_metadata(
+            config, cluster, f"{cluster.name}-external-secrets", Wave.ADDONS
+        ),
+        "spec": secrets.eks_association_spec(cluster, f"{cluster.name}-{suffix}"),
+    }
+    return [role, association]
 
 
 # Full access to the cluster for a named principal (EKS user guide, access-policies.adoc).

@@ -15,6 +15,7 @@ from typing import Any
 
 from generator import cloud_facts
 from generator.config import model
+from generator.render import secrets
 from generator.render.clusters.common import (
     Wave,
     infra_metadata,
@@ -37,6 +38,7 @@ def render_gke_infrastructure(config: model.Config, cluster: model.GkeCluster) -
         _cluster(config, cluster),
         *(_node_pool(config, cluster, pool) for pool in cluster.node_pools),
         *_workload_identity(config, cluster),
+        *_secret_store_identity(config, cluster),
     ]
     for obj in objects:
         protect_from_deletion(config, obj["metadata"], DELETION_POLICY)
@@ -189,6 +191,23 @@ def _workload_identity(config: model.Config, cluster: model.GkeCluster) -> list[
             }
         )
     return objects
+
+
+def _secret_store_identity(config: model.Config, cluster: model.GkeCluster) -> list[Manifest]:
+    """The stores' Google service account, `roles/secretmanager.secretAccessor` on each
+    declared secret alone and Workload Identity for each namespace's store account
+    (render/secrets.py)."""
+    if not secrets.needs_store(config, cluster):
+        return []
+    return [
+        {
+            "apiVersion": piece["apiVersion"],
+            "kind": piece["kind"],
+            "metadata": infra_metadata(config, cluster, piece["name"], Wave.IAM),
+            "spec": piece["spec"],
+        }
+        for piece in secrets.gke_identity(config, cluster)
+    ]
 
 
 def _role_slug(role: str) -> str:

@@ -29,7 +29,7 @@ from generator.operator_facts import (
     Operator,
     operators_for,
 )
-from generator.render import fabric
+from generator.render import fabric, secrets
 from generator.render.clusters import infrastructure_folder
 from generator.render.clusters.common import infra_namespace
 from generator.render.entrypoints import (
@@ -112,7 +112,8 @@ def sync_paths(
         config.workloads_on(cluster),
         runs_queues(config, cluster),
         needs_device_plugin(cluster),
-        needs_efa_plugin(config, cluster),
+        efa_plugin=needs_efa_plugin(config, cluster),
+        secrets=secrets.needs_store(config, cluster),
     )
     layers += [
         _Layer(op.name, op.source_path(config.gitops), op.namespace, 1, operator=op)

@@ -94,6 +94,8 @@ def application(config: model.Config, scope: Scope, project: str, path: SyncPath
         # An operator's CRDs are too large for client-side apply's annotation.
         source = operator_source(config, operator)
         options = ["ServerSideApply=true"]
+        if operator.create_namespace:
+            options.append("CreateNamespace=true")
     else:
         source = _source(config, path.path)
         options = ["PruneLast=true"]
@@ -147,6 +149,10 @@ def operator_source(config: model.Config, operator: Operator) -> dict[str, Any]:
         source["helm"] = {"releaseName": operator.name}
         if operator.helm_values:
             source["helm"]["valuesObject"] = operator.helm_values
+        if operator.helm_parameters:
+            source["helm"]["parameters"] = [
+                {"name": name, "value": value} for name, value in operator.helm_parameters
+            ]
         return source
     kustomize: dict[str, Any] = {}
     if operator.images:
