@@ -52,6 +52,13 @@ SCHEDULING = (
     "priorityClassName",
 )
 
+# The fabric defaults every PyTorch pod gets (render/fabric.py nccl_env).
+PYTORCH_NCCL_ENV = {
+    "NCCL_SOCKET_IFNAME": "eth0",
+    "NCCL_DEBUG": "WARN",
+    "TORCH_NCCL_ASYNC_ERROR_HANDLING": "1",
+}
+
 
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Objects]:
@@ -200,6 +207,7 @@ def test_a_pytorchjob_runs_its_worker_replicas_with_the_operators_environment(
         **dict(WRITABLE_ENV),
         "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "110",
         "MLGITOPS_CHECKPOINT_DIR": config["checkpoint"]["mountPath"],
+        **PYTORCH_NCCL_ENV,
         "PET_NPROC_PER_NODE": "1",
         "PET_RDZV_ENDPOINT": f"torch-elastic-worker-0:{job['spec']['elasticPolicy']['rdzvPort']}",
         "PET_RDZV_BACKEND": "c10d",
@@ -325,6 +333,7 @@ def test_a_trainjob_runs_its_runtimes_pods_with_the_trainjobs_trainer(
         **dict(WRITABLE_ENV),
         "TORCH_ELASTIC_SHUTDOWN_TIMEOUT": "110",
         "MLGITOPS_RESTART_ATTEMPT": RESTART_ATTEMPT_REF,
+        **PYTORCH_NCCL_ENV,
         **{e["name"]: e["value"] for e in trainer["env"]},
         "PET_NNODES": str(trainer["numNodes"]),
         "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]),
@@ -359,12 +368,12 @@ def test_the_trainjob_sets_nodes_processes_image_and_resources_over_the_runtime(
     assert node["resources"]["limits"] == {"cpu": "6", "memory": "30Gi", "nvidia.com/gpu": 1}
     assert node["resources"]["requests"] == {"cpu": "6", "memory": "24Gi"}
     variables = env(node)
-    assert list(variables)[: 4 + len(WRITABLE_ENV)] == [
+    assert list(variables)[: 3 + len(WRITABLE_ENV) + len(PYTORCH_NCCL_ENV)] == [
         "PYTHONUNBUFFERED",
         *dict(WRITABLE_ENV),
         "TORCH_ELASTIC_SHUTDOWN_TIMEOUT",
         "MLGITOPS_RESTART_ATTEMPT",
-        "HF_HUB_OFFLINE",
+        *PYTORCH_NCCL_ENV,
     ]  # upserted in place
     assert variables["PYTHONUNBUFFERED"] == "0" and variables["EXTRA"] == "x"
     assert (variables["PET_NNODES"], variables["PET_NPROC_PER_NODE"]) == ("5", "3")

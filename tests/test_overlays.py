@@ -24,6 +24,7 @@ from generator.cli import main
 RECSYS = CONFIGS / "recsys-tensorflow.yaml"
 VISION = CONFIGS / "vision-flux.yaml"
 GPU = "nvidia.com/gpu"
+EFA = "vpc.amazonaws.com/efa"  # g5.12xlarge and g6.12xlarge have one per node
 GPU_TOLERATION = {"key": GPU, "operator": "Exists", "effect": "NoSchedule"}
 # What a workload identity's credentials open (S3, GCS, the clouds' STS): their public
 # endpoints on 443. Nothing private (the cluster, the VPC, link-local) is reachable by it.
@@ -221,9 +222,11 @@ def test_recsys_overrides_registries_efs_and_pod_identity(tmp_path: Path) -> Non
 
     eks = built(tree, "clusters/eks-recsys/workloads")
     wide = trainer(find(eks, "Job", "wide-deep"))
+    # The g6.12xlarge group has an EFA interface per node: a pod with 2 of its 4 GPUs
+    # takes its share, at least one (render/fabric.py).
     assert wide["resources"] == {
-        "requests": {"cpu": "8", "memory": "48Gi"},
-        "limits": {"cpu": "8", "memory": "48Gi", GPU: 2},
+        "requests": {"cpu": "8", "memory": "48Gi", EFA: 1},
+        "limits": {"cpu": "8", "memory": "48Gi", GPU: 2, EFA: 1},
     }
     assert (
         wide["image"] == "123456789012.dkr.ecr.eu-central-1.amazonaws.com/recsys/wide-deep:2024.11"
@@ -386,7 +389,7 @@ def test_torchrun_processes_follow_the_gpus_on_each_cloud(tmp_path: Path) -> Non
 
     eks = find(built(tree, "clusters/eks-gpu/workloads"), "Job", "llama-sft")
     assert trainer(eks)["args"] == torchrun_args(4)
-    assert trainer(eks)["resources"]["limits"] == {"cpu": "8", "memory": "64Gi", GPU: 4}
+    assert trainer(eks)["resources"]["limits"] == {"cpu": "8", "memory": "64Gi", GPU: 4, EFA: 1}
     assert pod_spec(eks)["tolerations"] == [GPU_TOLERATION]
 
 
@@ -446,7 +449,8 @@ def add_custom_patch(folder: Path, team: str, level: str) -> dict[Path, bytes]:
 
 
 def custom_changes(objs: list[Obj]) -> tuple[str | None, str | None]:
-    """(the team label, NCCL_DEBUG) of the resnet-ddp Job in a build."""
+    """(the team label, NCCL_DEBUG: WARN unless a patch changes it) of the resnet-ddp
+    Job in a build."""
     job = find(objs, "Job", "resnet-ddp")
     env = {e["name"]: e.get("value") for e in trainer(job).get("env", [])}
     return job["metadata"]["labels"].get("team"), env.get("NCCL_DEBUG")
@@ -454,7 +458,7 @@ def custom_changes(objs: list[Obj]) -> tuple[str | None, str | None]:
 
 def test_cluster_custom_patches_survive_regeneration_and_reach_the_build(tmp_path: Path) -> None:
     tree = generate(SEEDS, tmp_path)
-    assert custom_changes(built(tree, "clusters/local/workloads")) == (None, None)
+    assert custom_changes(built(tree, "clusters/local/workloads")) == (None, "WARN")
 
     custom = add_custom_patch(tree / "clusters/local/custom", "vision", "INFO")
     again = run_generate(SEEDS, tree)
@@ -471,7 +475,7 @@ def test_cluster_custom_patches_survive_regeneration_and_reach_the_build(tmp_pat
         "memory": "2Gi",
     }
     # a cluster's custom/ is that cluster's alone
-    assert custom_changes(built(tree, "clusters/eks-training/workloads")) == (None, None)
+    assert custom_changes(built(tree, "clusters/eks-training/workloads")) == (None, "WARN")
 
     check = run_generate(SEEDS, tree, "--check")
     assert check.exit_code == 0, check.output
@@ -479,15 +483,15 @@ def test_cluster_custom_patches_survive_regeneration_and_reach_the_build(tmp_pat
 
 def test_cloud_custom_patches_reach_every_cluster_of_that_cloud_only(tmp_path: Path) -> None:
     tree = generate(SEEDS, tmp_path)
-    custom = add_custom_patch(tree / "overlays/eks/custom", "platform", "WARN")
+    custom = add_custom_patch(tree / "overlays/eks/custom", "platform", "TRACE")
 
     again = run_generate(SEEDS, tree)
     assert again.exit_code == 0, again.output
     assert {p: p.read_bytes() for p in sorted((tree / "overlays/eks/custom").iterdir())} == custom
 
-    assert custom_changes(built(tree, "clusters/eks-training/workloads")) == ("platform", "WARN")
-    assert custom_changes(built(tree, "clusters/gke-training/workloads")) == (None, None)
-    assert custom_changes(built(tree, "clusters/local/workloads")) == (None, None)
+    assert custom_changes(built(tree, "clusters/eks-training/workloads")) == ("platform", "TRACE")
+    assert custom_changes(built(tree, "clusters/gke-training/workloads")) == (None, "WARN")
+    assert custom_changes(built(tree, "clusters/local/workloads")) == (None, "WARN")
 
     check = run_generate(SEEDS, tree, "--check")
     assert check.exit_code == 0, check.output

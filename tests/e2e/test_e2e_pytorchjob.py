@@ -45,11 +45,15 @@ def test_torchrun_trains_from_the_operators_environment_alone(
     assert container["command"] == ["torchrun"]
     wiring = ("--nnodes", "--nproc", "--node", "--rdzv", "--master")
     assert not [a for a in container["args"] if a.startswith(wiring)], container["args"]
-    # Its environment only says where to write (the root filesystem is read-only) and
-    # how long torchrun's processes have to stop (render/disruption.py).
+    # Its environment only says where to write (the root filesystem is read-only), how
+    # long torchrun's processes have to stop (render/disruption.py) and NCCL's defaults
+    # (render/fabric.py), none of them the rendezvous.
     assert [e["name"] for e in container["env"]] == [
         *(name for name, _ in WRITABLE_ENV),
         "TORCH_ELASTIC_SHUTDOWN_TIMEOUT",
+        "NCCL_SOCKET_IFNAME",
+        "NCCL_DEBUG",
+        "TORCH_NCCL_ASYNC_ERROR_HANDLING",
     ]
     run = run_pytorchjob(pytorchjob.objects, pytorchjob.name, image, tmp_path, DEADLINE_SECONDS)
     assert run.outcome == "Succeeded", run.describe()
