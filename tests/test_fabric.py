@@ -307,3 +307,64 @@ def test_every_runtime_gets_efa_in_every_pod(tmp_path: Path, runtime: str, kind:
             env = env_of(container)
             assert env["FI_PROVIDER"] == "efa"
             assert env["NCCL_SOCKET_IFNAME"] == "eth0"
+
+
+def test_a_queued_workload_asks_for_efa_and_its_cluster_queue_covers_it(
+    tmp_path: Path,
+) -> None:
+    """Kueue admits only what its ClusterQueue covers: the EFA resource is covered, with
+    each flavor's quota what its nodes offer, and the model admits the pods."""
+    text = (
+        P5_CONFIG.replace("GITOPS", "argocd")
+        .replace("RUNTIME", "job")
+        .replace("GPUS", "8")
+        .replace("    ENV\n", "    queue: gpu-jobs\n    clusters: [eks-p5]\n")
+        .replace("        EFA_FIELDS\n", "")
+        .replace(
+            '    workers: 2\n    resources: {cpu: "8"',
+            '    clusters: [gke-a3]\n    workers: 2\n    resources: {cpu: "8"',
+        )
+    )
+    (tmp_path / "mlgitops.yaml").write_text(
+        text.replace(
+            "namespace: llm\n    framework: tensorflow",
+            "namespace: llm-tf\n    framework: tensorflow",
+        )
+    )
+    out = tmp_path / "tree"
+    result = CliRunner().invoke(
+        main, ["generate", "--config", str(tmp_path / "mlgitops.yaml"), "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    tree, output = out, result.output
+    assert "NCCL talks over TCP" not in output
+    pod = trainer(built(tree, "eks-p5", "llm")["Job/pretrain"])
+    assert pod["resources"]["limits"][EFA] == 32
+    (queue,) = [
+        o
+        for o in read(tree / "clusters/eks-p5/platform/clusterqueue.yaml")
+        if o["kind"] == "ClusterQueue"
+    ]
+    assert schema_errors(queue) == []
+    (group,) = queue["spec"]["resourceGroups"]
+    assert group["coveredResources"] == ["cpu", "memory", "nvidia.com/gpu", EFA]
+    quotas = {
+        f["name"]: {r["name"]: r["nominalQuota"] for r in f["resources"]} for f in group["flavors"]
+    }
+    assert quotas["system"][EFA] == 0
+    assert quotas["h100"][EFA] == 2 * 32  # two p5 nodes, 32 interfaces each
+    (tree / "mlgitops.yaml").write_text((tmp_path / "mlgitops.yaml").read_text())
+    result = CliRunner().invoke(main, ["validate", str(tree), *schema_args()])
+    assert result.exit_code == 0, result.output
+    # Without the EFA quota the model, like Kueue, never admits the pods.
+    flavors = tree / "clusters/eks-p5/platform/clusterqueue.yaml"
+    documents = read(flavors)
+    for document in documents:
+        for group in document["spec"]["resourceGroups"]:
+            group["coveredResources"].remove(EFA)
+            for flavor in group["flavors"]:
+                flavor["resources"] = [r for r in flavor["resources"] if r["name"] != EFA]
+    flavors.write_text(yaml.safe_dump_all(documents))
+    result = CliRunner().invoke(main, ["validate", str(tree), *schema_args()])
+    assert result.exit_code == 1
+    assert f"covers no {EFA}" in result.output

@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from generator import cloud_facts
 from generator.cluster.nodes import Amounts, Taint
 from generator.cluster.placement import PodShape, matches, tolerates
 from generator.quantities import cpu_quantity, memory_bytes, millicores, readable_memory
@@ -97,6 +98,7 @@ def _quota(resources: Sequence[Mapping[str, Any]]) -> Amounts:
         millicores(quota.get("cpu", 0)),
         memory_bytes(quota.get("memory", 0)),
         int(str(quota.get("nvidia.com/gpu", 0))),
+        int(str(quota.get(cloud_facts.EFA_RESOURCE, 0))),
     )
 
 
@@ -122,7 +124,12 @@ def _namespaces(spec: Mapping[str, Any]) -> tuple[str, ...] | None:
 
 def requested(pod_set: PodSet) -> dict[str, int]:
     r = pod_set.shape.requests.times(pod_set.count)
-    amounts = {"cpu": r.millicores, "memory": r.memory, "nvidia.com/gpu": r.gpus}
+    amounts = {
+        "cpu": r.millicores,
+        "memory": r.memory,
+        "nvidia.com/gpu": r.gpus,
+        cloud_facts.EFA_RESOURCE: r.efa,
+    }
     return {name: amount for name, amount in amounts.items() if amount}
 
 
@@ -231,7 +238,12 @@ def _flavor_problem(
             return f"the pods' nodeSelector wants {key}={shape.node_selector[key]}, not {value}"
     if shape.affinity and not any(_term_fits(term, flavor.node_labels) for term in shape.affinity):
         return "the pods' required node affinity excludes its node labels"
-    limits = {"cpu": quota.millicores, "memory": quota.memory, "nvidia.com/gpu": quota.gpus}
+    limits = {
+        "cpu": quota.millicores,
+        "memory": quota.memory,
+        "nvidia.com/gpu": quota.gpus,
+        cloud_facts.EFA_RESOURCE: quota.efa,
+    }
     for resource, amount in wanted.items():
         if used.get(resource, 0) + amount > limits[resource]:
             return (

@@ -92,12 +92,8 @@ def pod_efa(cluster: model.Cluster, workload: model.Workload) -> int:
     of a node's, on the EFA groups whose nodes hold its GPUs (the fewest of those
     groups, so it fits any of them); 0 off EKS, without GPUs or EFA groups.
 
-    A queued workload asks for none: Kueue v0.17.6 refuses to admit a pod set that
-    requests a resource its ClusterQueue does not cover ("resource %s unavailable in
-    ClusterQueue", pkg/scheduler/flavorassigner/flavorassigner.go), and the generated
-    ClusterQueues cover CPU, memory and GPUs only."""
-    if workload.queue:
-        return 0
+    A queued workload asks for it too: its ClusterQueue then covers the resource, with
+    each flavor's quota what its nodes offer (render/queues.py `covers_efa`)."""
     gpus = workload.resources_on(cluster.cloud).gpu
     shares = [
         max(1, group_efa_interfaces(g) * gpus // _node_gpus(g)) for g in _candidates(cluster, gpus)
@@ -118,8 +114,8 @@ def efa_env(cluster: model.Cluster, workload: model.Workload) -> list[EnvVar]:
 
 
 def efa_warnings(config: model.Config) -> list[str]:
-    """EFA that the tree does not deliver: queued workloads' pods (see pod_efa), and
-    the device plugin under Flux (operator_facts.EFA_DEVICE_PLUGIN)."""
+    """EFA that the tree does not deliver: the device plugin under Flux
+    (operator_facts.EFA_DEVICE_PLUGIN)."""
     found = []
     for cluster in config.clusters:
         if not efa_groups(cluster):
@@ -130,13 +126,6 @@ def efa_warnings(config: model.Config) -> list[str]:
                 "install the EFA device plugin here, so the pods ask for no EFA interfaces "
                 "and NCCL talks over TCP (see README, Fabric)"
             )
-        for workload in config.workloads_on(cluster):
-            if workload.queue and workload.resources_on(cluster.cloud).gpu:
-                found.append(
-                    f"workload {workload.name!r} on cluster {cluster.name!r}: queued, so its "
-                    "pods ask for no EFA interfaces (the ClusterQueue does not cover "
-                    f"{cloud_facts.EFA_RESOURCE}) and NCCL talks over TCP"
-                )
     return found
 
 

@@ -76,6 +76,8 @@ def render_cluster_queue_objects(config: model.Config, cluster: model.Cluster) -
     labels = platform_labels(config)
     flavors = _flavors(config, cluster)
     resources = ["cpu", "memory", cloud_facts.GPU_RESOURCE]
+    if covers_efa(config, cluster):
+        resources.append(cloud_facts.EFA_RESOURCE)
     objects: list[Manifest] = render_topologies(config, cluster)
     objects += [
         {
@@ -126,6 +128,18 @@ def render_cluster_queue_objects(config: model.Config, cluster: model.Cluster) -
 Flavor = tuple[str, dict[str, Any], dict[str, Any]]  # name, ResourceFlavor spec, quota
 
 
+def covers_efa(config: model.Config, cluster: model.Cluster) -> bool:
+    """Whether the ClusterQueue covers `vpc.amazonaws.com/efa`: where some node group has
+    EFA and the device plugin is installed, so that pods may ask for it. Kueue v0.17.6
+    admits a pod set only if its ClusterQueue covers every resource it requests
+    (pkg/scheduler/flavorassigner/flavorassigner.go: "resource %s unavailable in
+    ClusterQueue"); the quota of a flavor is what its nodes offer (0 without EFA), and
+    a pod set asking for none fits any flavor as before."""
+    from generator.render import fabric
+
+    return bool(fabric.efa_groups(cluster)) and fabric.plugin_installed(config)
+
+
 def _flavors(config: model.Config, cluster: model.Cluster) -> list[Flavor]:
     """Untainted groups first, then tainted ones, each in config order. Where the
     ClusterQueue is topology-aware (render/topology.py), every flavor names the Topology
@@ -148,6 +162,7 @@ def _flavors(config: model.Config, cluster: model.Cluster) -> list[Flavor]:
             "cpu": cpu_quantity(offered.millicores),
             "memory": memory_quantity(offered.memory),
             cloud_facts.GPU_RESOURCE: offered.gpus,
+            cloud_facts.EFA_RESOURCE: offered.efa,
         }
         spec: dict[str, Any] = {"nodeLabels": {nodes.NODE_GROUP_LABELS[cluster.cloud]: group.name}}
         if group.taints:
@@ -172,6 +187,7 @@ def _largest_local_run(config: model.Config, cluster: model.Cluster) -> dict[str
         "cpu": f"{cpu_millis}m",
         "memory": f"{math.ceil(memory / 2**20)}Mi",
         cloud_facts.GPU_RESOURCE: 0,
+        cloud_facts.EFA_RESOURCE: 0,
     }
 
 
