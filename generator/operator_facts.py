@@ -230,7 +230,9 @@ NVIDIA_DEVICE_PLUGIN = Operator(
 #   kubelet's pod-resources socket folder (hostPath /var/lib/kubelet/pod-resources) to map
 #   each GPU to the pod, namespace and container using it (dcgm-exporter.yaml,
 #   deployment/values.yaml securityContext, kubeletPath): Pod Security "privileged", so
-#   it has its own namespace, labelled so, never a training namespace;
+#   it runs in kube-system beside the other node agents (the NVIDIA device plugin, the
+#   EFA plugin), never in a training namespace, and the tree holds no Namespace below
+#   "restricted";
 # - `DCGM_EXPORTER_KUBERNETES=true` adds those pod attributes;
 #   `DCGM_EXPORTER_KUBERNETES_ENABLE_POD_LABELS=true` adds the pod's labels too, read
 #   through a pod informer of the node's pods (internal/pkg/transformation/kubernetes.go
@@ -248,8 +250,11 @@ NVIDIA_DEVICE_PLUGIN = Operator(
 #   (serviceMonitor.enabled: true, a Prometheus Operator kind).
 # Argo CD renders the chart with pod labels on and no ServiceMonitor; Flux applies the
 # static manifest, patched to the same effect, with the service account and its role
-# generated beside the namespace (render/gpu_metrics.py).
-GPU_METRICS_NAMESPACE = "gpu-metrics"
+# generated beside its network policies (render/gpu_metrics.py).
+GPU_METRICS_NAMESPACE = "kube-system"
+# The exporter's pods' label, in the static manifest and the chart alike (dcgm-exporter.yaml
+# template labels; deployment/templates/_helpers.tpl selectorLabels, name = the chart's).
+DCGM_EXPORTER_POD_LABELS = {"app.kubernetes.io/name": "dcgm-exporter"}
 DCGM_EXPORTER_IMAGE = "nvcr.io/nvidia/k8s/dcgm-exporter:4.5.3-4.8.2-distroless"
 DCGM_EXPORTER_NAME = "dcgm-exporter"  # the DaemonSet, Service and service account
 # The GPU nodes' taint (cluster/nodes.py GPU_TAINT, on GPU groups beside CPU ones).
@@ -361,7 +366,6 @@ EFA_DEVICE_PLUGIN = Operator(
         ]
     },
 )
-
 
 
 # The External Secrets Operator turns each ExternalSecret into a Secret read from the

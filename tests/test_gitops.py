@@ -572,7 +572,7 @@ def test_argocd_applies_infrastructure_then_storage_then_workloads_to_the_right_
             if c.storage:
                 expected[c.storage] = ("1", {**workload_cluster, "namespace": "default"})
             if c.gpu_metrics:
-                expected[c.gpu_metrics] = ("1", {**workload_cluster, "namespace": "gpu-metrics"})
+                expected[c.gpu_metrics] = ("1", {**workload_cluster, "namespace": "kube-system"})
             for namespace in c.namespaces:
                 expected[c.workloads(namespace)] = (
                     "2",
@@ -596,7 +596,7 @@ def test_argocd_applies_infrastructure_then_storage_then_workloads_to_the_right_
                 for n in c.first_operators
             },
             **{
-                n: ("2", {"name": c.name, "namespace": "gpu-metrics"})
+                n: ("2", {"name": c.name, "namespace": "kube-system"})
                 for c in tree.clusters_of(scope)
                 for n in c.exporters
             },
@@ -633,10 +633,10 @@ def test_flux_orders_by_depends_on_and_reaches_workload_clusters_by_kubeconfig(
                 namespace_path = by_path[c.gpu_metrics]
                 assert namespace_path["dependsOn"] == [{"name": n} for n in infrastructure_only]
                 earlier.append(f"{c.name}-gpu-metrics")
-                for exporter in c.exporters:  # after its namespace; nothing waits for it
+                for exporter in c.exporters:  # after its policies; nothing waits for it
                     (sync,) = [k for k in operator_syncs(tree, scope) if name(k) == exporter]
                     assert sync["spec"]["dependsOn"] == [{"name": n} for n in earlier]
-                    assert sync["spec"]["targetNamespace"] == "gpu-metrics"
+                    assert sync["spec"]["targetNamespace"] == "kube-system"
             assert set(earlier) - set(c.operators) <= names
             for namespace in c.namespaces:
                 workloads = by_path[c.workloads(namespace)]

@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from helpers import CONFIGS, kustomize_build
 
 from generator.cli import main
-from generator.operator_facts import KUEUE
+from generator.operator_facts import DCGM_EXPORTER, DCGM_EXPORTER_POD_LABELS, KUEUE
 from generator.render import kueue_config
 
 RUNTIMES_CONFIG = CONFIGS / "runtimes.yaml"
@@ -322,35 +322,80 @@ def test_nothing_waits_for_the_exporter(tmp_path: Path) -> None:
         assert {"name": exporter["metadata"]["name"]} not in sync["spec"].get("dependsOn", [])
 
 
-def test_the_gpu_metrics_namespace(tmp_path: Path) -> None:
+def test_the_exporter_runs_in_kube_system_behind_its_own_policies(tmp_path: Path) -> None:
     tree = generate(tmp_path, "flux")
     objects = built_unit(tree, "clusters/eks-a/gpu-metrics")
-    (namespace,) = [o for o in objects if o["kind"] == "Namespace"]
-    assert namespace["metadata"]["name"] == "gpu-metrics"
-    # root, SYS_ADMIN and a hostPath: nothing below "privileged" admits the exporter.
-    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    # root, SYS_ADMIN and a hostPath: nothing below "privileged" admits the exporter, so
+    # it runs in kube-system, and the tree has no Namespace below "restricted".
+    assert "Namespace" not in {o["kind"] for o in objects}
+    namespaced = [o for o in objects if not o["kind"].startswith("ClusterRole")]
+    assert {o["metadata"]["namespace"] for o in namespaced} == {"kube-system"}
     policies = {o["metadata"]["name"]: o["spec"] for o in objects if o["kind"] == "NetworkPolicy"}
-    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    ingress_ports = [
-        p["port"]
+    exporter_pods = {"matchLabels": {"app.kubernetes.io/name": "dcgm-exporter"}}
+    # Each selects the exporter's pods alone: kube-system's own pods keep their traffic.
+    assert {name: spec["podSelector"] for name, spec in policies.items()} == dict.fromkeys(
+        [
+            "dcgm-exporter-default-deny",
+            "dcgm-exporter-allow-metrics-scrape",
+            "dcgm-exporter-allow-api-server",
+        ],
+        exporter_pods,
+    )
+    assert policies["dcgm-exporter-default-deny"] == {
+        "podSelector": exporter_pods,
+        "policyTypes": ["Ingress", "Egress"],
+    }
+    opened = sorted(
+        (direction, p["port"])
         for spec in policies.values()
-        for rule in spec.get("ingress", [])
+        for direction in ("ingress", "egress")
+        for rule in spec.get(direction, [])
         for p in rule["ports"]
-    ]
-    assert ingress_ports == [9400]
+    )
+    assert opened == [("egress", 443), ("ingress", 9400)]
     # With Flux, the pod reader the static manifest lacks.
     (binding,) = [o for o in objects if o["kind"] == "ClusterRoleBinding"]
     (role,) = [o for o in objects if o["kind"] == "ClusterRole"]
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": "dcgm-exporter", "namespace": "gpu-metrics"}
+        {"kind": "ServiceAccount", "name": "dcgm-exporter", "namespace": "kube-system"}
     ]
     assert {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]} in role[
         "rules"
     ]
     argocd = generate(tmp_path / "argocd", "argocd")
     kinds = {o["kind"] for o in built_unit(argocd, "clusters/eks-a/gpu-metrics")}
-    assert kinds == {"Namespace", "NetworkPolicy"}  # the chart brings its own reader
+    assert kinds == {"NetworkPolicy"}  # the chart brings its own reader
+
+
+@pytest.mark.skipif(not UPSTREAM, reason="set MLGITOPS_UPSTREAM to a folder of git mirrors")
+def test_the_exporter_policies_select_the_pods_of_the_manifest_and_the_chart() -> None:
+    """The policies' selector is a label of the pods in dcgm-exporter.yaml (what Flux
+    applies) and among the chart's selector labels (what Argo CD renders), at the tag."""
+    mirror = Path(UPSTREAM or "") / "NVIDIA+dcgm-exporter" / "repo"
+    if not mirror.is_dir():
+        pytest.skip(f"no mirror of NVIDIA/dcgm-exporter in {UPSTREAM}")
+
+    def at_tag(path: str) -> str:
+        return subprocess.run(
+            ["git", "--git-dir", str(mirror), "show", f"{DCGM_EXPORTER.tag}:{path}"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    (daemonset,) = [
+        d
+        for d in yaml.safe_load_all(at_tag("dcgm-exporter.yaml"))
+        if d and d["kind"] == "DaemonSet"
+    ]
+    pod_labels = daemonset["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels.items() >= DCGM_EXPORTER_POD_LABELS.items()
+    helpers = at_tag("deployment/templates/_helpers.tpl")
+    selector = helpers[helpers.index('define "dcgm-exporter.selectorLabels"') :].split("{{- end")[0]
+    assert 'app.kubernetes.io/name: {{ include "dcgm-exporter.name" . }}' in selector
+    chart = yaml.safe_load(at_tag("deployment/Chart.yaml"))
+    assert chart["name"] == DCGM_EXPORTER_POD_LABELS["app.kubernetes.io/name"]
 
 
 def _allowlist(sync: dict[str, Any]) -> list[str]:
@@ -438,7 +483,7 @@ def build_as_flux(folder: Path, sync: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _check_patched_exporter(objects: list[dict[str, Any]]) -> None:
     (daemonset,) = [o for o in objects if o["kind"] == "DaemonSet"]
-    assert daemonset["metadata"]["namespace"] == "gpu-metrics"
+    assert daemonset["metadata"]["namespace"] == "kube-system"
     pod = daemonset["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "dcgm-exporter"
     assert pod["automountServiceAccountToken"] is True

@@ -434,7 +434,6 @@ def test_the_argo_cd_project_allows_what_the_operators_install(tmp_path: Path) -
         ("eks-a", "kueue-system"),
         ("eks-a", "kube-system"),
         ("eks-a", "kubeflow-system"),
-        ("eks-a", "gpu-metrics"),
     } <= destinations
     assert all("*" not in str(value) for value in project.values())
 

@@ -32,8 +32,6 @@ from generator.cluster.nodes import Amounts, Taint
 from generator.cluster.placement import PodShape, matches, tolerates
 from generator.quantities import cpu_quantity, memory_bytes, millicores, readable_memory
 
-RESOURCE_NAMES = ("cpu", "memory", "nvidia.com/gpu")
-
 
 @dataclass(frozen=True)
 class Flavor:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from generator import cloud_facts
+from generator import cloud_facts, operator_facts
 from generator.cluster import nodes
 from generator.config import model
 from generator.quantities import cpu_quantity, readable_memory
@@ -27,8 +27,9 @@ RESERVED_NAMESPACES = frozenset(
         "argocd", "flux-system",
         "kueue-system", "jobset-system", "kubeflow", "kubeflow-system",
         "ack-system", "cnrm-system", "configconnector-operator-system",
-        "gpu-metrics",  # the GPU metrics exporter's (render/gpu_metrics.py), "privileged"
     }
+    | {operator.namespace for operator in operator_facts.OPERATORS}
+    | {namespace for operator in operator_facts.OPERATORS for namespace in operator.more_namespaces}
 )  # fmt: skip
 RESERVED_NAMESPACE_PREFIXES = ("kube-", "infra-")  # infra-<cluster>: cloud resources
 # Where a workload's own volumes must not be mounted: the root, the runtime's and the

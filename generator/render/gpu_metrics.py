@@ -1,13 +1,15 @@
 """GPU metrics per pod and per job, where the cluster has GPUs (`metrics.gpu`, on by
 default).
 
-- EKS: NVIDIA dcgm-exporter (operator_facts.DCGM_EXPORTER) on the GPU nodes, in its own
-  namespace `gpu-metrics`, which this module renders as `clusters/<cluster>/gpu-metrics/`
-  and the engine syncs before the exporter: the Namespace at Pod Security "privileged"
-  (the exporter runs as root with SYS_ADMIN and a hostPath: it is a system component, not
-  a training pod), a default-deny NetworkPolicy with the two ways the exporter talks (its
-  metrics port in, the API server out), and, with Flux, whose static manifest has none,
-  the service account and the pod-reading role the chart would create for pod labels.
+- EKS: NVIDIA dcgm-exporter (operator_facts.DCGM_EXPORTER) on the GPU nodes, in
+  kube-system beside the other node agents (it runs as root with SYS_ADMIN and a hostPath,
+  which only Pod Security "privileged" admits: a system component, not a training pod).
+  This module renders `clusters/<cluster>/gpu-metrics/`, which the engine syncs before the
+  exporter: network policies that select the exporter's pods alone (kube-system's other
+  pods are left as the cluster has them) and deny them everything but the two ways the
+  exporter talks (its metrics port in, the API server out), and, with Flux, whose static
+  manifest has none, the service account and the pod-reading role the chart would create
+  for pod labels.
 - GKE: the cluster's own DCGM metrics (GKE doc "Collect and view DCGM metrics": GKE
   installs DCGM-Exporter and a ClusterPodMonitoring for Google Cloud Managed Service for
   Prometheus when the `DCGM` monitoring component is enabled; it needs GKE-managed GPU
@@ -24,6 +26,7 @@ from generator.cluster import nodes
 from generator.config import model
 from generator.operator_facts import (
     DCGM_EXPORTER_NAME,
+    DCGM_EXPORTER_POD_LABELS,
     GPU_METRICS_NAMESPACE,
 )
 from generator.render.labels import platform_labels
@@ -73,24 +76,17 @@ def gke_monitoring_config(config: model.Config, cluster: model.GkeCluster) -> Ma
 
 def render_gpu_metrics_units(config: model.Config) -> list[Unit]:
     return [
-        Unit(gpu_metrics_folder(cluster), render_gpu_metrics_namespace(config))
+        Unit(gpu_metrics_folder(cluster), render_gpu_metrics_objects(config))
         for cluster in config.clusters
         if runs_dcgm_exporter(config, cluster)
     ]
 
 
-def render_gpu_metrics_namespace(config: model.Config) -> list[Manifest]:
-    labels = platform_labels(config)
-    namespace = GPU_METRICS_NAMESPACE
-    pod_security = {
-        f"pod-security.kubernetes.io/{mode}": "privileged" for mode in ("enforce", "audit", "warn")
-    }
+def render_gpu_metrics_objects(config: model.Config) -> list[Manifest]:
+    """The exporter's network policies (and, with Flux, its pod reader). NetworkPolicies
+    add up: the first denies the exporter's pods every connection, the other two open
+    exactly the two it makes."""
     objects: list[Manifest] = [
-        {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": metadata(namespace, {**labels, **pod_security}),
-        },
         _policy(config, "default-deny", {"policyTypes": ["Ingress", "Egress"]}),
         _policy(
             config,
@@ -123,8 +119,10 @@ def _policy(config: model.Config, name: str, spec: dict[str, Any]) -> Manifest:
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
-        "metadata": metadata(name, platform_labels(config), GPU_METRICS_NAMESPACE),
-        "spec": {"podSelector": {}, **spec},
+        "metadata": metadata(
+            f"{DCGM_EXPORTER_NAME}-{name}", platform_labels(config), GPU_METRICS_NAMESPACE
+        ),
+        "spec": {"podSelector": {"matchLabels": dict(DCGM_EXPORTER_POD_LABELS)}, **spec},
     }
 
 
@@ -132,7 +130,7 @@ def _pod_reader(config: model.Config) -> list[Manifest]:
     """The service account the patched static manifest runs as, allowed to read pods
     (what the chart's clusterrole.yaml grants: get, list, watch on pods)."""
     labels = platform_labels(config)
-    role = f"{GPU_METRICS_NAMESPACE}-{DCGM_EXPORTER_NAME}-read-pods"
+    role = f"{DCGM_EXPORTER_NAME}-read-pods"
     return [
         {
             "apiVersion": "v1",

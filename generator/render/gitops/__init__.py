@@ -122,7 +122,7 @@ def sync_paths(
     if has_storage(cluster):
         layers.append(_Layer("storage", cluster_storage_folder(cluster), STORAGE_NAMESPACE, 1))
     if runs_dcgm_exporter(config, cluster):
-        # Its namespace (Pod Security "privileged") first, then the exporter into it.
+        # Its network policies and (Flux) service account first, then the exporter.
         folder = gpu_metrics_folder(cluster)
         layers.append(_Layer("gpu-metrics", folder, GPU_METRICS_NAMESPACE, 1))
         exporter = DCGM_EXPORTER
