@@ -16,7 +16,9 @@ import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from generator.cli import main
 from generator.validate import schema_sources
 from generator.validate.schemas import MissingSchema, SchemaSet
 
@@ -168,3 +170,27 @@ def build_and_validate(
     ]
     assert not errors, "\n".join(errors)
     return built
+
+
+def refused(tmp_path: Path, config: dict[str, Any]) -> str:
+    """`mlgitops generate` of `config` (written as YAML into `tmp_path`), which must refuse
+    it as a config error (exit 2, no traceback) and write nothing; its output."""
+    config_file = tmp_path / "mlgitops.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    out = tmp_path / "tree"
+    result = CliRunner().invoke(main, ["generate", "--config", str(config_file), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    return result.output
+
+
+def generated_from_text(tmp_path: Path, text: str, name: str) -> Path:
+    """`mlgitops generate` of the config `text` into `tmp_path/name`, which must succeed."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    out = tmp_path / name
+    result = CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out

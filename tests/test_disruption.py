@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import build_and_validate, schema_args
+from helpers import build_and_validate, refused, schema_args
 
 from generator.cli import main
 from generator.cluster import controllers
@@ -423,17 +423,6 @@ def test_the_argocd_project_allows_the_priority_kinds(built: dict[str, Objects])
 # --- what the config refuses --------------------------------------------------------
 
 
-def _rejected(tmp_path: Path, config: dict[str, Any]) -> str:
-    config_file = tmp_path / "mlgitops.yaml"
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    out = tmp_path / "tree"
-    result = CliRunner().invoke(main, ["generate", "--config", str(config_file), "--out", str(out)])
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    assert not out.exists()
-    return result.output
-
-
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
@@ -472,7 +461,7 @@ def _rejected(tmp_path: Path, config: dict[str, Any]) -> str:
 def test_what_the_config_refuses(tmp_path: Path, edit: Any, expected: str) -> None:
     config = copy.deepcopy(CONFIG)
     edit(config)
-    output = _rejected(tmp_path, config)
+    output = refused(tmp_path, config)
     assert expected in output, output
     assert "mlgitops.yaml:" in output, output  # names the file, line and column
 

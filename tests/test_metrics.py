@@ -21,10 +21,8 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
-from helpers import CONFIGS, kustomize_build
+from helpers import CONFIGS, generated_from_text, kustomize_build
 
-from generator.cli import main
 from generator.operator_facts import DCGM_EXPORTER, DCGM_EXPORTER_POD_LABELS, KUEUE
 from generator.render import kueue_config
 
@@ -34,13 +32,7 @@ UPSTREAM = os.environ.get("MLGITOPS_UPSTREAM")
 
 def generate(tmp_path: Path, engine: str, extra: str = "") -> Path:
     text = RUNTIMES_CONFIG.read_text().replace("gitops: flux", f"gitops: {engine}") + extra
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    config = tmp_path / "config.yaml"
-    config.write_text(text)
-    out = tmp_path / engine
-    result = CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return generated_from_text(tmp_path, text, engine)
 
 
 def sync_objects(tree: Path, cluster: str) -> list[dict[str, Any]]:

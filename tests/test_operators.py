@@ -23,11 +23,9 @@ from typing import Any
 
 import pytest
 import yaml
-from click.testing import CliRunner
-from helpers import CONFIGS, kustomize_build
+from helpers import CONFIGS, generated_from_text, kustomize_build
 
 from generator import operator_facts
-from generator.cli import main
 from generator.operator_facts import Operator
 
 RUNTIMES_CONFIG = CONFIGS / "runtimes.yaml"
@@ -47,12 +45,7 @@ def generate(tmp_path: Path, engine: str, workloads_runtime: str | None = None) 
     text = RUNTIMES_CONFIG.read_text().replace("gitops: flux", f"gitops: {engine}")
     if workloads_runtime:  # JobSet alone is installed only where no TrainJob brings it
         text = text.replace("runtime: trainjob", f"runtime: {workloads_runtime}")
-    config = tmp_path / "config.yaml"
-    config.write_text(text)
-    out = tmp_path / engine
-    result = CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    return out
+    return generated_from_text(tmp_path, text, engine)
 
 
 def sync_objects(tree: Path, cluster: str) -> list[dict[str, Any]]:
