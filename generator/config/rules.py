@@ -330,6 +330,12 @@ def _datasets(workload: model.Workload, path: str) -> Iterator[Found]:
     ]
     if workload.checkpoint:
         taken.insert(0, (workload.checkpoint.mount_path.rstrip("/") or "/", "the checkpoint"))
+    if workload.data and workload.training_runtime:
+        yield (
+            f"{path}.data",
+            f"the pods of ClusterTrainingRuntime {workload.training_runtime!r} are not "
+            "mlgitops': they would not mount the datasets (leave trainingRuntime out)",
+        )
     for i, dataset in enumerate(workload.data):
         where = f"{path}.data[{i}]"
         if len(dataset.name) > MAX_DATASET_NAME:
