@@ -404,6 +404,18 @@ def test_local_claims_are_the_ones_you_fill(tree: Path) -> None:
         "resources": {"requests": {"storage": "10Gi"}},
     }
     assert not _of(built, "PersistentVolume")
+    header = (
+        tree / NS.format(cluster="local", namespace="distributed-training") / "kustomization.yaml"
+    ).read_text()
+    assert (
+        "#   resnet-ddp-data-imagenet: resnet-ddp's imagenet (a copy of "
+        "gs://acme-ml-datasets/imagenet or s3://acme-ml-datasets/imagenet), at /data/imagenet\n"
+    ) in header
+    # an existing claim is not one to fill
+    other = (
+        tree / NS.format(cluster="local", namespace="ml-workloads") / "kustomization.yaml"
+    ).read_text()
+    assert "bert-finetune-data-eval-out" in other and "bert-vocab" not in other
     # ReadWriteOnce: the three pods run on the node that holds it
     job = _named(built, "Job", "resnet-ddp")
     affinity = _pod(job)["spec"]["affinity"]["podAffinity"]

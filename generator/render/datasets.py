@@ -366,3 +366,23 @@ def gke_bucket_members(config: model.Config, cluster: model.GkeCluster) -> list[
         }
         for index, bucket in enumerate(sorted(writable))
     ]
+
+
+def local_notes(config: model.Config, cluster: model.LocalCluster, namespace: str) -> list[str]:
+    """One line per claim a local cluster's namespace asks you to fill."""
+    lines = []
+    for workload in config.workloads_on(cluster):
+        if workload.namespace != namespace:
+            continue
+        seen = replace(workload, data=on_cloud(workload, "local"))
+        for dataset in filled_by_hand(seen):
+            (configured,) = [d for d in workload.data if d.name == dataset.name]
+            where = sorted(
+                {s for c in ("eks", "gke") if (s := configured.source_on(c)) is not None}
+            )
+            copy = f" (a copy of {' or '.join(where)})" if where else ""
+            lines.append(
+                f"{claim_name(seen, dataset)}: {workload.name}'s {dataset.name}{copy}, "
+                f"at {dataset.mount_path}"
+            )
+    return lines
