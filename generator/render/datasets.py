@@ -40,6 +40,7 @@ from dataclasses import replace
 from typing import Any
 
 from generator.config import checks, model
+from generator.quantities import memory_bytes, millicores
 from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, metadata
 
@@ -166,6 +167,14 @@ def pod_annotations(workload: model.Workload) -> dict[str, str]:
         "gke-gcsfuse/memory-limit": GCSFUSE_SIDECAR_MEMORY,
         "gke-gcsfuse/memory-request": GCSFUSE_SIDECAR_MEMORY,
     }
+
+
+def sidecar_amounts(workload: model.Workload, cloud: str) -> tuple[int, int] | None:
+    """(millicores, bytes) the gcsfuse sidecar asks for in the workload's pods on a cloud,
+    or None where it has none."""
+    if not gcs(replace(workload, data=on_cloud(workload, cloud))):
+        return None
+    return millicores(GCSFUSE_SIDECAR_CPU), memory_bytes(GCSFUSE_SIDECAR_MEMORY)
 
 
 def _gcsfuse_volume(workload: model.Workload, dataset: model.Dataset) -> dict[str, Any]:
