@@ -53,7 +53,8 @@ DATA_LABEL = "mlgitops.io/data-claims"
 MOUNTPOINT_DRIVER = "s3.csi.aws.com"
 MOUNTPOINT_ADDON = "aws-mountpoint-s3-csi-driver"
 # The namespace the driver (v2) runs its Mountpoint pods in, one per volume and node
-# (charts/aws-mountpoint-s3-csi-driver/values.yaml at v2.7.0, `mp.namespace`).
+# (charts/aws-mountpoint-s3-csi-driver/values.yaml at v2.7.0, `mountpointPod.namespace`;
+# the chart enforces Pod Security "restricted" there).
 MOUNTPOINT_POD_NAMESPACE = "mount-s3"
 # Kubernetes requires a capacity on the PV and a request on the claim; the driver
 # ignores both (docs/CONFIGURATION.md: "Value is ignored but required by Kubernetes").
@@ -71,12 +72,17 @@ GCSFUSE_SIDECAR_CPU = "1"
 GCSFUSE_SIDECAR_MEMORY = "2Gi"
 # Each dataset's file cache (volume attribute fileCacheCapacity): epochs after the
 # first read from the node's disk instead of the bucket.
-GCSFUSE_FILE_CACHE = "20Gi"
 GCSFUSE_FILE_CACHE_GI = 20
+GCSFUSE_FILE_CACHE = f"{GCSFUSE_FILE_CACHE_GI}Gi"
 # gcsfuse options for training reads (gcsfuse's documented config keys; not read in
-# gcsfuse's source here): only the dataset's prefix, folders that exist only as object
-# name prefixes, the pod's user and group, and parallel downloads into the file cache
-# (they need the file cache, which fileCacheCapacity turns on).
+# gcsfuse's source here): folders that exist only as object name prefixes, and parallel
+# downloads into the file cache (they need the file cache, which fileCacheCapacity
+# turns on). `_gcsfuse_volume` adds the dataset's prefix (only-dir) and the pod's user
+# and group.
+GCSFUSE_IMPLICIT_DIRS = "implicit-dirs"
+GCSFUSE_PARALLEL_DOWNLOADS = "file-cache:enable-parallel-downloads:true"
+# Cloud Storage IAM roles: read objects and list them (objectViewer), and also write
+# (objectUser), on one bucket.
 GCS_READ_ROLE = "roles/storage.objectViewer"
 GCS_WRITE_ROLE = "roles/storage.objectUser"
 STORAGE_API = "storage.cnrm.cloud.google.com/v1beta1"
@@ -180,13 +186,13 @@ def sidecar_amounts(workload: model.Workload, cloud: str) -> tuple[int, int] | N
 def _gcsfuse_volume(workload: model.Workload, dataset: model.Dataset) -> dict[str, Any]:
     assert dataset.source is not None
     _, bucket, prefix = checks.bucket_and_prefix(dataset.source)
-    options = ["implicit-dirs"]
+    options = [GCSFUSE_IMPLICIT_DIRS]
     if prefix:
         options.append(f"only-dir={prefix}")
     options += [
         f"uid={workload.run_as_user}",
         f"gid={workload.run_as_user}",
-        "file-cache:enable-parallel-downloads:true",
+        GCSFUSE_PARALLEL_DOWNLOADS,
     ]
     return {
         "driver": GCSFUSE_DRIVER,
