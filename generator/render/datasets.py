@@ -13,8 +13,8 @@ Per cloud (a dataset's `source`, or its `sources.<cloud>`):
   csidriver.yaml (tokenRequests for the audience pods.eks.amazonaws.com: the kubelet
   hands the driver the pod's token, so the pod needs no mounted token), pkg/driver/node/
   node.go (a read-only volume or a ReadOnlyMany claim mounts with `--read-only`).
-  Pod-level Pod Identity is in pkg/driver/node/credentialprovider/provider_pod.go from
-  v1.15.0 to v2.7.0 alike.
+  Pod-level Pod Identity is in pkg/driver/node/credentialprovider/provider_pod.go at
+  v1.15.0, v2.0.0 and v2.7.0 alike (the tags read).
 - GKE, `gs://bucket/prefix`: the Cloud Storage FUSE CSI driver (ContainerCluster
   `addonsConfig.gcsFuseCsiDriverConfig.enabled`), a CSI ephemeral volume in the pod
   (`gcsfuse.csi.storage.gke.io`), the pod annotated `gke-gcsfuse/volumes: "true"` so
