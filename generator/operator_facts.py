@@ -363,7 +363,6 @@ EFA_DEVICE_PLUGIN = Operator(
 )
 
 
-
 # The External Secrets Operator turns each ExternalSecret into a Secret read from the
 # cloud's store (render/secrets.py). v2.6.0 is the release whose CRDs are the strict
 # schemas validate holds the tree to (SecretStore, ClusterSecretStore and ExternalSecret
@@ -409,6 +408,27 @@ EXTERNAL_SECRETS = Operator(
     create_namespace=True,
 )
 EXTERNAL_SECRETS_ACCOUNT = "external-secrets"  # the controller's ServiceAccount (chart fullname)
+
+
+# The management cluster holds dispatched Kubeflow v1 jobs without running them
+# (render/dispatch.py): only the Training Operator's CRDs, kubeflow/trainer@v1.9.4
+# manifests/base/crds (a kustomization of the six kubeflow.org CRDs; Kueue's
+# site/content/en/docs/tasks/run/multikueue/kubeflow.md at v0.17.6 installs the manager
+# that way), so no controller there creates pods whatever `runPolicy.managedBy` says.
+TRAINING_OPERATOR_CRDS = Operator(
+    "training-operator-crds",
+    TRAINING_OPERATOR.repo,
+    TRAINING_OPERATOR.tag,
+    "manifests/base/crds",
+    "default",  # its objects are cluster-scoped
+    kinds=(("apiextensions.k8s.io", "CustomResourceDefinition"),),
+)
+
+
+def manager_crds_for(workloads: list[model.Workload]) -> list[Operator]:
+    """The CRDs the management cluster needs for the dispatched workloads' kinds."""
+    runtimes = {w.runtime for w in workloads}
+    return [TRAINING_OPERATOR_CRDS] if runtimes & set(model.KUBEFLOW_V1_RUNTIMES) else []
 
 
 OPERATORS = (

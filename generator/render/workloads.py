@@ -86,7 +86,10 @@ def render_workload(config: model.Config, workload: model.Workload) -> list[Mani
     objects = [render_service_account(config, workload)]
     if runtimes.has_own_service(workload):
         objects.append(render_headless_service(config, workload))
-    objects.append(runtimes.render_training_object(config, workload))
+    if workload.dispatch is None:
+        # A dispatched run's object is on the management cluster (render/dispatch.py);
+        # MultiKueue creates it on the worker that admits it, beside these objects.
+        objects.append(runtimes.render_training_object(config, workload))
     if workload.checkpoint:
         objects.append(render_checkpoint_claim(config, workload, workload.checkpoint))
     objects.extend(render_network_policies(config, workload))
