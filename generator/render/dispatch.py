@@ -321,7 +321,7 @@ def render_worker_access(config: model.Config, cluster: model.Cluster) -> list[M
     ]
 
 
-HAND_MADE_ANNOTATION = "mlgitops.io/kubeconfig-made-by-hand"
+HAND_MADE_ANNOTATION = "mlgitops.io/kubeconfig-made-by-hand"  # validate MLG031 reads it
 
 
 def kubeconfig_commands(config: model.Config) -> list[str]:

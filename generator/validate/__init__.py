@@ -714,6 +714,9 @@ def _check_secret_references(results: dict[str, Result], report: Report) -> None
             for obj, field_path, namespace, secret in result.secret_refs:
                 if (namespace, secret) in made:
                     continue
+                if str(obj).startswith("MultiKueueCluster/"):
+                    report.problems.append(_missing_kubeconfig(where, obj, field_path, secret))
+                    continue
                 report.problems.append(
                     Problem(
                         where,
@@ -726,6 +729,20 @@ def _check_secret_references(results: dict[str, Result], report: Report) -> None
                         policies.SECRET_REFERENCES,
                     )
                 )
+
+
+def _missing_kubeconfig(where: str, obj: str, field_path: str, secret: str) -> Problem:
+    """MLG031: MultiKueue cannot reach a worker whose kubeconfig Secret does not exist."""
+    return Problem(
+        where,
+        obj,
+        field_path,
+        f"reads its worker's kubeconfig from Secret {secret!r} (key kubeconfig) in "
+        f"{policies.KUEUE_NAMESPACE!r}, which nothing creates (an ExternalSecret, a Secret, "
+        f"or by hand as its {policies.HAND_MADE_KUBECONFIG_ANNOTATION} annotation says): "
+        "MultiKueue never connects, and nothing is dispatched to that worker",
+        policies.KUBECONFIG_SECRETS,
+    )
 
 
 def cluster_facts(obj: dict[str, Any]) -> list[dict[str, Any]]:
