@@ -425,10 +425,25 @@ TRAINING_OPERATOR_CRDS = Operator(
 )
 
 
-def manager_crds_for(workloads: list[model.Workload]) -> list[Operator]:
-    """The CRDs the management cluster needs for the dispatched workloads' kinds."""
+def manager_operators_for(workloads: list[model.Workload]) -> list[Operator]:
+    """What the management cluster needs for the dispatched workloads' kinds, none of
+    which may create pods there: MultiKueue's webhook sets the manager's copy's managedBy
+    to kueue.x-k8s.io/multikueue (kueue v0.17.6 site/content/en/docs/tasks/run/multikueue/).
+    - Kubeflow v1 jobs: the CRDs only (above).
+    - JobSet: JobSet itself, whose controller leaves a JobSet with another `managedBy`
+      alone (kubernetes-sigs/jobset@v0.12.0 pkg/controllers/jobset_controller.go,
+      managedByExternalController); its CRD folder alone would keep a conversion webhook
+      to a Service that would not exist (config/components/crd/patches/webhook_in_jobsets.yaml).
+    - batch Job: nothing to install; the built-in Job controller skips a Job whose
+      `spec.managedBy` is not its own from Kubernetes 1.32, where the JobManagedBy gate is
+      beta and on (KEP-4368: alpha 1.30, beta 1.32, GA 1.35), so the manager needs 1.32+."""
     runtimes = {w.runtime for w in workloads}
-    return [TRAINING_OPERATOR_CRDS] if runtimes & set(model.KUBEFLOW_V1_RUNTIMES) else []
+    needed = []
+    if runtimes & set(model.KUBEFLOW_V1_RUNTIMES):
+        needed.append(TRAINING_OPERATOR_CRDS)
+    if "jobset" in runtimes:
+        needed.append(JOBSET)
+    return needed
 
 
 OPERATORS = (

@@ -39,10 +39,10 @@ def _workload(
     if workload.runtime not in model.DISPATCHABLE_RUNTIMES:
         yield (
             f"{path}.runtime",
-            f"a {workload.runtime} cannot be dispatched: mlgitops dispatches "
-            f"{' and '.join(model.DISPATCHABLE_RUNTIMES)} (Kueue v0.17.6's MultiKueue also "
-            "has adapters for batch Jobs, JobSets and TrainJobs, which mlgitops does not "
-            "dispatch yet): use runtime pytorchjob or tfjob, or run it on fixed clusters",
+            f"a {workload.runtime} is not dispatched yet: the management cluster's Kueue "
+            "computes a TrainJob's pods from its ClusterTrainingRuntime, which mlgitops "
+            "generates per cloud; dispatch a job, pytorchjob, tfjob or jobset, or run it "
+            "on fixed clusters",
         )
     if workload.queue is None:
         yield (

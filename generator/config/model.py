@@ -251,8 +251,9 @@ DispatchMode = Literal["multikueue"]
 # has a MultiKueue adapter at that tag (pkg/controller/jobs/job/job_multikueue_adapter.go,
 # jobset/jobset_multikueue_adapter.go, kubeflow/jobs/pytorchjob/pytorch_multikueue_adapter.go,
 # kubeflow/jobs/tfjob/tfjob_multikueue_adapter.go, trainjob/trainjob_multikueue_adapter.go).
-# mlgitops supports the Kubeflow v1 jobs (render/dispatch.py says why not the others yet).
-DISPATCHABLE_RUNTIMES = ("pytorchjob", "tfjob")
+# A trainjob is not dispatched yet: the manager's Kueue builds its pod sets from its
+# ClusterTrainingRuntime, which mlgitops generates per cloud (render/dispatch.py).
+DISPATCHABLE_RUNTIMES = ("job", "pytorchjob", "tfjob", "jobset")
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,14 @@ Facts, at kubernetes-sigs/kueue@v0.17.6:
   The manager holds only the Training Operator's CRDs (kubeflow/trainer@v1.9.4
   manifests/base/crds), no controller, so nothing there creates pods whatever managedBy
   says (v1.9.4 does honour it: pkg/controller.v1/common/job.go ManagedByExternalController).
+- batch Jobs and JobSets: adapters job/job_multikueue_adapter.go (it clears managedBy on
+  the worker's copy, so the worker's Job controller runs it) and
+  jobset/jobset_multikueue_adapter.go; what the manager installs for them, and why its
+  controllers leave the manager's copies alone, is in operator_facts.manager_operators_for.
+- A TrainJob is not dispatched: Kueue's TrainJob integration on the manager derives the
+  pod sets from the ClusterTrainingRuntime it names (pkg/controller/jobs/trainjob/
+  trainjob_controller.go getRuntimeSpec), and mlgitops generates that runtime
+  per cloud, with the cloud's GPU scheduling (render/training_runtimes.py).
 
 The manager's copy is cloud-neutral: the workers differ in cloud, so its pods carry no
 cloud's node affinity, only the GPU taint's toleration (the key every GPU node here is
@@ -74,8 +82,10 @@ KUBECONFIG_KEY = "kubeconfig"
 WORKER_ACCOUNT = "multikueue"  # the ServiceAccount the manager acts as on each worker
 # (API group, plural) of what MultiKueue creates on a worker, per runtime dispatched.
 DISPATCHED_RESOURCES: dict[str, tuple[str, str]] = {
+    "job": ("batch", "jobs"),
     "pytorchjob": ("kubeflow.org", "pytorchjobs"),
     "tfjob": ("kubeflow.org", "tfjobs"),
+    "jobset": ("jobset.x-k8s.io", "jobsets"),
 }
 
 
@@ -133,18 +143,22 @@ def render_dispatch_units(config: model.Config) -> list[Unit]:
     comment += "# across clusters\" writes each from the worker's multikueue token):\n"
     comment += "".join(f"#   {line}\n" for line in kubeconfig_commands(config))
     units = [Unit(manager_platform_folder(), render_manager_platform(config), comment=comment)]
-    units += [
-        Unit(
-            manager_namespace_folder(namespace),
-            [
-                manager_training_object(config, w)
-                for w in dispatched(config)
-                if w.namespace == namespace
-            ],
-            includes=[namespace_folder(namespace)],
+    for namespace in manager_namespaces(config):
+        held = [w for w in dispatched(config) if w.namespace == namespace]
+        note = ""
+        if any(w.runtime == "job" for w in held):
+            note = (
+                "#\n# The management cluster must run Kubernetes 1.32 or later: its Job\n"
+                "# controller then leaves these Jobs to MultiKueue (spec.managedBy, KEP-4368).\n"
+            )
+        units.append(
+            Unit(
+                manager_namespace_folder(namespace),
+                [manager_training_object(config, w) for w in held],
+                includes=[namespace_folder(namespace)],
+                comment=note,
+            )
         )
-        for namespace in manager_namespaces(config)
-    ]
     return units
 
 

@@ -28,7 +28,7 @@ from generator.operator_facts import (
     GPU_METRICS_NAMESPACE,
     KUEUE,
     Operator,
-    manager_crds_for,
+    manager_operators_for,
     operators_for,
 )
 from generator.render import dispatch, fabric, secrets
@@ -237,7 +237,7 @@ def manager_sync_paths(config: model.Config, units: dict[str, Unit]) -> list[Syn
     ]
     layers += [
         _Layer(op.name, op.source_path(config.gitops), op.namespace, 1, operator=op)
-        for op in manager_crds_for(workloads)
+        for op in manager_operators_for(workloads)
     ]
     layers.append(_Layer("platform", dispatch.manager_platform_folder(), STORAGE_NAMESPACE, 2))
     layers += [
