@@ -290,3 +290,27 @@ def test_go_patterns_with_flags_after_the_anchor_are_read_as_go_reads_them() -> 
     validator = jsonschema.Draft7Validator(schema)
     assert validator.is_valid("MultiKueueConfig")
     assert not validator.is_valid("1-config")
+
+
+def test_jobs_and_jobsets_are_dispatched_with_what_the_manager_needs_for_them(
+    tmp_path: Path,
+) -> None:
+    def jobs_only(config: dict[str, Any]) -> None:
+        config["workloads"][0]["runtime"] = "job"
+        config["workloads"][1]["runtime"] = "jobset"
+
+    out = _generate(_config_with(tmp_path, jobs_only), tmp_path / "out")
+    apps = _by_kind(_documents(out / "clusters/management/gitops"), "Application")
+    assert "management-jobset" in apps and "management-training-operator-crds" not in apps
+    held = out / f"clusters/management/workloads/namespaces/{NAMESPACE}"
+    kinds = {(o["kind"], o["metadata"]["name"]) for o in kustomize_build(held)}
+    assert {("Job", "torch-dispatched"), ("JobSet", "tf-dispatched")} <= kinds
+    assert "Kubernetes 1.32 or later" in (held / "kustomization.yaml").read_text()
+    worker = kustomize_build(out / f"clusters/{WORKERS[0]}/workloads/namespaces/{NAMESPACE}")
+    assert not {o["kind"] for o in worker} & {"Job", "JobSet"}
+    # The Job's headless Service stays with the workers, where its pods run.
+    assert "torch-dispatched" in _by_kind(worker, "Service")
+    role = _by_kind(kustomize_build(out / f"clusters/{WORKERS[1]}/platform"), "ClusterRole")
+    granted = {(r["apiGroups"][0], r["resources"][0]) for r in role["ml-fleet-multikueue"]["rules"]}
+    assert {("batch", "jobs"), ("jobset.x-k8s.io", "jobsets")} <= granted
+    assert not any(group == "kubeflow.org" for group, _ in granted)
