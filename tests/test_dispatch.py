@@ -314,3 +314,24 @@ def test_jobs_and_jobsets_are_dispatched_with_what_the_manager_needs_for_them(
     granted = {(r["apiGroups"][0], r["resources"][0]) for r in role["ml-fleet-multikueue"]["rules"]}
     assert {("batch", "jobs"), ("jobset.x-k8s.io", "jobsets")} <= granted
     assert not any(group == "kubeflow.org" for group, _ in granted)
+
+
+def test_runs_for_other_workers_get_their_own_queue_check_and_config(tmp_path: Path) -> None:
+    def eks_only(config: dict[str, Any]) -> None:
+        config["workloads"][1]["dispatch"]["clusters"] = ["eks-east"]
+
+    out = _generate(_config_with(tmp_path, eks_only), tmp_path / "out")
+    platform = kustomize_build(out / "clusters/management/platform")
+    configs = {n: c["spec"]["clusters"] for n, c in _by_kind(platform, "MultiKueueConfig").items()}
+    assert configs == {"ml-fleet-eks-east-gke-west": WORKERS, "ml-fleet-eks-east": ["eks-east"]}
+    checks = _by_kind(platform, "AdmissionCheck")
+    for name, queue in _by_kind(platform, "ClusterQueue").items():
+        (check,) = queue["spec"]["admissionChecksStrategy"]["admissionChecks"]
+        assert checks[check["name"]]["spec"]["parameters"]["name"] == name
+    held = kustomize_build(out / f"clusters/management/workloads/namespaces/{NAMESPACE}")
+    queues = {n: q["spec"]["clusterQueue"] for n, q in _by_kind(held, "LocalQueue").items()}
+    assert queues == {"gpu-runs": "ml-fleet-eks-east-gke-west", "cpu-runs": "ml-fleet-eks-east"}
+    # gke-west never gets the TFJob, so the manager may not create TFJobs there.
+    role = _by_kind(kustomize_build(out / "clusters/gke-west/platform"), "ClusterRole")
+    granted = {r["resources"][0] for r in role["ml-fleet-multikueue"]["rules"]}
+    assert "pytorchjobs" in granted and "tfjobs" not in granted

@@ -21,6 +21,7 @@ def dispatch_problems(
     dispatched = [(i, w) for i, w in workloads if w.dispatch is not None]
     for i, workload in dispatched:
         yield from _workload(workload, f"workloads[{i}]", [c for _, c in clusters])
+    yield from _shared_queues(dispatched)
     if dispatched:
         for i, cluster in clusters:
             if cluster.name == MANAGER:
@@ -29,6 +30,26 @@ def dispatch_problems(
                     f"{MANAGER!r} is the management cluster's own folder (clusters/{MANAGER}/) "
                     "when workloads are dispatched: give this cluster another name",
                 )
+
+
+def _shared_queues(dispatched: list[tuple[int, model.Workload]]) -> Iterator[Found]:
+    """The manager's LocalQueue points at one ClusterQueue, whose MultiKueueConfig lists
+    the workers: the runs of one LocalQueue all go to the same workers."""
+    first: dict[tuple[str, str], model.Workload] = {}
+    for i, workload in dispatched:
+        if workload.queue is None or workload.dispatch is None:
+            continue
+        key = (workload.namespace, workload.queue)
+        earlier = first.setdefault(key, workload)
+        assert earlier.dispatch is not None
+        if set(earlier.dispatch.clusters) != set(workload.dispatch.clusters):
+            yield (
+                f"workloads[{i}].dispatch.clusters",
+                f"its queue {workload.queue!r} in namespace {workload.namespace!r} also "
+                f"holds {earlier.name!r}, dispatched to {', '.join(earlier.dispatch.clusters)}: "
+                "the runs of one queue go to the same clusters (name the same ones, or use "
+                "another queue)",
+            )
 
 
 def _workload(

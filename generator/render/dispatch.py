@@ -70,9 +70,9 @@ from generator.operator_facts import GPU_TOLERATIONS
 from generator.quantities import cpu_quantity, memory_quantity
 from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, Unit, metadata
-from generator.render.queues import KUEUE_API, cluster_queue_name, flavor_quotas
+from generator.render.queues import KUEUE_API, flavor_quotas
 from generator.render.runtimes import add_to_pods, render_training_object
-from generator.render.workloads import namespace_folder
+from generator.render.workloads import render_namespace_base
 
 MANAGER = "management"  # its folder: clusters/management/
 MANAGER_FOLDER = f"clusters/{MANAGER}"
@@ -128,8 +128,36 @@ def kubeconfig_secret(cluster: model.Cluster) -> str:
     return f"{cluster.name}-multikueue"
 
 
-def admission_check_name(config: model.Config) -> str:
-    return f"{config.name}-multikueue"
+def worker_sets(config: model.Config) -> list[tuple[str, ...]]:
+    """The distinct sets of workers the dispatched workloads name, each in the config's
+    cluster order, in the order the workloads first name them."""
+    order = [c.name for c in config.clusters]
+    found: list[tuple[str, ...]] = []
+    for workload in dispatched(config):
+        assert workload.dispatch is not None
+        named = tuple(n for n in order if n in workload.dispatch.clusters)
+        if named not in found:
+            found.append(named)
+    return found
+
+
+def set_name(config: model.Config, workers_named: tuple[str, ...]) -> str:
+    """Names the manager's ClusterQueue, AdmissionCheck and MultiKueueConfig of one set of
+    workers: the platform's name where every dispatched workload names the same workers."""
+    if len(worker_sets(config)) == 1:
+        return config.name
+    return "-".join([config.name, *workers_named])
+
+
+def queue_of(config: model.Config, workload: model.Workload) -> str:
+    """The manager's ClusterQueue a dispatched workload's LocalQueue points at."""
+    assert workload.dispatch is not None
+    order = [c.name for c in config.clusters]
+    return set_name(config, tuple(n for n in order if n in workload.dispatch.clusters))
+
+
+def admission_check_name(config: model.Config, name: str) -> str:
+    return f"{name}-multikueue"
 
 
 def manager_flavor_name(config: model.Config) -> str:
@@ -151,11 +179,16 @@ def render_dispatch_units(config: model.Config) -> list[Unit]:
                 "#\n# The management cluster must run Kubernetes 1.32 or later: its Job\n"
                 "# controller then leaves these Jobs to MultiKueue (spec.managedBy, KEP-4368).\n"
             )
+        # The namespace's own base holds LocalQueues for the workers' ClusterQueue; the
+        # manager's point at the ClusterQueue of the workers each one's runs go to.
         units.append(
             Unit(
                 manager_namespace_folder(namespace),
-                [manager_training_object(config, w) for w in held],
-                includes=[namespace_folder(namespace)],
+                [
+                    *render_namespace_base(config, namespace),
+                    *render_manager_local_queues(config, namespace),
+                    *(manager_training_object(config, w) for w in held),
+                ],
                 comment=note,
             )
         )
@@ -171,32 +204,80 @@ def manager_training_object(config: model.Config, workload: model.Workload) -> M
     return obj
 
 
+def render_manager_local_queues(config: model.Config, namespace: str) -> list[Manifest]:
+    """The namespace's LocalQueues on the manager, each pointing at the ClusterQueue of
+    the workers its workloads name (same names as the workers' LocalQueues: MultiKueue
+    creates the copy in the LocalQueue of the same name there)."""
+    queues: dict[str, str] = {}
+    for workload in dispatched(config):
+        if workload.namespace == namespace and workload.queue:
+            queues[workload.queue] = queue_of(config, workload)
+    return [
+        {
+            "apiVersion": KUEUE_API,
+            "kind": "LocalQueue",
+            "metadata": metadata(queue, platform_labels(config), namespace),
+            "spec": {"clusterQueue": queues[queue]},
+        }
+        for queue in sorted(queues)
+    ]
+
+
 def render_manager_platform(config: model.Config) -> list[Manifest]:
-    """One flavor without node labels (the manager runs no pods; nothing is injected),
-    whose quota is what all the workers' queues offer together, so the manager never
-    holds back a run some worker could take; the MultiKueue check on every run."""
+    """One flavor without node labels (the manager runs no pods; nothing is injected);
+    per set of workers, a ClusterQueue whose quota is what those workers' queues offer
+    together (the manager never holds back a run some worker could take), with the
+    MultiKueue check, its MultiKueueConfig; one MultiKueueCluster per worker."""
     labels = platform_labels(config)
-    resources = ["cpu", "memory", cloud_facts.GPU_RESOURCE]
-    total = fleet_quota(config)
-    check = admission_check_name(config)
     objects: list[Manifest] = [
         {
             "apiVersion": KUEUE_API,
             "kind": "ResourceFlavor",
             "metadata": metadata(manager_flavor_name(config), labels),
             "spec": {},
-        },
+        }
+    ]
+    for named in worker_sets(config):
+        objects += _set_objects(config, named)
+    objects += [
+        {
+            "apiVersion": KUEUE_API,
+            "kind": "MultiKueueCluster",
+            "metadata": {
+                **metadata(cluster.name, labels),
+                # Read by validate (MLG031): the kubeconfig Secret is made once by hand.
+                "annotations": {HAND_MADE_ANNOTATION: kubeconfig_secret(cluster)},
+            },
+            "spec": {
+                "clusterSource": {
+                    "kubeConfig": {"location": kubeconfig_secret(cluster), "locationType": "Secret"}
+                }
+            },
+        }
+        for cluster in workers(config)
+    ]
+    return objects
+
+
+def _set_objects(config: model.Config, named: tuple[str, ...]) -> list[Manifest]:
+    labels = platform_labels(config)
+    name = set_name(config, named)
+    check = admission_check_name(config, name)
+    resources = ["cpu", "memory", cloud_facts.GPU_RESOURCE]
+    total = fleet_quota(config, named)
+    namespaces = sorted({w.namespace for w in dispatched(config) if queue_of(config, w) == name})
+    return [
         {
             "apiVersion": KUEUE_API,
             "kind": "ClusterQueue",
-            "metadata": metadata(cluster_queue_name(config), labels),
+            "metadata": metadata(name, labels),
             "spec": {
                 "namespaceSelector": {
                     "matchExpressions": [
                         {
                             "key": "kubernetes.io/metadata.name",
                             "operator": "In",
-                            "values": manager_namespaces(config),
+                            "values": namespaces,
                         }
                     ]
                 },
@@ -225,41 +306,23 @@ def render_manager_platform(config: model.Config) -> list[Manifest]:
                 "parameters": {
                     "apiGroup": "kueue.x-k8s.io",
                     "kind": "MultiKueueConfig",
-                    "name": config.name,
+                    "name": name,
                 },
             },
         },
         {
             "apiVersion": KUEUE_API,
             "kind": "MultiKueueConfig",
-            "metadata": metadata(config.name, labels),
-            "spec": {"clusters": [c.name for c in workers(config)]},
+            "metadata": metadata(name, labels),
+            "spec": {"clusters": list(named)},
         },
     ]
-    objects += [
-        {
-            "apiVersion": KUEUE_API,
-            "kind": "MultiKueueCluster",
-            "metadata": {
-                **metadata(cluster.name, labels),
-                # Read by validate (MLG031): the kubeconfig Secret is made once by hand.
-                "annotations": {HAND_MADE_ANNOTATION: kubeconfig_secret(cluster)},
-            },
-            "spec": {
-                "clusterSource": {
-                    "kubeConfig": {"location": kubeconfig_secret(cluster), "locationType": "Secret"}
-                }
-            },
-        }
-        for cluster in workers(config)
-    ]
-    return objects
 
 
-def fleet_quota(config: model.Config) -> dict[str, Any]:
-    """The sum over the workers of what their ClusterQueues offer."""
+def fleet_quota(config: model.Config, named: tuple[str, ...]) -> dict[str, Any]:
+    """The sum over these workers of what their ClusterQueues offer."""
     millicores, memory, gpus = 0, 0, 0
-    for cluster in workers(config):
+    for cluster in [c for c in config.clusters if c.name in named]:
         for quota in flavor_quotas(config, cluster):
             millicores += quota.millicores
             memory += quota.memory

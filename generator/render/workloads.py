@@ -44,6 +44,11 @@ def render_workload_units(config: model.Config) -> list[Unit]:
 
 
 def render_namespace(config: model.Config, namespace: str) -> list[Manifest]:
+    return [*render_namespace_base(config, namespace), *render_local_queues(config, namespace)]
+
+
+def render_namespace_base(config: model.Config, namespace: str) -> list[Manifest]:
+    """The Namespace and its namespace-wide NetworkPolicies, without its LocalQueues."""
     labels = platform_labels(config)
     pss_version = f"v{config.kubernetes_version}"
     pod_security = {
@@ -78,7 +83,6 @@ def render_namespace(config: model.Config, namespace: str) -> list[Manifest]:
                 ],
             },
         },
-        *render_local_queues(config, namespace),
     ]
 
 
