@@ -335,3 +335,32 @@ def test_runs_for_other_workers_get_their_own_queue_check_and_config(tmp_path: P
     role = _by_kind(kustomize_build(out / "clusters/gke-west/platform"), "ClusterRole")
     granted = {r["resources"][0] for r in role["ml-fleet-multikueue"]["rules"]}
     assert "pytorchjobs" in granted and "tfjobs" not in granted
+
+
+def test_validate_places_each_run_on_its_workers_and_reports_one_none_could_admit(
+    tmp_path: Path,
+) -> None:
+    """The cluster model evaluates the manager's runs on every worker they may go to: a
+    run that fits only one of them is fine; one that fits none is MLG032."""
+
+    def small_gke(config: dict[str, Any]) -> None:
+        config["clusters"][1]["nodePools"][1]["machineType"] = "g2-standard-4"
+
+    config = _config_with(tmp_path, small_gke)
+    tree = _generate(config, tmp_path / "tree")
+
+    def validate() -> list[str]:
+        args = ["validate", str(tree), "--config", str(config), *schema_args(), "--no-cache"]
+        result = CliRunner().invoke(main, args)
+        output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+        return [line for line in output.splitlines() if "[MLG" in line]
+
+    assert validate() == []
+    run = tree / f"clusters/management/workloads/namespaces/{NAMESPACE}/pytorchjob.yaml"
+    run.write_text(run.read_text().replace("nvidia.com/gpu: 1\n", "nvidia.com/gpu: 4\n"))
+    (found,) = validate()
+    assert found.startswith(
+        f"clusters/management/workloads/namespaces/{NAMESPACE}: PyTorchJob/torch-dispatched: "
+        "spec: [MLG032] no worker could ever admit it, so it waits forever: 'eks-east': "
+    )
+    assert "; 'gke-west': " in found and "the pods ask for 8" in found

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from generator.cluster import evaluate, inventory
+from generator.cluster import dispatched, evaluate, inventory
 from generator.operator_facts import OPERATORS
 from generator.validate import policies
 from generator.validate.cache import ResultCache, canonical, fingerprint
@@ -763,6 +763,7 @@ def _check_clusters(
     """Each cluster of the config, with what its GitOps objects sync to it. A cached
     build whose facts are gone is not judged (the next run without cache is)."""
     memo = evaluate.Memo()  # what clusters given the same builds share
+    inputs: dict[str, dispatched.ClusterInput] = {}
     for cluster in options.clusters:
         paths, operators = cluster_paths(results, cluster.name)
         given = {}
@@ -783,6 +784,23 @@ def _check_clusters(
         report.problems += [
             Problem(f.path, f.object, f.field, f.message, f.rule) for f in verdict.findings
         ]
+        inputs[cluster.name] = dispatched.ClusterInput(
+            given, operators, (infrastructure, built) if built is not None else None
+        )
+    manager: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(results):
+        if path.startswith(MANAGER_PATHS):
+            found = facts_of(path)
+            if found is not None:
+                manager[path] = found
+    report.problems += [
+        Problem(f.path, f.object, f.field, f.message, f.rule)
+        for f in dispatched.dispatched_findings(options.clusters, inputs, manager)
+    ]
+
+
+# The management cluster's paths with dispatched runs and their queues (render/dispatch.py).
+MANAGER_PATHS = ("clusters/management/workloads/namespaces/", "clusters/management/platform")
 
 
 def cluster_paths(results: dict[str, Result], cluster: str) -> tuple[list[str], list[str]]:

@@ -107,6 +107,12 @@ RULES = {
             "a topology request Kueue can honour: the flavor has a Topology with the level, "
             "its nodes carry every level's label, and a pod set that requires one node fits one",
         ),
+        Rule(
+            "MLG032",
+            "dispatch-admissible",
+            "some worker a dispatched run may go to (its queue's MultiKueueConfig) could "
+            "admit and place it, its queue reaches a worker at all",
+        ),
         # What the common scanners (Checkov, kube-score, kubesec) ask of every container.
         Rule(
             "MLG017",
