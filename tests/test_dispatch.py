@@ -364,3 +364,39 @@ def test_validate_places_each_run_on_its_workers_and_reports_one_none_could_admi
         "spec: [MLG032] no worker could ever admit it, so it waits forever: 'eks-east': "
     )
     assert "; 'gke-west': " in found and "the pods ask for 8" in found
+
+
+def test_diff_shows_a_dispatched_run_changed_on_the_management_cluster(tmp_path: Path) -> None:
+    """The run lives on the manager only: that is where `mlgitops diff` shows the change."""
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "mlgitops.yaml").write_text(ARGOCD.read_text())
+    for command in (["init", "-q"], ["add", "mlgitops.yaml"], ["commit", "-q", "-m", "x"]):
+        subprocess.run(
+            [
+                "git",
+                "-C",
+                str(repo),
+                "-c",
+                "user.name=T",
+                "-c",
+                "user.email=t@example.com",
+                "-c",
+                "commit.gpgsign=false",
+                *command,
+            ],
+            check=True,
+            capture_output=True,
+        )
+    config = repo / "mlgitops.yaml"
+    config.write_text(config.read_text().replace("workers: 2\n", "workers: 3\n", 1))
+    result = CliRunner().invoke(main, ["diff", "--config", str(config)])
+    assert result.exit_code == 1, result.output
+    assert result.stdout.splitlines()[:2] == [
+        "cluster management",
+        f"  ~ PyTorchJob/{NAMESPACE}/torch-dispatched",
+    ]
+    assert "spec.pytorchReplicaSpecs.Worker.replicas: 2 -> 3" in result.stdout
+    assert "cluster eks-east" not in result.stdout  # the workers hold no copy in git
