@@ -24,9 +24,11 @@ Facts, at kubernetes-sigs/kueue@v0.17.6:
   (apis/kueue/v1beta2/multikueue_types.go, admissioncheck_types.go). A MultiKueueCluster
   reaches its worker through `spec.clusterSource.kubeConfig` {location, locationType
   Secret}: a Secret of that name in Kueue's namespace (kueue-system) whose key
-  `kubeconfig` holds the kubeconfig (MultiKueueConfigSecretKey). Kubeconfigs that run
-  programs or read files are refused unless the deprecated MultiKueueAllowInsecureKubeconfigs
-  gate is on (site .../setup_multikueue.md), so the kubeconfig is a token one: the
+  `kubeconfig` holds the kubeconfig (MultiKueueConfigSecretKey). It is refused with an
+  exec plugin, an auth provider, a token or CA *file*, basic auth or insecure TLS
+  (pkg/controller/admissionchecks/multikueue/multikueuecluster.go validateKubeconfig,
+  unless the deprecated MultiKueueAllowInsecureKubeconfigs gate is on), so the
+  kubeconfig is a token one with the CA inline: the
   ServiceAccount below, with the rights Kueue's create-multikueue-kubeconfig.sh gives it
   for the kinds dispatched here (workloads and workloads/status, each kind and its
   status).
@@ -91,10 +93,6 @@ DISPATCHED_RESOURCES: dict[str, tuple[str, str]] = {
 
 def dispatched(config: model.Config) -> list[model.Workload]:
     return [w for w in config.workloads if w.dispatch is not None]
-
-
-def is_dispatched(workload: model.Workload) -> bool:
-    return workload.dispatch is not None
 
 
 def workers(config: model.Config) -> list[model.Cluster]:
