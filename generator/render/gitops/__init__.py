@@ -228,7 +228,9 @@ def _in_namespace(obj: Manifest, namespace: str) -> Manifest:
 def manager_sync_paths(config: model.Config, units: dict[str, Unit]) -> list[SyncPath]:
     """What the management cluster holds for dispatched workloads (render/dispatch.py):
     Kueue and the CRDs of the runtimes it dispatches (no controller: it runs no pods),
-    then its queues and MultiKueue objects, then one path per namespace."""
+    then its queues and MultiKueue objects, then one path per namespace. Kueue and the
+    CRDs share a layer: Kueue v0.17.6 sets up an integration whose CRD is not there yet
+    once it appears (pkg/controller/jobframework/setup.go waitForAPI)."""
     workloads = dispatch.dispatched(config)
     if not workloads:
         return []
