@@ -400,3 +400,28 @@ def test_diff_shows_a_dispatched_run_changed_on_the_management_cluster(tmp_path:
     ]
     assert "spec.pytorchReplicaSpecs.Worker.replicas: 2 -> 3" in result.stdout
     assert "cluster eks-east" not in result.stdout  # the workers hold no copy in git
+
+
+def test_a_dispatched_runs_secrets_are_made_on_the_workers_where_its_pods_run(
+    tmp_path: Path,
+) -> None:
+    def with_secret(config: dict[str, Any]) -> None:
+        config["workloads"][0]["secrets"] = [
+            {"name": "hf-token", "from": "hf-token", "env": "HF_TOKEN"}
+        ]
+
+    config = _config_with(tmp_path, with_secret)
+    tree = _generate(config, tmp_path / "tree")
+    for worker in WORKERS:
+        built = kustomize_build(tree / f"clusters/{worker}/workloads/namespaces/{NAMESPACE}")
+        assert "hf-token" in _by_kind(built, "ExternalSecret")
+    held = kustomize_build(tree / f"clusters/management/workloads/namespaces/{NAMESPACE}")
+    assert not _by_kind(held, "ExternalSecret")  # the manager runs no pods
+    args = ["validate", str(tree), "--config", str(config), *schema_args(), "--no-cache"]
+    result = CliRunner().invoke(main, args)
+    output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+    assert result.exit_code == 0, output
+    assert (
+        "PyTorchJob/torch-dispatched: [MLG030] waived: dispatched: its pods run on a worker"
+        in output
+    )

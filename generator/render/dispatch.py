@@ -199,6 +199,13 @@ def manager_training_object(config: model.Config, workload: model.Workload) -> M
     obj = render_training_object(config, workload)
     if workload.resources.gpu:
         add_to_pods(obj, {"tolerations": [dict(t) for t in GPU_TOLERATIONS]})
+    if workload.secrets or workload.image_pull_secrets:
+        # Its pods run on a worker, whose namespace path makes their Secrets (as for any
+        # workload there); the manager runs none, so MLG030 does not apply here.
+        annotations = obj["metadata"].setdefault("annotations", {})
+        annotations[SECRETS_WAIVER] = (
+            "dispatched: its pods run on a worker, where the namespace's secrets are made"
+        )
     return obj
 
 
@@ -397,6 +404,7 @@ def render_worker_access(config: model.Config, cluster: model.Cluster) -> list[M
 
 
 HAND_MADE_ANNOTATION = "mlgitops.io/kubeconfig-made-by-hand"  # validate MLG031 reads it
+SECRETS_WAIVER = "mlgitops.io/waive-mlg030"  # validate's waiver of MLG030, with its reason
 
 
 def kubeconfig_commands(config: model.Config) -> list[str]:
