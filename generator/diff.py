@@ -52,8 +52,9 @@ from generator.config import model
 from generator.config.load import MAX_CONFIG_BYTES
 from generator.errors import ConfigError, MlgitopsError, Problem, UsageError
 from generator.layout import Layout
+from generator.render import dispatch
 from generator.render.entrypoints import cluster_folder
-from generator.render.gitops import gitops_folder, scopes, sync_paths
+from generator.render.gitops import gitops_folder, manager_sync_paths, scopes, sync_paths
 from generator.render.objects import Document, Manifest, Unit
 
 TargetType = Literal["cluster", "scope"]
@@ -195,6 +196,12 @@ def targets(config: model.Config, units: list[Unit | Document]) -> list[Target]:
                 tuple(d for d in documents if d.path.startswith(own)),
             )
         )
+    manager = manager_sync_paths(config, by_folder)
+    if manager:
+        # The management cluster's own paths: what dispatched runs change (render/dispatch.py).
+        folders = [dispatch.manager_gitops_folder()]
+        folders += [p.path for p in manager if p.operator is None]
+        found.append(Target("cluster", dispatch.MANAGER, tuple(folders)))
     found += [Target("scope", scope.folder, (scope.folder,)) for scope in scopes(config)]
     return found
 

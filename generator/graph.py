@@ -7,7 +7,9 @@ workloads. A workload is one node however many clusters run it, so the picture s
 where each one runs. Edges: cluster → its sync objects → the path each syncs → the
 workloads in that path, and a dashed `before` edge from every sync object to each
 one that depends on it (`dependsOn` for Flux; for Argo CD the same order is kept by
-the waves).
+the waves). With dispatched workloads (render/dispatch.py) the management cluster is a
+cluster node too: its namespace paths hold the runs, and a dashed `dispatches` edge goes
+from its queues' path (the ClusterQueue with the MultiKueue check) to every worker.
 
 Node ids are numbered in the config's order (clusters, then their sync paths in sync
 order; workloads in the config's order), so the same config gives the same bytes.
@@ -24,12 +26,13 @@ from typing import Literal
 
 from generator.config import model
 from generator.errors import MlgitopsError, UsageError
-from generator.render.gitops import scopes, sync_paths
+from generator.render import dispatch
+from generator.render.gitops import SyncPath, manager_sync_paths, scopes, sync_paths
 from generator.render.objects import Document, Unit
 from generator.render.runtimes import render_training_object
 
 NodeKind = Literal["cluster", "sync", "path", "workload"]
-EdgeKind = Literal["syncs", "path", "runs", "before"]
+EdgeKind = Literal["syncs", "path", "runs", "before", "dispatches"]
 FORMATS = ("mermaid", "dot", "svg")
 
 
@@ -67,17 +70,31 @@ def fleet_graph(config: model.Config, units: list[Unit | Document]) -> Graph:
     edges: list[Edge] = []
     path_ids: dict[tuple[str, ...], str] = {}
     sync_count = 0
-    for cluster_index, cluster in enumerate(config.clusters):
-        cluster_id = f"c{cluster_index}"
-        nodes.append(Node(cluster_id, "cluster", _cluster_lines(cluster, scope_of[cluster.name])))
+    manager = manager_sync_paths(config, by_folder)
+    targets: list[tuple[str, list[SyncPath], list[model.Workload]]] = []
+    for cluster in config.clusters:
+        held = [w for w in config.workloads_on(cluster) if w.dispatch is None]
+        targets.append((cluster.name, sync_paths(config, cluster, by_folder), held))
+    if manager:
+        targets.append((dispatch.MANAGER, manager, dispatch.dispatched(config)))
+    cluster_ids = {name: f"c{i}" for i, (name, _, _) in enumerate(targets)}
+    for name, paths, held in targets:
+        cluster_id = cluster_ids[name]
+        named = next((c for c in config.clusters if c.name == name), None)
+        described: tuple[str, ...]
+        if named is None:
+            described = (name, "the management cluster, synced from bootstrap/fleet")
+        else:
+            described = _cluster_lines(named, scope_of[named.name])
+        nodes.append(Node(cluster_id, "cluster", described))
         sync_ids: dict[str, str] = {}
-        for path in sync_paths(config, cluster, by_folder):
+        for path in paths:
             sync_id = sync_ids[path.name] = f"s{sync_count}"
             sync_count += 1
             lines = [f"{engine} {path.name}"]
             if config.gitops == "argocd":
                 lines.append(f"wave {path.order}")
-            if path.on_management:
+            if path.on_management and path.cluster is not None:
                 lines.append("applied to the management cluster")
             nodes.append(Node(sync_id, "sync", tuple(lines)))
             edges.append(Edge(cluster_id, sync_id, "syncs"))
@@ -92,8 +109,13 @@ def fleet_graph(config: model.Config, units: list[Unit | Document]) -> Graph:
             if path.holds_jobs:
                 edges += [
                     Edge(path_ids[where], workload_ids[w.name], "runs")
-                    for w in config.workloads_on(cluster)
+                    for w in held
                     if w.namespace == path.namespace
+                ]
+            if path.path == dispatch.manager_platform_folder():
+                edges += [
+                    Edge(path_ids[where], cluster_ids[worker.name], "dispatches")
+                    for worker in dispatch.workers(config)
                 ]
     for workload in config.workloads:
         kind = render_training_object(config, workload)["kind"]
@@ -114,6 +136,7 @@ _MERMAID_ARROWS = {
     "path": "-->",
     "runs": "-->",
     "before": "-.->|before|",
+    "dispatches": "-.->|dispatches|",
 }
 
 
@@ -153,6 +176,7 @@ _DOT_EDGES = {
     "path": "",
     "runs": "",
     "before": ' [style=dashed, label="before"]',
+    "dispatches": ' [style=dashed, label="dispatches"]',
 }
 
 

@@ -415,6 +415,42 @@ EXTERNAL_SECRETS = Operator(
 EXTERNAL_SECRETS_ACCOUNT = "external-secrets"  # the controller's ServiceAccount (chart fullname)
 
 
+# The management cluster holds dispatched Kubeflow v1 jobs without running them
+# (render/dispatch.py): only the Training Operator's CRDs, kubeflow/trainer@v1.9.4
+# manifests/base/crds (a kustomization of the six kubeflow.org CRDs; Kueue's
+# site/content/en/docs/tasks/run/multikueue/kubeflow.md at v0.17.6 installs the manager
+# that way), so no controller there creates pods whatever `runPolicy.managedBy` says.
+TRAINING_OPERATOR_CRDS = Operator(
+    "training-operator-crds",
+    TRAINING_OPERATOR.repo,
+    TRAINING_OPERATOR.tag,
+    "manifests/base/crds",
+    "default",  # its objects are cluster-scoped
+    kinds=(("apiextensions.k8s.io", "CustomResourceDefinition"),),
+)
+
+
+def manager_operators_for(workloads: list[model.Workload]) -> list[Operator]:
+    """What the management cluster needs for the dispatched workloads' kinds, none of
+    which may create pods there: MultiKueue's webhook sets the manager's copy's managedBy
+    to kueue.x-k8s.io/multikueue (kueue v0.17.6 site/content/en/docs/tasks/run/multikueue/).
+    - Kubeflow v1 jobs: the CRDs only (above).
+    - JobSet: JobSet itself, whose controller leaves a JobSet with another `managedBy`
+      alone (kubernetes-sigs/jobset@v0.12.0 pkg/controllers/jobset_controller.go,
+      managedByExternalController); its CRD folder alone would keep a conversion webhook
+      to a Service that would not exist (config/components/crd/patches/webhook_in_jobsets.yaml).
+    - batch Job: nothing to install; the built-in Job controller skips a Job whose
+      `spec.managedBy` is not its own from Kubernetes 1.32, where the JobManagedBy gate is
+      beta and on (KEP-4368: alpha 1.30, beta 1.32, GA 1.35), so the manager needs 1.32+."""
+    runtimes = {w.runtime for w in workloads}
+    needed = []
+    if runtimes & set(model.KUBEFLOW_V1_RUNTIMES):
+        needed.append(TRAINING_OPERATOR_CRDS)
+    if "jobset" in runtimes:
+        needed.append(JOBSET)
+    return needed
+
+
 OPERATORS = (
     TRAINING_OPERATOR,
     JOBSET,

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from generator.cli import main
 from generator.validate import schema_sources
-from generator.validate.schemas import MissingSchema, SchemaSet
+from generator.validate.schemas import MissingSchema, SchemaSet, python_patterns
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -136,7 +136,7 @@ def _crd_validator(group: str, kind: str, version: str) -> jsonschema.protocols.
         return found
     path = SCHEMAS_FOLDER / group / f"{kind.lower()}_{version}.json"
     assert path.is_file(), f"no schema for {group}/{version} {kind} in {SCHEMAS_FOLDER}"
-    schema = json.loads(path.read_text())
+    schema = python_patterns(json.loads(path.read_text()))  # Go patterns, as validate reads them
     validator: jsonschema.protocols.Validator = jsonschema.validators.validator_for(schema)(schema)
     return validator
 

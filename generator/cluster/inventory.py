@@ -171,6 +171,9 @@ SIMPLE: dict[str, Callable[[Mapping[str, Any]], Fact]] = {
     "PriorityClass": lambda spec: {},
     "LocalQueue": lambda spec: {"clusterQueue": spec.get("clusterQueue")},
     "ClusterQueue": lambda spec: {"spec": dict(spec)},
+    # MultiKueue on the management cluster (cluster/dispatched.py).
+    "AdmissionCheck": lambda spec: {"spec": dict(spec)},
+    "MultiKueueConfig": lambda spec: {"clusters": list(spec.get("clusters") or ())},
     "ResourceFlavor": lambda spec: {"spec": dict(spec)},
     "Topology": lambda spec: {
         "levels": [str(lv.get("nodeLabel")) for lv in spec.get("levels") or []]

@@ -307,6 +307,27 @@ class NcclSettings:
     )
 
 
+DispatchMode = Literal["multikueue"]
+# What Kueue v0.17.6's MultiKueue can dispatch, of the runtimes mlgitops generates: each
+# has a MultiKueue adapter at that tag (pkg/controller/jobs/job/job_multikueue_adapter.go,
+# jobset/jobset_multikueue_adapter.go, kubeflow/jobs/pytorchjob/pytorch_multikueue_adapter.go,
+# kubeflow/jobs/tfjob/tfjob_multikueue_adapter.go, trainjob/trainjob_multikueue_adapter.go).
+# A trainjob is not dispatched yet: the manager's Kueue builds its pod sets from its
+# ClusterTrainingRuntime, which mlgitops generates per cloud (render/dispatch.py).
+DISPATCHABLE_RUNTIMES = ("job", "pytorchjob", "tfjob", "jobset")
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """Submit the run once, on the management cluster, and let Kueue's MultiKueue give it
+    to the first of `clusters` that admits it (render/dispatch.py)."""
+
+    mode: DispatchMode = field(metadata=spec(doc="multikueue: Kueue MultiKueue on the manager"))
+    clusters: tuple[DnsLabel, ...] = field(
+        metadata=spec(doc="the worker clusters it may run on (EKS or GKE)", min_items=1)
+    )
+
+
 @dataclass(frozen=True)
 class Workload:
     name: WorkloadName = field(metadata=spec(doc="names the Job, its Service and its base folder"))
@@ -451,8 +472,19 @@ class Workload:
         default=(),
         metadata=spec(doc="datasets: [{name, source | sources, mountPath, readOnly?}]"),
     )
+    dispatch: Dispatch | None = field(
+        default=None,
+        metadata=spec(
+            doc="submit on the management cluster; MultiKueue runs it on one of these "
+            "clusters: {mode: multikueue, clusters: [...]} (needs queue)"
+        ),
+    )
 
     def runs_on(self, cluster: str) -> bool:
+        """Whether the cluster holds the workload's namespace: for a dispatched workload,
+        each worker it may land on (its training object itself is on the manager)."""
+        if self.dispatch is not None:
+            return cluster in self.dispatch.clusters
         return not self.clusters or cluster in self.clusters
 
     def resources_on(self, cloud: str) -> Resources:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from generator import cloud_facts, operator_facts
 from generator.cluster import nodes
 from generator.config import model
+from generator.config.dispatch_rules import dispatch_problems
 from generator.quantities import cpu_quantity, readable_memory
 from generator.render import datasets, secrets
 from generator.render.pods import WRITABLE_ENV
@@ -93,6 +94,7 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *(p for i, w in loaded.workloads for p in _topology(w, f"workloads[{i}]", loaded)),
         *(p for i, c in loaded.clusters for p in _topology_types(c, f"clusters[{i}]", loaded)),
         *_sync_names(loaded),
+        *dispatch_problems(loaded.workloads, loaded.clusters),
         *_priorities(loaded),
         *_secrets_shared(loaded),
         *(p for i, w in loaded.workloads for p in _secret_stores(w, f"workloads[{i}]", loaded)),
@@ -622,6 +624,9 @@ def _placement(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[
             f"{path}.overrides.local.resources.gpu",
             "local clusters have no GPUs: leave gpu out (local runs on CPU)",
         )
+    if workload.dispatch is not None:
+        yield from _dispatch_placement(workload, path, loaded)
+        return
     for _, cluster in loaded.clusters:
         if _malformed_node_types(cluster):
             continue  # the node type's own problem says it; its capacity is unknown
@@ -637,6 +642,66 @@ def _placement(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[
             yield from _pod_fits(workload, path, cluster)
         if workload.runs_on(cluster.name):
             yield from _shared_storage(workload, path, cluster)
+
+
+def _dispatch_placement(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[Found]:
+    """A dispatched run goes to a worker whose Kueue admits it: it must fit some worker,
+    not every one (one that cannot take it never admits it, and the run goes elsewhere).
+    Its pods fit a worker when they would on a fixed cluster; a shared checkpoint needs
+    what it needs on each worker, since the claim is synced to all of them."""
+    assert workload.dispatch is not None
+    workers = [
+        c
+        for _, c in loaded.clusters
+        if c.name in workload.dispatch.clusters and not isinstance(c, model.LocalCluster)
+    ]
+    reasons: list[str] = []
+    for cluster in workers:
+        yield from _shared_storage(workload, path, cluster)
+        if _malformed_node_types(cluster):
+            return  # the node type's own problem says it; its capacity is unknown
+        if workload.resources.gpu and not _has_gpu_nodes(cluster):
+            reasons.append(f"{cluster.name!r} has no GPU nodes")
+            continue
+        problems = [message for _, message in _pod_fits(workload, path, cluster)]
+        problems += _run_fits_quota(workload, cluster)
+        if not problems:
+            return
+        reasons.append(f"{cluster.name!r}: {problems[0]}")
+    if workers and len(reasons) == len(workers):
+        yield (
+            f"{path}.dispatch.clusters",
+            "no worker could ever admit the run, so it would wait forever: " + "; ".join(reasons),
+        )
+
+
+def _run_fits_quota(workload: model.Workload, cluster: model.Cluster) -> list[str]:
+    """Kueue admits a run only whole: all its pods within the quota of the flavors they
+    may use (render/queues.py: what those nodes offer together)."""
+    wanted = nodes.pod_amounts(workload.resources).times(workload.pod_count)
+    usable = [
+        g
+        for g in nodes.node_groups(cluster)
+        if (g.gpu_type is not None if workload.resources.gpu else not g.tainted)
+        and g.allocatable is not None
+    ]
+    if not usable:
+        return []
+    offered = nodes.Amounts(0, 0, 0)
+    for group in usable:
+        assert group.allocatable is not None
+        room = group.allocatable.times(group.nodes)
+        offered = nodes.Amounts(
+            offered.millicores + room.millicores,
+            offered.memory + room.memory,
+            offered.gpus + room.gpus,
+        )
+    if offered.holds(nodes.Amounts(wanted.millicores, wanted.memory, wanted.gpus)):
+        return []
+    return [
+        f"its {workload.pod_count} pods ask for {_amounts(wanted)} together, more than "
+        f"the cluster's queue offers them ({_amounts(offered)})"
+    ]
 
 
 def _malformed_node_types(cluster: model.Cluster) -> bool:

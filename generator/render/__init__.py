@@ -5,6 +5,7 @@ from __future__ import annotations
 from generator.config import model
 from generator.render.ci import render_ci_units
 from generator.render.clusters import render_cluster_units
+from generator.render.dispatch import render_dispatch_units
 from generator.render.entrypoints import render_entrypoint_units
 from generator.render.gitops import render_gitops_units
 from generator.render.gpu_metrics import render_gpu_metrics_units
@@ -23,5 +24,6 @@ def render(config: model.Config) -> list[Unit | Document]:
         *render_cluster_units(config),
         *render_platform_units(config),
         *render_gpu_metrics_units(config),
+        *render_dispatch_units(config),
     ]
     return [*units, *render_gitops_units(config, units), *render_ci_units(config)]

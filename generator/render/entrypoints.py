@@ -190,7 +190,7 @@ def _efa_patches(
 ) -> list[Patch]:
     """EFA interfaces and libfabric's settings for the GPU pods, where the cluster's
     node groups have EFA (render/fabric.py)."""
-    found = [fabric.efa_patch(config, cluster, w) for w in workloads]
+    found = [fabric.efa_patch(config, cluster, w) for w in workloads if w.dispatch is None]
     return [p for p in found if p is not None]
 
 
@@ -238,7 +238,10 @@ def _image_rewrites(
     if not cluster.image_registry:
         return []
     registry = cluster.image_registry.rstrip("/")
-    repositories = sorted({image_repository(w.image) for w in workloads})
+    # A dispatched run's image is the manager's object's, copied as it is (render/dispatch.py).
+    repositories = sorted({image_repository(w.image) for w in workloads if w.dispatch is None})
+    if not repositories:
+        return []
     return [{"name": repo, "newName": f"{registry}/{image_path(repo)}"} for repo in repositories]
 
 

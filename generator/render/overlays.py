@@ -270,6 +270,9 @@ def overlay_scheduling(profile: CloudProfile, workload: model.Workload) -> list[
 
 def workload_differs_on(config: model.Config, cloud: str, workload: model.Workload) -> bool:
     profile = cloud_facts.CLOUD_PROFILES[cloud]
+    if workload.dispatch is not None:
+        # No training object on the workers to patch (render/dispatch.py): the claim only.
+        return bool(claim_size_on(profile, workload))
     changed = workload.resources_on(cloud) != workload.resources
     return (
         changed
@@ -332,7 +335,7 @@ def render_workload_overlay(config: model.Config, cloud: str, workload: model.Wo
     operations = json_patch.diff(base, on_cloud)
     kind = base["kind"]
     patches = []
-    if operations:
+    if operations and workload.dispatch is None:
         patches.append(
             Patch(f"{kind.lower()}.yaml", {"kind": kind, "name": workload.name}, operations)
         )

@@ -9,6 +9,7 @@ in turn, so they are one path between the two.
 from __future__ import annotations
 
 from generator.config import model
+from generator.render.dispatch import is_worker, render_worker_access
 from generator.render.objects import Unit
 from generator.render.queues import (
     render_cluster_queue_objects,
@@ -41,5 +42,7 @@ def render_platform_units(config: model.Config) -> list[Unit]:
         if runs_queues(config, cluster):
             objects += render_cluster_queue_objects(config, cluster)
         objects += render_priority_classes(config, cluster)
+        if is_worker(config, cluster):
+            objects += render_worker_access(config, cluster)
         units.append(Unit(platform_folder(cluster), objects))
     return units

@@ -175,6 +175,15 @@ def _flavors(config: model.Config, cluster: model.Cluster) -> list[Flavor]:
     return found
 
 
+def flavor_quotas(config: model.Config, cluster: model.Cluster) -> list[nodes.Amounts]:
+    """What each flavor of a cloud cluster's ClusterQueue offers (as `_flavors` quotes it)."""
+    found = []
+    for group in nodes.node_groups(cluster):
+        assert group.allocatable is not None, "the config rules require known node capacities"
+        found.append(group.allocatable.times(group.nodes))
+    return found
+
+
 def _largest_local_run(config: model.Config, cluster: model.Cluster) -> dict[str, Any]:
     """A quota that admits any one queued workload as it runs on a laptop, not two."""
     cpu_millis, memory = 0, 0

@@ -44,6 +44,11 @@ def render_workload_units(config: model.Config) -> list[Unit]:
 
 
 def render_namespace(config: model.Config, namespace: str) -> list[Manifest]:
+    return [*render_namespace_base(config, namespace), *render_local_queues(config, namespace)]
+
+
+def render_namespace_base(config: model.Config, namespace: str) -> list[Manifest]:
+    """The Namespace and its namespace-wide NetworkPolicies, without its LocalQueues."""
     labels = platform_labels(config)
     pss_version = f"v{config.kubernetes_version}"
     pod_security = {
@@ -78,7 +83,6 @@ def render_namespace(config: model.Config, namespace: str) -> list[Manifest]:
                 ],
             },
         },
-        *render_local_queues(config, namespace),
     ]
 
 
@@ -86,7 +90,10 @@ def render_workload(config: model.Config, workload: model.Workload) -> list[Mani
     objects = [render_service_account(config, workload)]
     if runtimes.has_own_service(workload):
         objects.append(render_headless_service(config, workload))
-    objects.append(runtimes.render_training_object(config, workload))
+    if workload.dispatch is None:
+        # A dispatched run's object is on the management cluster (render/dispatch.py);
+        # MultiKueue creates it on the worker that admits it, beside these objects.
+        objects.append(runtimes.render_training_object(config, workload))
     if workload.checkpoint:
         objects.append(render_checkpoint_claim(config, workload, workload.checkpoint))
     objects.extend(render_network_policies(config, workload))

@@ -40,7 +40,7 @@ from typing import Any
 
 import yaml
 
-from generator.cluster import evaluate, inventory
+from generator.cluster import dispatched, evaluate, inventory
 from generator.operator_facts import OPERATORS
 from generator.validate import policies
 from generator.validate.cache import ResultCache, canonical, fingerprint
@@ -714,6 +714,9 @@ def _check_secret_references(results: dict[str, Result], report: Report) -> None
             for obj, field_path, namespace, secret in result.secret_refs:
                 if (namespace, secret) in made:
                     continue
+                if str(obj).startswith("MultiKueueCluster/"):
+                    report.problems.append(_missing_kubeconfig(where, obj, field_path, secret))
+                    continue
                 report.problems.append(
                     Problem(
                         where,
@@ -726,6 +729,20 @@ def _check_secret_references(results: dict[str, Result], report: Report) -> None
                         policies.SECRET_REFERENCES,
                     )
                 )
+
+
+def _missing_kubeconfig(where: str, obj: str, field_path: str, secret: str) -> Problem:
+    """MLG031: MultiKueue cannot reach a worker whose kubeconfig Secret does not exist."""
+    return Problem(
+        where,
+        obj,
+        field_path,
+        f"reads its worker's kubeconfig from Secret {secret!r} (key kubeconfig) in "
+        f"{policies.KUEUE_NAMESPACE!r}, which nothing creates (an ExternalSecret, a Secret, "
+        f"or by hand as its {policies.HAND_MADE_KUBECONFIG_ANNOTATION} annotation says): "
+        "MultiKueue never connects, and nothing is dispatched to that worker",
+        policies.KUBECONFIG_SECRETS,
+    )
 
 
 def cluster_facts(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -746,6 +763,7 @@ def _check_clusters(
     """Each cluster of the config, with what its GitOps objects sync to it. A cached
     build whose facts are gone is not judged (the next run without cache is)."""
     memo = evaluate.Memo()  # what clusters given the same builds share
+    inputs: dict[str, dispatched.ClusterInput] = {}
     for cluster in options.clusters:
         paths, operators = cluster_paths(results, cluster.name)
         given = {}
@@ -766,6 +784,23 @@ def _check_clusters(
         report.problems += [
             Problem(f.path, f.object, f.field, f.message, f.rule) for f in verdict.findings
         ]
+        inputs[cluster.name] = dispatched.ClusterInput(
+            given, operators, (infrastructure, built) if built is not None else None
+        )
+    manager: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(results):
+        if path.startswith(MANAGER_PATHS):
+            found = facts_of(path)
+            if found is not None:
+                manager[path] = found
+    report.problems += [
+        Problem(f.path, f.object, f.field, f.message, f.rule)
+        for f in dispatched.dispatched_findings(options.clusters, inputs, manager)
+    ]
+
+
+# The management cluster's paths with dispatched runs and their queues (render/dispatch.py).
+MANAGER_PATHS = ("clusters/management/workloads/namespaces/", "clusters/management/platform")
 
 
 def cluster_paths(results: dict[str, Result], cluster: str) -> tuple[list[str], list[str]]:

@@ -17,6 +17,14 @@ REQUIRE_DIGEST_ANNOTATION = "mlgitops.io/require-digest"
 # the `kubectl create secret` lines its kustomization lists), comma-separated.
 HAND_MADE_SECRETS_ANNOTATION = "mlgitops.io/secrets-made-by-hand"
 SECRET_REFERENCES = "MLG030"
+# MultiKueue (render/dispatch.py): a MultiKueueCluster reads its worker's kubeconfig from a
+# Secret of Kueue's namespace (kueue v0.17.6 apis/kueue/v1beta2/multikueue_types.go:
+# `location` names a Secret "inside the namespace in which the kueue controller manager
+# is running", key `kubeconfig`; locationType defaults to Secret); mlgitops' Kueue runs in
+# kueue-system. The annotation names the Secret made once by hand.
+KUBECONFIG_SECRETS = "MLG031"
+HAND_MADE_KUBECONFIG_ANNOTATION = "mlgitops.io/kubeconfig-made-by-hand"
+KUEUE_NAMESPACE = "kueue-system"
 HIGH_ID = 10000
 
 Finding = tuple[str, str]  # (field path, message)
@@ -99,6 +107,12 @@ RULES = {
             "a topology request Kueue can honour: the flavor has a Topology with the level, "
             "its nodes carry every level's label, and a pod set that requires one node fits one",
         ),
+        Rule(
+            "MLG032",
+            "dispatch-admissible",
+            "some worker a dispatched run may go to (its queue's MultiKueueConfig) could "
+            "admit and place it, its queue reaches a worker at all",
+        ),
         # What the common scanners (Checkov, kube-score, kubesec) ask of every container.
         Rule(
             "MLG017",
@@ -137,6 +151,13 @@ RULES = {
             "where it runs: by an ExternalSecret, or by hand as its Namespace's "
             f"{HAND_MADE_SECRETS_ANNOTATION} annotation says",
         ),
+        Rule(
+            KUBECONFIG_SECRETS,
+            "multikueue-kubeconfig",
+            "every MultiKueueCluster's kubeconfig Secret is created in kueue-system: by an "
+            f"ExternalSecret, a Secret, or by hand as its {HAND_MADE_KUBECONFIG_ANNOTATION} "
+            "annotation says",
+        ),
     )
 }
 
@@ -148,6 +169,9 @@ def secret_references(obj: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
     credentials. Training runtimes' templates are left out (their pods' namespace is
     the TrainJob's)."""
     namespace = (obj.get("metadata") or {}).get("namespace") or "default"
+    kubeconfig = _multikueue_kubeconfig(obj)
+    if kubeconfig:
+        yield "spec.clusterSource.kubeConfig.location", KUEUE_NAMESPACE, kubeconfig
     for at, spec in pod_specs(obj):
         for i, pull in enumerate(spec.get("imagePullSecrets") or []):
             if isinstance(pull, dict) and pull.get("name"):
@@ -169,6 +193,18 @@ def secret_references(obj: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
                         yield f"{where}.envFrom[{k}]", namespace, str(ref["name"])
 
 
+def _multikueue_kubeconfig(obj: dict[str, Any]) -> str | None:
+    """The Secret a MultiKueueCluster reads its kubeconfig from, if it names one."""
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    if obj.get("kind") != "MultiKueueCluster" or group != "kueue.x-k8s.io":
+        return None
+    source = ((obj.get("spec") or {}).get("clusterSource") or {}).get("kubeConfig") or {}
+    if not isinstance(source, dict) or source.get("locationType", "Secret") != "Secret":
+        return None
+    location = source.get("location")
+    return str(location) if location else None
+
+
 def secrets_created(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
     """(namespace, Secret) for each Secret this object makes exist: a Secret, an
     ExternalSecret's target (its `target.name`, else its own name: ESO v2.6.0
@@ -182,6 +218,10 @@ def secrets_created(obj: dict[str, Any]) -> Iterator[tuple[str, str]]:
     elif kind == "ExternalSecret" and group == "external-secrets.io":
         target = ((obj.get("spec") or {}).get("target") or {}).get("name")
         yield namespace, str(target or meta.get("name"))
+    elif kind == "MultiKueueCluster" and group == "kueue.x-k8s.io":
+        made = (meta.get("annotations") or {}).get(HAND_MADE_KUBECONFIG_ANNOTATION, "")
+        if str(made).strip():
+            yield KUEUE_NAMESPACE, str(made).strip()
     elif kind == "Namespace" and group == "":
         listed = (meta.get("annotations") or {}).get(HAND_MADE_SECRETS_ANNOTATION, "")
         for name in str(listed).split(","):

@@ -170,6 +170,24 @@ def _download(url: str) -> dict[str, Any] | None:
     return schema
 
 
+_GO_LEADING_FLAGS = re.compile(r"^\^(\(\?[imsU]+\))")
+
+
+def python_patterns(schema: Any) -> Any:
+    """CRD patterns are Go (RE2) expressions, where flags may follow the anchor
+    (Kueue v0.17.6's AdmissionCheck `parameters.kind`: `^(?i)[a-z]...`); Python's `re`
+    takes global flags only first, so `^(?i)x` is read as the same `(?i)^x`."""
+    if isinstance(schema, dict):
+        found = {k: python_patterns(v) for k, v in schema.items()}
+        pattern = found.get("pattern")
+        if isinstance(pattern, str):
+            found["pattern"] = _GO_LEADING_FLAGS.sub(r"\1^", pattern)
+        return found
+    if isinstance(schema, list):
+        return [python_patterns(v) for v in schema]
+    return schema
+
+
 class SchemaSet:
     """Finds and compiles the schema for each (version, apiVersion, kind) once."""
 
@@ -193,6 +211,7 @@ class SchemaSet:
         for location in self.locations:
             schema = _load_location(location, group, version, kind)
             if schema is not None:
+                schema = python_patterns(schema)
                 cls = jsonschema.validators.validator_for(
                     schema, default=jsonschema.Draft7Validator
                 )

@@ -26,10 +26,12 @@ from generator.operator_facts import (
     CONTROLLER_NAMESPACED_KINDS,
     DCGM_EXPORTER,
     GPU_METRICS_NAMESPACE,
+    KUEUE,
     Operator,
+    manager_operators_for,
     operators_for,
 )
-from generator.render import fabric, secrets
+from generator.render import dispatch, fabric, secrets
 from generator.render.clusters import infrastructure_folder
 from generator.render.clusters.common import infra_namespace
 from generator.render.entrypoints import (
@@ -52,7 +54,7 @@ class SyncPath:
 
     name: str
     path: str
-    cluster: model.Cluster
+    cluster: model.Cluster | None  # None: the management cluster's own (render/dispatch.py)
     on_management: bool  # applied to the management cluster rather than the cluster itself
     namespace: str
     order: int  # 0 infrastructure, 1 operators and storage, 2 runtimes, then workloads
@@ -223,6 +225,50 @@ def _in_namespace(obj: Manifest, namespace: str) -> Manifest:
     return {**obj, "metadata": {**obj["metadata"], "namespace": namespace}}
 
 
+def manager_sync_paths(config: model.Config, units: dict[str, Unit]) -> list[SyncPath]:
+    """What the management cluster holds for dispatched workloads (render/dispatch.py):
+    Kueue and the CRDs of the runtimes it dispatches (no controller: it runs no pods),
+    then its queues and MultiKueue objects, then one path per namespace. Kueue and the
+    CRDs share a layer: Kueue v0.17.6 sets up an integration whose CRD is not there yet
+    once it appears (pkg/controller/jobframework/setup.go waitForAPI)."""
+    workloads = dispatch.dispatched(config)
+    if not workloads:
+        return []
+    layers = [
+        _Layer(KUEUE.name, KUEUE.source_path(config.gitops), KUEUE.namespace, 1, operator=KUEUE)
+    ]
+    layers += [
+        _Layer(op.name, op.source_path(config.gitops), op.namespace, 1, operator=op)
+        for op in manager_operators_for(workloads)
+    ]
+    layers.append(_Layer("platform", dispatch.manager_platform_folder(), STORAGE_NAMESPACE, 2))
+    layers += [
+        _Layer(f"workloads-{ns}", dispatch.manager_namespace_folder(ns), ns, 3, True)
+        for ns in dispatch.manager_namespaces(config)
+    ]
+    paths: list[SyncPath] = []
+    for layer in layers:
+        paths.append(
+            SyncPath(
+                f"{dispatch.MANAGER}-{layer.name}",
+                layer.folder,
+                None,
+                on_management=True,
+                namespace=layer.namespace,
+                order=layer.order,
+                depends_on=[p.name for p in paths if p.order < layer.order],
+                objects=(
+                    operator_objects(layer.operator)
+                    if layer.operator
+                    else built_objects(units, layer.folder)
+                ),
+                holds_jobs=layer.holds_jobs,
+                operator=layer.operator,
+            )
+        )
+    return paths
+
+
 def render_gitops_units(config: model.Config, rendered: list[Unit | Document]) -> list[Unit]:
     from generator.render.gitops import argocd, flux
 
@@ -231,7 +277,8 @@ def render_gitops_units(config: model.Config, rendered: list[Unit | Document]) -
     result: list[Unit] = []
     for scope in scopes(config):
         paths = {c.name: sync_paths(config, c, units) for c in scope.clusters}
-        result += engine.render_scope(config, scope, paths)
+        manager = manager_sync_paths(config, units) if scope.remote else []
+        result += engine.render_scope(config, scope, paths, manager)
     if engine is argocd:
         from generator.render.health import render_health_units
 

@@ -19,6 +19,7 @@ from typing import Any
 from generator.config import model
 from generator.emit import dump_document
 from generator.operator_facts import CONTROLLER_CLUSTER_KINDS, KUEUE, Operator
+from generator.render.dispatch import manager_gitops_folder
 from generator.render.gitops import Scope, SyncPath, gitops_folder
 from generator.render.kueue_config import kueue_patches
 from generator.render.labels import QUEUE_LABEL, platform_labels
@@ -36,6 +37,9 @@ CLUSTER_SCOPED = {
     ("kueue.x-k8s.io", "ResourceFlavor"),
     ("kueue.x-k8s.io", "Topology"),
     ("kueue.x-k8s.io", "WorkloadPriorityClass"),
+    ("kueue.x-k8s.io", "AdmissionCheck"),
+    ("kueue.x-k8s.io", "MultiKueueConfig"),
+    ("kueue.x-k8s.io", "MultiKueueCluster"),
     ("scheduling.k8s.io", "PriorityClass"),
     *CONTROLLER_CLUSTER_KINDS,
     *KUEUE.more_cluster_kinds,
@@ -48,8 +52,12 @@ def project_name(config: model.Config, scope: Scope) -> str:
 
 
 def render_scope(
-    config: model.Config, scope: Scope, paths: dict[str, list[SyncPath]]
+    config: model.Config,
+    scope: Scope,
+    paths: dict[str, list[SyncPath]],
+    manager: list[SyncPath] | None = None,
 ) -> list[Unit]:
+    """`manager`: the management cluster's own paths (render/dispatch.py), if any."""
     project = project_name(config, scope)
     units = [
         Unit(
@@ -59,12 +67,20 @@ def render_scope(
         for cluster in scope.clusters
     ]
     every_path = [path for cluster_paths in paths.values() for path in cluster_paths]
+    folders = [gitops_folder(c) for c in scope.clusters]
+    if manager:
+        units.append(
+            Unit(
+                manager_gitops_folder(),
+                [application(config, scope, project, path) for path in manager],
+            )
+        )
+        every_path += manager
+        folders.append(manager_gitops_folder())
     project_folder = f"{scope.folder}/project"
     apps_folder = f"{scope.folder}/apps"
     units.append(Unit(project_folder, [app_project(config, scope, project, every_path)]))
-    units.append(
-        Unit(apps_folder, includes=[project_folder, *(gitops_folder(c) for c in scope.clusters)])
-    )
+    units.append(Unit(apps_folder, includes=[project_folder, *folders]))
     units.append(
         Unit(scope.folder, [root_application(config, project, apps_folder)], [project_folder])
     )
@@ -74,7 +90,7 @@ def render_scope(
 def destination(scope: Scope, path: SyncPath) -> dict[str, str]:
     """Cloud resources go to the management cluster itself; workloads to their cluster,
     which Argo CD knows by name (`argocd cluster add <context> --name <cluster>`)."""
-    if path.on_management or not scope.remote:
+    if path.on_management or not scope.remote or path.cluster is None:
         return {"server": IN_CLUSTER, "namespace": path.namespace}
     return {"name": path.cluster.name, "namespace": path.namespace}
 
@@ -112,7 +128,7 @@ def application(config: model.Config, scope: Scope, project: str, path: SyncPath
         options.append("RespectIgnoreDifferences=true")
     manifest = _application(config, path.name, project, source, destination(scope, path), options)
     manifest["metadata"]["annotations"] = {"argocd.argoproj.io/sync-wave": str(path.order)}
-    if not path.on_management:
+    if not path.on_management or path.holds_jobs:
         # Removing a cluster's namespace from the config removes what it ran; a cloud
         # cluster's infrastructure is never deleted along with its Application.
         manifest["metadata"]["finalizers"] = ["resources-finalizer.argocd.argoproj.io"]

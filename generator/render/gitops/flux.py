@@ -26,6 +26,7 @@ from generator.config import model
 from generator.emit import dump_document
 from generator.operator_facts import DCGM_EXPORTER, KUEUE, Operator
 from generator.render.clusters.eks import partition
+from generator.render.dispatch import manager_gitops_folder
 from generator.render.gitops import Scope, SyncPath, gitops_folder
 from generator.render.kueue_config import kueue_patches
 from generator.render.labels import platform_labels
@@ -41,8 +42,12 @@ def source_name(config: model.Config) -> str:
 
 
 def render_scope(
-    config: model.Config, scope: Scope, paths: dict[str, list[SyncPath]]
+    config: model.Config,
+    scope: Scope,
+    paths: dict[str, list[SyncPath]],
+    manager: list[SyncPath] | None = None,
 ) -> list[Unit]:
+    """`manager`: the management cluster's own paths (render/dispatch.py), if any."""
     units = [
         Unit(
             gitops_folder(cluster),
@@ -53,15 +58,19 @@ def render_scope(
         )
         for cluster in scope.clusters
     ]
+    folders = [gitops_folder(c) for c in scope.clusters]
+    if manager:
+        objects = [kustomization(config, scope, path) for path in manager]
+        units.append(Unit(manager_gitops_folder(), objects))
+        folders.append(manager_gitops_folder())
     source_folder = f"{scope.folder}/source"
     apps_folder = f"{scope.folder}/apps"
-    operators = {p.operator.name: p.operator for ps in paths.values() for p in ps if p.operator}
+    every_path = [p for ps in paths.values() for p in ps] + list(manager or [])
+    operators = {p.operator.name: p.operator for p in every_path if p.operator}
     sources = [git_repository(config)]
     sources += [operator_repository(config, operators[name]) for name in sorted(operators)]
     units.append(Unit(source_folder, sources))
-    units.append(
-        Unit(apps_folder, includes=[source_folder, *(gitops_folder(c) for c in scope.clusters)])
-    )
+    units.append(Unit(apps_folder, includes=[source_folder, *folders]))
     root = _kustomization_object(
         config, f"{config.name}-{scope.name}", apps_folder, wait=True, interval="10m"
     )
@@ -185,7 +194,7 @@ def kustomization(config: model.Config, scope: Scope, path: SyncPath) -> Manifes
     if operator and operator.name == DCGM_EXPORTER.name:
         # Its static manifest names no namespace.
         spec["targetNamespace"] = operator.namespace
-    if scope.remote and not path.on_management:
+    if scope.remote and not path.on_management and path.cluster is not None:
         spec["kubeConfig"] = {"configMapRef": {"name": remote_cluster_name(path.cluster)}}
     return obj
 
