@@ -90,6 +90,27 @@ def _workload(
                 "across clusters yet",
             )
     names = {c.name: c for c in clusters}
+    workers = [names[n] for n in dispatch.clusters if n in names]
+    for k, dataset in enumerate(workload.data):
+        # MultiKueue copies the one object of the management cluster to whichever worker
+        # admits it: its pods must mount the same volume on every worker.
+        on_workers = {dataset.source_on(c.cloud) or "" for c in workers}
+        if any(not source.startswith("pvc:") for source in on_workers):
+            yield (
+                f"{path}.data[{k}]",
+                "a dataset from a bucket is not with dispatch yet: its volume differs per "
+                "cloud (a Mountpoint PersistentVolume on EKS, a Cloud Storage FUSE volume on "
+                "GKE) and MultiKueue copies the one object of the management cluster to "
+                "whichever worker admits it; use source: pvc:CLAIM with a claim each worker "
+                "has, or run on fixed clusters",
+            )
+        elif len(on_workers) > 1:
+            yield (
+                f"{path}.data[{k}].sources",
+                "the workers would mount different claims, but MultiKueue copies the one "
+                "object of the management cluster to whichever worker admits it: name one "
+                "claim every worker has (source: pvc:CLAIM)",
+            )
     for j, name in enumerate(dispatch.clusters):
         where = f"{path}.dispatch.clusters[{j}]"
         if dispatch.clusters.index(name) != j:

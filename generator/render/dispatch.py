@@ -64,12 +64,14 @@ flavor's node labels on the pods when it admits the copy (render/queues.py).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from generator import cloud_facts
 from generator.config import model
 from generator.operator_facts import GPU_TOLERATIONS
 from generator.quantities import cpu_quantity, memory_quantity
+from generator.render import datasets
 from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, Unit, metadata
 from generator.render.queues import KUEUE_API, flavor_quotas
@@ -195,7 +197,12 @@ def render_dispatch_units(config: model.Config) -> list[Unit]:
 
 def manager_training_object(config: model.Config, workload: model.Workload) -> Manifest:
     """The run as submitted to the manager: the base object, with the GPU taint's
-    toleration where its pods ask for GPUs (the only scheduling every worker shares)."""
+    toleration where its pods ask for GPUs (the only scheduling every worker shares),
+    and its datasets' claims as the workers have them (one `pvc:` claim on every worker,
+    config/dispatch_rules.py)."""
+    assert workload.dispatch is not None
+    first = next(c for c in config.clusters if c.name in workload.dispatch.clusters)
+    workload = replace(workload, data=datasets.on_cloud(workload, first.cloud))
     obj = render_training_object(config, workload)
     if workload.resources.gpu:
         add_to_pods(obj, {"tolerations": [dict(t) for t in GPU_TOLERATIONS]})
