@@ -363,7 +363,6 @@ EFA_DEVICE_PLUGIN = Operator(
 )
 
 
-
 # The External Secrets Operator turns each ExternalSecret into a Secret read from the
 # cloud's store (render/secrets.py). v2.6.0 is the release whose CRDs are the strict
 # schemas validate holds the tree to (SecretStore, ClusterSecretStore and ExternalSecret

@@ -71,12 +71,17 @@ def test_eks_roles_carry_the_policies_and_trust_of_their_principals(seeds_tree: 
         "arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy",
     ]
     assert trust(node_role)["Principal"] == {"Service": "ec2.amazonaws.com"}
-    # and the secret stores' role (tests/test_secrets.py)
+    # the secret stores' role (tests/test_secrets.py) and the training pods' role, whose
+    # only grants are the dataset's (tests/test_datasets.py)
     assert sorted(o["metadata"]["name"] for o in objects if o["kind"] == "Role") == [
         "eks-training-cluster",
         "eks-training-node",
         "eks-training-secrets",
+        "eks-training-training-pods",
     ]
+    training = one(objects, "Role", "eks-training-training-pods")["spec"]
+    assert "policies" not in training
+    assert list(training["inlinePolicies"]) == ["read-declared-datasets"]
 
 
 def test_eks_cluster_and_node_group_follow_the_scenario(seeds_tree: Path) -> None:
@@ -110,10 +115,12 @@ def test_eks_vpc_cni_enforces_network_policy(seeds_tree: Path) -> None:
     cni = one(objects, "Addon", "eks-training-vpc-cni")["spec"]
     assert json.loads(cni["configurationValues"]) == {"enableNetworkPolicy": "true"}
     addons = sorted(o["spec"]["name"] for o in objects if o["kind"] == "Addon")
-    # the Pod Identity agent for the secret stores' credentials
+    # the Pod Identity agent for the secret stores' and training pods' credentials, and
+    # Mountpoint for the dataset in S3
     assert addons == [
         "aws-ebs-csi-driver",
         "aws-efs-csi-driver",
+        "aws-mountpoint-s3-csi-driver",
         "eks-pod-identity-agent",
         "vpc-cni",
     ]

@@ -70,6 +70,7 @@ SECOND_EKS = """\
     region: eu-west-1
     accountId: "123456789012"
     efsFileSystemId: fs-0fedcba9876543210
+    workloadIdentity: {}                 # the seeds' dataset is read through it
     nodeGroups:
       - name: gpu-workers
         instanceTypes: [g5.2xlarge]
@@ -752,8 +753,9 @@ def test_two_eks_clusters_get_their_own_syncs_paths_and_namespaces(
         for o in built(tree, c.infrastructure)
         if o["kind"] == "Role"
     ]
-    # cluster and node role of each, and the secret stores' where secrets are read (Argo CD)
-    assert len(roles) == len(set(roles)) == (6 if tree.engine == "argocd" else 4)
+    # cluster, node and training pods' role of each (the seeds' dataset is read through the
+    # last), and the secret stores' where secrets are read (Argo CD)
+    assert len(roles) == len(set(roles)) == (8 if tree.engine == "argocd" else 6)
 
 
 # --- 6: the Flux source ---------------------------------------------------------------------

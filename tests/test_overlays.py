@@ -196,7 +196,7 @@ def test_local_runs_on_laptop_cpus_and_colocates_shared_checkpoints(tmp_path: Pa
     assert claim["spec"]["storageClassName"] == "standard"
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
 
-    assert pod_spec(find(objs, "Job", "bert-finetune"))["affinity"] == {
+    colocated = {
         "podAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": [
                 {
@@ -207,8 +207,12 @@ def test_local_runs_on_laptop_cpus_and_colocates_shared_checkpoints(tmp_path: Pa
             ]
         }
     }
-    # resnet-ddp has no checkpoint: nothing to co-locate
-    assert "affinity" not in pod_spec(find(objs, "Job", "resnet-ddp"))
+    assert pod_spec(find(objs, "Job", "bert-finetune"))["affinity"] == colocated
+    # resnet-ddp has no checkpoint, but its three pods share the ReadWriteOnce claim of
+    # its dataset (imagenet, which you fill on a laptop): one node too
+    data = find(objs, "PersistentVolumeClaim", "resnet-ddp-data-imagenet")
+    assert data["spec"]["accessModes"] == ["ReadWriteOnce"]
+    assert pod_spec(find(objs, "Job", "resnet-ddp"))["affinity"] == colocated
     # the base itself is untouched: the laptop sizes live in the local overlay only
     base = find(built(tree, "base/resnet-ddp"), "Job", "resnet-ddp")
     assert trainer(base)["resources"]["limits"] == {"cpu": "4", "memory": "16Gi", GPU: 1}

@@ -34,6 +34,7 @@ BEYOND_JSON_SCHEMA = (
     "must be greater than zero",  # a quantity's value
     "the digest must look like",  # a digest's length
     "is not a registry host",  # which first part of an image is a host depends on its shape
+    "bucket naming rules",  # a bucket name's rules beyond its alphabet (dots, IPs, reserved)
 )
 
 

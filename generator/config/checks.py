@@ -41,6 +41,15 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$", re.ASCII)
 # AWS Secrets Manager names: 1 to 512 of letters, digits and /_+=.@- (AWS Secrets Manager
 # API Reference, CreateSecret `Name`); Google's secret ids are a subset (config/rules.py).
 _SECRET_PATH = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$", re.ASCII)
+# A dataset's source: a bucket and an optional prefix (folders of letters, digits and
+# ._-, none starting with a dot), or a claim of the workload's namespace. The clouds'
+# bucket naming rules beyond the alphabet are checked in `data_source`.
+_BUCKET_SOURCE = re.compile(
+    r"^(?P<scheme>s3|gs)://(?P<bucket>[a-z0-9._-]+)"
+    r"(?P<prefix>(/[A-Za-z0-9_-][A-Za-z0-9._-]*)*)/?$",
+    re.ASCII,
+)
+_CLAIM_SOURCE = re.compile(r"^pvc:[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", re.ASCII)
 _DURATION = re.compile(r"^([0-9]+(h|m|s))+$", re.ASCII)
 _K8S_VERSION = re.compile(r"^1\.([0-9]+)$", re.ASCII)
 _GIT_URL = re.compile(r"^(https://|ssh://|git@[^:/ \t\n\r\f\v]+:)[!-~]+$", re.ASCII)
@@ -187,6 +196,85 @@ def secret_path(value: str) -> str | None:
             "and /_+=.@-)"
         )
     return None
+
+
+def data_source(value: str) -> str | None:
+    if _CLAIM_SOURCE.fullmatch(value):
+        return None
+    found = _BUCKET_SOURCE.fullmatch(value)
+    if not found:
+        return (
+            f"{value!r} is not a dataset source: s3://BUCKET/PREFIX, gs://BUCKET/PREFIX "
+            "(a lowercase bucket, folders of letters, digits and ._-) or pvc:CLAIM"
+        )
+    bucket = found["bucket"]
+    broken = (s3_bucket_problem if found["scheme"] == "s3" else gcs_bucket_problem)(bucket)
+    if broken:
+        store = "S3" if found["scheme"] == "s3" else "Cloud Storage"
+        return f"{bucket!r} breaks {store}'s bucket naming rules: {broken}"
+    return None
+
+
+# Amazon S3 User Guide, "General purpose bucket naming rules": 3 to 63 characters of
+# lowercase letters, digits, dots and hyphens; a letter or digit first and last; no two
+# adjacent dots; not an IP address; none of the prefixes and suffixes S3 keeps for
+# itself (access point aliases, Object Lambda, Multi-Region Access Points, directory and
+# table buckets).
+S3_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+S3_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+_S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", re.ASCII)
+# Google Cloud Storage, "Bucket naming": lowercase letters, digits, -, _ and .; a letter
+# or digit first and last; 3 to 63 characters, or up to 222 with dots, each dot-separated
+# part at most 63; not an IP address; not starting with "goog"; not containing "google".
+_GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$", re.ASCII)
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.IPv4Address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def s3_bucket_problem(bucket: str) -> str | None:
+    if not _S3_BUCKET.fullmatch(bucket):
+        return "3 to 63 lowercase letters, digits, . and -, a letter or digit first and last"
+    if ".." in bucket:
+        return "no two dots in a row"
+    if _is_ip(bucket):
+        return "not an IP address"
+    for prefix in S3_RESERVED_PREFIXES:
+        if bucket.startswith(prefix):
+            return f"the prefix {prefix!r} is reserved"
+    for suffix in S3_RESERVED_SUFFIXES:
+        if bucket.endswith(suffix):
+            return f"the suffix {suffix!r} is reserved"
+    return None
+
+
+def gcs_bucket_problem(bucket: str) -> str | None:
+    if not _GCS_BUCKET.fullmatch(bucket):
+        return "3 to 222 lowercase letters, digits, -, _ and ., a letter or digit first and last"
+    parts = bucket.split(".")
+    if "." not in bucket and len(bucket) > 63:
+        return "at most 63 characters without dots"
+    if any(not part or len(part) > 63 for part in parts):
+        return "each dot-separated part 1 to 63 characters"
+    if _is_ip(bucket):
+        return "not an IP address"
+    if bucket.startswith("goog"):
+        return "no name starting with 'goog'"
+    if "google" in bucket:
+        return "no name containing 'google'"
+    return None
+
+
+def bucket_and_prefix(source: str) -> tuple[str, str, str]:
+    """A checked bucket source as (scheme, bucket, prefix without slashes at its ends)."""
+    found = _BUCKET_SOURCE.fullmatch(source)
+    assert found is not None
+    return found["scheme"], found["bucket"], found["prefix"].strip("/")
 
 
 def duration(value: str) -> str | None:
@@ -383,6 +471,7 @@ STRING_CHECKS: dict[object, Check] = {
     model.AbsolutePath: absolute_path,
     model.EnvName: env_name,
     model.SecretPath: secret_path,
+    model.DataSource: data_source,
     model.Duration: duration,
     model.LabelKey: label_key,
     model.LabelValue: label_value,
@@ -437,6 +526,8 @@ SCHEMA_KEYWORDS: dict[object, dict[str, object]] = {
     model.AbsolutePath: {"pattern": r"^/"},
     model.EnvName: {"pattern": _ENV_NAME.pattern},
     model.SecretPath: {"pattern": _SECRET_PATH.pattern},
+    # as data_source; the clouds' bucket naming rules beyond the alphabet are its own
+    model.DataSource: {"pattern": f"{_plain(_BUCKET_SOURCE)}|{_CLAIM_SOURCE.pattern}"},
     # as duration: and not zero
     model.Duration: {"pattern": _DURATION.pattern, "not": {"pattern": r"^[0hms]+$"}},
     model.LabelKey: {"pattern": _LABEL_KEY},

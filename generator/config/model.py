@@ -38,6 +38,7 @@ IamPrincipalArn = NewType("IamPrincipalArn", str)  # arn:aws:iam::123456789012:r
 AwsAccountId = NewType("AwsAccountId", str)  # 123456789012
 GitRevision = NewType("GitRevision", str)  # main, refs/tags/v1.2.0 or a commit SHA
 SecretPath = NewType("SecretPath", str)  # a secret's name in the cloud's secret store
+DataSource = NewType("DataSource", str)  # s3://bucket/prefix, gs://bucket/prefix or pvc:claim
 Duration = NewType("Duration", str)  # a Go duration such as 1h or 15m
 GcpServiceAccountEmail = NewType(
     "GcpServiceAccountEmail", str
@@ -230,6 +231,66 @@ class PullSecret:
     )
 
 
+@dataclass(frozen=True)
+class DataSources:
+    """A dataset's source per cloud, where the clouds keep it in different stores."""
+
+    eks: DataSource | None = field(default=None, metadata=spec(doc="on EKS: s3:// or pvc:"))
+    gke: DataSource | None = field(default=None, metadata=spec(doc="on GKE: gs:// or pvc:"))
+    local: DataSource | None = field(
+        default=None,
+        metadata=spec(doc="on local clusters: pvc: (default: a claim you fill)"),
+    )
+
+    def on(self, cloud: str) -> DataSource | None:
+        found: DataSource | None = getattr(self, cloud)
+        return found
+
+
+# What a local cluster's claim for a dataset from a bucket asks for (the claim you fill).
+DEFAULT_LOCAL_DATA_SIZE = "10Gi"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Data the trainer reads: a bucket prefix (S3 on EKS through Mountpoint, Cloud
+    Storage on GKE through Cloud Storage FUSE) or an existing claim, mounted at
+    `mountPath`; on local clusters a claim you fill (render/datasets.py)."""
+
+    name: DnsLabel = field(
+        metadata=spec(doc="names the volume data-<name> and MLGITOPS_DATA_<NAME>")
+    )
+    mount_path: AbsolutePath = field(
+        metadata=spec("mountPath", doc="folder the trainer reads the data in")
+    )
+    source: DataSource | None = field(
+        default=None,
+        metadata=spec(doc="s3://BUCKET/PREFIX, gs://BUCKET/PREFIX or pvc:CLAIM, on every cloud"),
+    )
+    sources: DataSources | None = field(
+        default=None,
+        metadata=spec(doc="the source per cloud instead: {eks?, gke?, local?}"),
+    )
+    read_only: bool = field(
+        default=True, metadata=spec("readOnly", doc="mounted read-only (default true)")
+    )
+    local_size: Quantity = field(
+        default=Quantity(DEFAULT_LOCAL_DATA_SIZE),
+        metadata=spec(
+            "localSize",
+            doc=f"size of the claim a local cluster gets for a bucket (default "
+            f"{DEFAULT_LOCAL_DATA_SIZE})",
+        ),
+    )
+
+    def source_on(self, cloud: str) -> DataSource | None:
+        """Where the data comes from on a cloud (None: a local claim you fill)."""
+        found = self.sources.on(cloud) if self.sources else self.source
+        if cloud == "local" and found is not None and not found.startswith("pvc:"):
+            return None  # a bucket on a laptop: the claim you fill with its data
+        return found
+
+
 # Long enough for a training program to write a checkpoint once it is told to stop
 # (SIGTERM) before the kubelet kills it (render/disruption.py).
 DEFAULT_TERMINATION_GRACE_SECONDS = 120
@@ -386,6 +447,10 @@ class Workload:
         default=(),
         metadata=spec("imagePullSecrets", doc="registry credentials for a private image"),
     )
+    data: tuple[Dataset, ...] = field(
+        default=(),
+        metadata=spec(doc="datasets: [{name, source | sources, mountPath, readOnly?}]"),
+    )
 
     def runs_on(self, cluster: str) -> bool:
         return not self.clusters or cluster in self.clusters
@@ -459,7 +524,11 @@ class EksNodeGroup:
 @dataclass(frozen=True)
 class EksWorkloadIdentity:
     policies: tuple[IamPolicyArn, ...] = field(
-        metadata=spec(doc="managed policies for the training pods' IAM role", min_items=1)
+        default=(),
+        metadata=spec(
+            doc="managed policies for the training pods' IAM role (datasets add their own "
+            "S3 grants)"
+        ),
     )
 
 
@@ -575,7 +644,11 @@ class GkeNodePool:
 @dataclass(frozen=True)
 class GkeWorkloadIdentity:
     roles: tuple[GcpRole, ...] = field(
-        metadata=spec(doc="project roles for the training pods' service account", min_items=1)
+        default=(),
+        metadata=spec(
+            doc="project roles for the training pods' service account (datasets add their "
+            "own bucket grants)"
+        ),
     )
     service_account: GcpServiceAccountName | None = field(
         default=None,

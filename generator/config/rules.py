@@ -13,7 +13,7 @@ from generator import cloud_facts
 from generator.cluster import nodes
 from generator.config import model
 from generator.quantities import cpu_quantity, readable_memory
-from generator.render import secrets
+from generator.render import datasets, secrets
 from generator.render.pods import WRITABLE_ENV
 
 # Folder names under base/ that are not workloads.
@@ -95,6 +95,7 @@ def cross_field_problems(loaded: Loaded) -> list[Found]:
         *_priorities(loaded),
         *_secrets_shared(loaded),
         *(p for i, w in loaded.workloads for p in _secret_stores(w, f"workloads[{i}]", loaded)),
+        *(p for i, w in loaded.workloads for p in _dataset_readers(w, f"workloads[{i}]", loaded)),
         *(
             (f"workloads[{i}].image", _undigested(w.image))
             for i, w in loaded.workloads
@@ -237,6 +238,7 @@ def _workload(workload: model.Workload, path: str) -> Iterator[Found]:
     for key in sorted(set(workload.env) & GENERATED_ENV):
         yield f"{path}.env.{key}", f"{key} is set by the generator and cannot be overridden"
     yield from _secrets(workload, path)
+    yield from _datasets(workload, path)
     for i, source in enumerate(workload.network.ingress_from):
         yield from _duplicates_ports(source.ports, f"{path}.network.ingressFrom[{i}].ports")
     for i, destination in enumerate(workload.network.egress_to):
@@ -263,6 +265,7 @@ def _secrets(workload: model.Workload, path: str) -> Iterator[Found]:
                 f"{pull!r} is also one of secrets: a pull secret is its own Secret",
             )
     taken = GENERATED_ENV | {name for name, _ in WRITABLE_ENV} | set(workload.env)
+    taken |= {datasets.env_name(d) for d in workload.data}
     seen_env: dict[str, int] = {}
     seen_mounts: list[tuple[int, str]] = []
     checkpoint = workload.checkpoint.mount_path if workload.checkpoint else None
@@ -308,6 +311,117 @@ def _secrets(workload: model.Workload, path: str) -> Iterator[Found]:
                     )
                     break
         seen_mounts.append((i, mount))
+
+
+# A volume name is a DNS label (63 characters) and a dataset's is `data-<name>`.
+MAX_DATASET_NAME = 63 - len(datasets.VOLUME_PREFIX)
+
+
+def _datasets(workload: model.Workload, path: str) -> Iterator[Found]:
+    """Each dataset has one way to say its source, a name that makes a volume name and
+    a variable of its own, and a folder no other volume of the pod takes."""
+    yield from _duplicates(
+        ((i, d.name) for i, d in enumerate(workload.data)), f"{path}.data", "dataset"
+    )
+    taken: list[tuple[str, str]] = [
+        (mount, f"secrets[{i}]'s mountPath")
+        for i, s in enumerate(workload.secrets)
+        if (mount := (s.mount_path or "").rstrip("/"))
+    ]
+    if workload.checkpoint:
+        taken.insert(0, (workload.checkpoint.mount_path.rstrip("/") or "/", "the checkpoint"))
+    if workload.data and workload.training_runtime:
+        yield (
+            f"{path}.data",
+            f"the pods of ClusterTrainingRuntime {workload.training_runtime!r} are not "
+            "mlgitops': they would not mount the datasets (leave trainingRuntime out)",
+        )
+    for i, dataset in enumerate(workload.data):
+        where = f"{path}.data[{i}]"
+        if len(dataset.name) > MAX_DATASET_NAME:
+            yield (
+                f"{where}.name",
+                f"{dataset.name!r} is too long: the volume {datasets.volume_name(dataset)!r} "
+                f"must fit in 63 characters (at most {MAX_DATASET_NAME} here)",
+            )
+        if (dataset.source is None) == (dataset.sources is None):
+            yield where, "give the dataset exactly one of source and sources"
+        elif dataset.sources and not any(
+            dataset.sources.on(cloud) for cloud in ("eks", "gke", "local")
+        ):
+            yield f"{where}.sources", "give the source on at least one cloud"
+        variable = datasets.env_name(dataset)
+        if variable in workload.env:
+            yield (
+                f"{path}.env.{variable}",
+                f"{variable} is set by mlgitops to data[{i}]'s mountPath and cannot be overridden",
+            )
+        mount = dataset.mount_path.rstrip("/") or "/"
+        if _collides(mount):
+            yield (
+                f"{where}.mountPath",
+                f"{dataset.mount_path!r} is where the container's root, the runtime or "
+                f"mlgitops mounts ({', '.join(RESERVED_MOUNTS)}): mount the dataset elsewhere, "
+                "e.g. /data/<name>",
+            )
+        else:
+            for other, what in taken:
+                if _nested(mount, other):
+                    yield (
+                        f"{where}.mountPath",
+                        f"{dataset.mount_path!r} overlaps {what} at {other!r}: mount the "
+                        "dataset elsewhere",
+                    )
+                    break
+        taken.append((mount, f"data[{i}]'s mountPath"))
+
+
+STORE_OF_CLOUD = {"eks": ("s3", "S3"), "gke": ("gs", "Cloud Storage")}
+
+
+def _dataset_readers(workload: model.Workload, path: str, loaded: Loaded) -> Iterator[Found]:
+    """On every cloud cluster that runs the workload, each dataset has a source that
+    cloud can mount, and an identity that can read it: the training pods' Pod Identity
+    role (EKS) or Google service account (GKE), so `workloadIdentity` on the cluster."""
+    for i, dataset in enumerate(workload.data):
+        if (dataset.source is None) == (dataset.sources is None):
+            continue  # its own problem
+        field_name = "source" if dataset.source else "sources"
+        where = f"{path}.data[{i}].{field_name}"
+        for c, cluster in loaded.clusters:
+            if isinstance(cluster, model.LocalCluster) or not workload.runs_on(cluster.name):
+                continue
+            cloud = cluster.cloud
+            scheme, store = STORE_OF_CLOUD[cloud]
+            source = dataset.source_on(cloud)
+            if source is None:
+                yield (
+                    where,
+                    f"dataset {dataset.name!r} has no source on {cloud} (cluster "
+                    f"{cluster.name!r} runs the workload): set sources.{cloud} to "
+                    f"{scheme}://BUCKET/PREFIX or pvc:CLAIM",
+                )
+                break
+            if dataset.sources:
+                where = f"{path}.data[{i}].sources.{cloud}"
+            if source.startswith("pvc:"):
+                continue
+            if not source.startswith(f"{scheme}://"):
+                yield (
+                    where,
+                    f"{source!r} cannot be mounted on {cloud} cluster {cluster.name!r}: its "
+                    f"pods read {store} buckets ({scheme}://) or claims (pvc:); give the "
+                    "source per cloud with sources",
+                )
+                break
+            if cluster.workload_identity is None:
+                yield (
+                    where,
+                    f"nothing on cluster {cluster.name!r} can read {source!r}: the training "
+                    f"pods get its bucket through workloadIdentity, which the cluster does not "
+                    f"have (set clusters[{c}].workloadIdentity)",
+                )
+                break
 
 
 def _nested(a: str, b: str) -> bool:

@@ -21,10 +21,10 @@ from generator import cloud_facts
 from generator.cloud_facts import CloudProfile
 from generator.config import model
 from generator.quantities import memory_bytes
-from generator.render import json_patch
+from generator.render import datasets, json_patch
 from generator.render.labels import CHECKPOINT_LABEL, GPU_LABEL, platform_labels
 from generator.render.objects import Manifest, Patch, Unit
-from generator.render.pods import checkpoint_claim, checkpoint_sharing
+from generator.render.pods import checkpoint_claim, checkpoint_sharing, shares_data_claims
 from generator.render.runtimes import add_to_pods, render_training_object
 from generator.render.workloads import workload_folder
 
@@ -96,6 +96,9 @@ def render_cloud_component(profile: CloudProfile) -> Unit:
         patches.append(_gpu_scheduling_patch(profile.gpu_node_label))
     if profile.shared_access_mode == "ReadWriteOnce":
         patches.append(_colocation_patch())
+        patches.append(
+            _job_patch("data-colocation.yaml", f"{datasets.DATA_LABEL}=true", colocation())
+        )
     return Unit(overlay_folder(profile.cloud), patches=patches, is_component=True)
 
 
@@ -240,7 +243,7 @@ def cloud_scheduling(profile: CloudProfile, workload: model.Workload) -> list[di
     if profile.gpu_node_label and workload.resources_on(profile.cloud).gpu:
         additions.append(gpu_scheduling(profile.gpu_node_label))
     shared = workload.checkpoint and checkpoint_sharing(workload) == "shared"
-    if shared and profile.shared_access_mode == "ReadWriteOnce":
+    if (shared or shares_data_claims(workload)) and profile.shared_access_mode == "ReadWriteOnce":
         additions.append(colocation())
     return additions
 
@@ -261,7 +264,28 @@ def workload_differs_on(config: model.Config, cloud: str, workload: model.Worklo
         changed
         or bool(overlay_scheduling(profile, workload))
         or bool(claim_size_on(profile, workload))
+        or bool(data_objects(config, cloud, workload))
+        or data_differs_on(cloud, workload)
     )
+
+
+def data_differs_on(cloud: str, workload: model.Workload) -> bool:
+    """The cloud mounts the datasets differently than the base does (GKE's CSI volumes,
+    a claim of its own)."""
+    seen = replace(workload, data=datasets.on_cloud(workload, cloud))
+    return datasets.pod_volumes(seen) != datasets.pod_volumes(workload) or (
+        datasets.pod_annotations(seen) != datasets.pod_annotations(workload)
+    )
+
+
+def data_objects(config: model.Config, cloud: str, workload: model.Workload) -> list[Manifest]:
+    """The claims (and on EKS the volumes) a workload's datasets need on a cloud."""
+    seen = replace(workload, data=datasets.on_cloud(workload, cloud))
+    if cloud == "eks":
+        return datasets.eks_objects(config, seen)
+    if cloud == "local":
+        return datasets.local_objects(config, seen)
+    return []
 
 
 def claim_size_on(profile: CloudProfile, workload: model.Workload) -> str | None:
@@ -278,7 +302,12 @@ def claim_size_on(profile: CloudProfile, workload: model.Workload) -> str | None
 def on_cloud_object(config: model.Config, cloud: str, workload: model.Workload) -> Manifest:
     """The training object as the cloud's overlay of the workload yields it."""
     on_cloud = render_training_object(
-        config, replace(workload, resources=workload.resources_on(cloud))
+        config,
+        replace(
+            workload,
+            resources=workload.resources_on(cloud),
+            data=datasets.on_cloud(workload, cloud),
+        ),
     )
     for addition in overlay_scheduling(cloud_facts.CLOUD_PROFILES[cloud], workload):
         add_to_pods(on_cloud, addition)
@@ -303,6 +332,7 @@ def render_workload_overlay(config: model.Config, cloud: str, workload: model.Wo
         patches.append(Patch("checkpoint-size.yaml", target, resize))
     return Unit(
         workload_overlay_folder(cloud, workload),
+        objects=data_objects(config, cloud, workload),
         includes=[workload_folder(workload)],
         patches=patches,
     )

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from generator.config import model
-from generator.render import disruption, fabric, frameworks, secrets, topology
+from generator.render import datasets, disruption, fabric, frameworks, secrets, topology
 from generator.render.labels import CHECKPOINT_LABEL, GPU_LABEL
 
 CONTAINER_NAME = "trainer"
@@ -71,7 +71,15 @@ def selection_labels(workload: model.Workload) -> dict[str, str]:
         labels[GPU_LABEL] = "true"
     if workload.checkpoint:
         labels[CHECKPOINT_LABEL] = checkpoint_sharing(workload)
+    if shares_data_claims(workload):
+        labels[datasets.DATA_LABEL] = "true"
     return labels
+
+
+def shares_data_claims(workload: model.Workload) -> bool:
+    """Several pods mount the dataset claims: on a cloud without ReadWriteMany storage
+    (local) they run on one node."""
+    return bool(workload.data) and workload.pod_count > 1
 
 
 def checkpoint_sharing(workload: model.Workload) -> str:
@@ -83,7 +91,11 @@ def pod_metadata(labels: dict[str, str], workload: model.Workload) -> dict[str, 
     Karpenter and the Cluster Autoscaler from taking its node away to save money, and
     the topology Kueue admits it by (render/topology.py: Kueue reads it from every pod
     set's template)."""
-    annotations = dict(disruption.DO_NOT_DISRUPT) | topology.pod_template_annotations(workload)
+    annotations = (
+        dict(disruption.DO_NOT_DISRUPT)
+        | topology.pod_template_annotations(workload)
+        | datasets.pod_annotations(workload)
+    )
     return {"labels": labels, "annotations": annotations}
 
 
@@ -133,6 +145,7 @@ def render_trainer_container(
         *user_env(workload),
     ]
     env += secrets.secret_env(workload)
+    env += datasets.trainer_env(workload)
     mounts = [
         {"name": SCRATCH_VOLUME, "mountPath": SCRATCH_PATH},
         {"name": SHARED_MEMORY_VOLUME, "mountPath": "/dev/shm"},
@@ -140,6 +153,7 @@ def render_trainer_container(
     if workload.checkpoint:
         mounts.append({"name": CHECKPOINT_VOLUME, "mountPath": workload.checkpoint.mount_path})
     mounts += secrets.secret_mounts(workload)
+    mounts += datasets.trainer_mounts(workload)
     return {
         "name": name,
         "image": workload.image,
@@ -206,7 +220,7 @@ def render_volumes(workload: model.Workload) -> list[dict[str, Any]]:
                 "persistentVolumeClaim": {"claimName": checkpoint_claim(workload)},
             }
         )
-    return volumes + secrets.secret_volumes(workload)
+    return volumes + secrets.secret_volumes(workload) + datasets.pod_volumes(workload)
 
 
 def checkpoint_claim(workload: model.Workload) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from generator import cloud_facts
 from generator.config import model
-from generator.render import disruption, fabric, frameworks, topology
+from generator.render import datasets, disruption, fabric, frameworks, topology
 from generator.render.labels import workload_labels
 from generator.render.objects import Manifest, metadata
 from generator.render.overlays import cloud_scheduling
@@ -44,7 +44,11 @@ def generates_runtime(workload: model.Workload) -> bool:
 def render_training_runtime(
     config: model.Config, cluster: model.Cluster, workload: model.Workload
 ) -> Manifest:
-    on_cloud = replace(workload, resources=workload.resources_on(cluster.cloud))
+    on_cloud = replace(
+        workload,
+        resources=workload.resources_on(cluster.cloud),
+        data=datasets.on_cloud(workload, cluster.cloud),
+    )
     launch = frameworks.Launch(
         command=frameworks.trainjob_command(workload),
         args=[],

@@ -12,7 +12,7 @@ from typing import Any
 from generator import cloud_facts
 from generator.cluster import nodes
 from generator.config import model
-from generator.render import fabric, secrets
+from generator.render import datasets, fabric, secrets
 from generator.render.clusters.common import (
     Wave,
     infra_metadata,
@@ -141,16 +141,22 @@ def _iam_roles(config: model.Config, cluster: model.EksCluster) -> list[Manifest
         ),
     ]
     if cluster.workload_identity:
-        roles.append(
-            _role(
-                config,
-                cluster,
-                cloud_facts.EKS_LONGEST_ROLE_SUFFIX,
-                trust_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
-                list(cluster.workload_identity.policies),
-                f"training pods on {cluster.name}, through EKS Pod Identity",
-            )
+        training = _role(
+            config,
+            cluster,
+            cloud_facts.EKS_LONGEST_ROLE_SUFFIX,
+            trust_policy("pods.eks.amazonaws.com", ("sts:AssumeRole", "sts:TagSession")),
+            list(cluster.workload_identity.policies),
+            f"training pods on {cluster.name}, through EKS Pod Identity",
         )
+        if not training["spec"]["policies"]:
+            del training["spec"]["policies"]
+        # The datasets' buckets, exactly their prefixes (render/datasets.py): the
+        # Mountpoint driver reads them with these pods' credentials.
+        data_policy = datasets.eks_data_policy(config, cluster, partition(region))
+        if data_policy:
+            training["spec"]["inlinePolicies"] = {"read-declared-datasets": data_policy}
+        roles.append(training)
     return roles
 
 
@@ -433,6 +439,11 @@ def _addons(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
         addons.append(_addon(config, cluster, "aws-efs-csi-driver", None))
     if cluster.workload_identity or secrets.needs_store(config, cluster):
         addons.append(_addon(config, cluster, "eks-pod-identity-agent", None))
+    if datasets.needs_mountpoint(config, cluster):
+        # No addonVersion, as for the other add-ons: EKS installs its default build for
+        # the cluster's minor. Pod-level Pod Identity, which the volumes use, is in every
+        # driver release from v1.15.0 to v2.7.0 (render/datasets.py).
+        addons.append(_addon(config, cluster, datasets.MOUNTPOINT_ADDON, None))
     return addons
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from generator import cloud_facts
 from generator.config import model
-from generator.render import secrets
+from generator.render import datasets, secrets
 from generator.render.clusters.common import (
     Wave,
     infra_metadata,
@@ -39,6 +39,7 @@ def render_gke_infrastructure(config: model.Config, cluster: model.GkeCluster) -
         *(_node_pool(config, cluster, pool) for pool in cluster.node_pools),
         *_workload_identity(config, cluster),
         *_secret_store_identity(config, cluster),
+        *_dataset_readers(config, cluster),
     ]
     for obj in objects:
         protect_from_deletion(config, obj["metadata"], DELETION_POLICY)
@@ -87,6 +88,12 @@ def _cluster(config: model.Config, cluster: model.GkeCluster) -> Manifest:
             "addonsConfig": {
                 "gcePersistentDiskCsiDriverConfig": {"enabled": True},
                 "gcpFilestoreCsiDriverConfig": {"enabled": True},
+                # Cloud Storage FUSE, for the datasets' buckets (render/datasets.py).
+                **(
+                    {"gcsFuseCsiDriverConfig": {"enabled": True}}
+                    if datasets.needs_gcsfuse(config, cluster)
+                    else {}
+                ),
             },
         },
     }
@@ -207,6 +214,20 @@ def _secret_store_identity(config: model.Config, cluster: model.GkeCluster) -> l
             "spec": piece["spec"],
         }
         for piece in secrets.gke_identity(config, cluster)
+    ]
+
+
+def _dataset_readers(config: model.Config, cluster: model.GkeCluster) -> list[Manifest]:
+    """The training pods' Google service account may read (or write) each declared
+    bucket alone (render/datasets.py)."""
+    return [
+        {
+            "apiVersion": IAM,
+            "kind": "IAMPolicyMember",
+            "metadata": infra_metadata(config, cluster, piece["name"], Wave.IAM),
+            "spec": piece["spec"],
+        }
+        for piece in datasets.gke_bucket_members(config, cluster)
     ]
 
 

@@ -29,6 +29,7 @@ ARGOCD_NAMESPACE = "argocd"
 IN_CLUSTER = "https://kubernetes.default.svc"
 CLUSTER_SCOPED = {
     ("", "Namespace"),
+    ("", "PersistentVolume"),  # the datasets' S3 volumes on EKS (render/datasets.py)
     ("storage.k8s.io", "StorageClass"),
     ("trainer.kubeflow.org", "ClusterTrainingRuntime"),
     ("kueue.x-k8s.io", "ClusterQueue"),

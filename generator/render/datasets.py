@@ -1,0 +1,368 @@
+"""Datasets: the data a workload trains on, mounted read-only (by default) where the
+trainer reads it, and found through `MLGITOPS_DATA_<NAME>` = its mountPath.
+
+Per cloud (a dataset's `source`, or its `sources.<cloud>`):
+
+- EKS, `s3://bucket/prefix`: the Mountpoint for Amazon S3 CSI driver (EKS add-on
+  `aws-mountpoint-s3-csi-driver`, driver `s3.csi.aws.com`), a statically provisioned
+  PersistentVolume bound to the claim `<workload>-data-<name>` by `claimRef`, read with
+  the training pods' own EKS Pod Identity credentials (`authenticationSource: pod`).
+  Facts from awslabs/mountpoint-s3-csi-driver at v2.7.0: docs/CONFIGURATION.md ("Static
+  Provisioning", "Pod-Level Credentials": `storageClassName: ""`, a unique
+  `volumeHandle`, `claimRef`, ReadWriteMany / ReadOnlyMany), deploy/kubernetes/base/
+  csidriver.yaml (tokenRequests for the audience pods.eks.amazonaws.com: the kubelet
+  hands the driver the pod's token, so the pod needs no mounted token), pkg/driver/node/
+  node.go (a read-only volume or a ReadOnlyMany claim mounts with `--read-only`).
+  Pod-level Pod Identity is in pkg/driver/node/credentialprovider/provider_pod.go from
+  v1.15.0 to v2.7.0 alike.
+- GKE, `gs://bucket/prefix`: the Cloud Storage FUSE CSI driver (ContainerCluster
+  `addonsConfig.gcsFuseCsiDriverConfig.enabled`), a CSI ephemeral volume in the pod
+  (`gcsfuse.csi.storage.gke.io`), the pod annotated `gke-gcsfuse/volumes: "true"` so
+  GKE's webhook adds the gcsfuse sidecar, which reads the bucket with the pod's Workload
+  Identity. Facts from GoogleCloudPlatform/gcs-fuse-csi-driver at v1.24.4 (GKE runs its
+  own build of the driver; this is the newest tag read): pkg/csi_driver/utils.go (the
+  volume attributes `mountOptions`, `fileCacheCapacity`, `fileCacheForRangeRead`),
+  pkg/webhook/config.go (the sidecar's resource annotations), pkg/webhook/sidecar_spec.go
+  (the sidecar's security context meets Pod Security "restricted": runAsNonRoot as
+  65534, no privilege escalation, all capabilities dropped, RuntimeDefault seccomp,
+  read-only root; only NUMA pinning, which is not asked for, would break it; its
+  volumes are emptyDirs, the file cache `gke-gcsfuse-cache` among them).
+- `pvc:CLAIM`: an existing claim of the workload's namespace, on any cloud.
+- local clusters: a bucket source becomes the claim `<workload>-data-<name>` (kind's
+  `standard` class, ReadWriteOnce, `localSize`), which you fill (README "Datasets").
+  Never a hostPath (Pod Security "restricted" forbids it).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from generator.config import checks, model
+from generator.render.labels import platform_labels
+from generator.render.objects import Manifest, metadata
+
+VOLUME_PREFIX = "data-"
+ENV_PREFIX = "MLGITOPS_DATA_"
+# Selects, on local clusters, the Jobs whose pods share ReadWriteOnce data claims.
+DATA_LABEL = "mlgitops.io/data-claims"
+
+# ------------------------------------------------------------------ Mountpoint (EKS)
+MOUNTPOINT_DRIVER = "s3.csi.aws.com"
+MOUNTPOINT_ADDON = "aws-mountpoint-s3-csi-driver"
+# The namespace the driver (v2) runs its Mountpoint pods in, one per volume and node
+# (charts/aws-mountpoint-s3-csi-driver/values.yaml at v2.7.0, `mp.namespace`).
+MOUNTPOINT_POD_NAMESPACE = "mount-s3"
+# Kubernetes requires a capacity on the PV and a request on the claim; the driver
+# ignores both (docs/CONFIGURATION.md: "Value is ignored but required by Kubernetes").
+S3_NOMINAL_SIZE = "1Ti"
+
+# --------------------------------------------------------- Cloud Storage FUSE (GKE)
+GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
+GCSFUSE_ANNOTATION = "gke-gcsfuse/volumes"
+# The sidecar's share of the pod (pkg/webhook/config.go: `gke-gcsfuse/<key>` for each
+# of cpu, memory and ephemeral-storage requests and limits). CPU and memory with
+# requests equal to limits keep the pod Guaranteed; a zero ephemeral-storage limit is
+# none (prepareResourceList drops zero quantities), so the file cache, which lives in the
+# sidecar's emptyDir, is requested from the node but the pod is never evicted for it.
+GCSFUSE_SIDECAR_CPU = "1"
+GCSFUSE_SIDECAR_MEMORY = "2Gi"
+# Each dataset's file cache (volume attribute fileCacheCapacity): epochs after the
+# first read from the node's disk instead of the bucket.
+GCSFUSE_FILE_CACHE = "20Gi"
+GCSFUSE_FILE_CACHE_GI = 20
+# gcsfuse options for training reads (gcsfuse's documented config keys; not read in
+# gcsfuse's source here): only the dataset's prefix, folders that exist only as object
+# name prefixes, the pod's user and group, and parallel downloads into the file cache
+# (they need the file cache, which fileCacheCapacity turns on).
+GCS_READ_ROLE = "roles/storage.objectViewer"
+GCS_WRITE_ROLE = "roles/storage.objectUser"
+STORAGE_API = "storage.cnrm.cloud.google.com/v1beta1"
+
+
+def volume_name(dataset: model.Dataset) -> str:
+    return f"{VOLUME_PREFIX}{dataset.name}"
+
+
+def env_name(dataset: model.Dataset) -> str:
+    return ENV_PREFIX + dataset.name.upper().replace("-", "_")
+
+
+def claim_name(workload: model.Workload, dataset: model.Dataset) -> str:
+    """The claim the pods mount: the configured one (pvc:), else the generated one."""
+    source = dataset.source
+    if source is not None and source.startswith("pvc:"):
+        return source.removeprefix("pvc:")
+    return f"{workload.name}-data-{dataset.name}"
+
+
+def on_cloud(workload: model.Workload, cloud: str) -> tuple[model.Dataset, ...]:
+    """The workload's datasets as one cloud sees them: one `source` each (None: the
+    claim you fill, on local clusters)."""
+    return tuple(replace(d, source=d.source_on(cloud), sources=None) for d in workload.data)
+
+
+def _scheme(dataset: model.Dataset) -> str | None:
+    source = dataset.source
+    if source is None:
+        return None
+    return source.split(":", 1)[0]
+
+
+def gcs(workload: model.Workload) -> list[model.Dataset]:
+    return [d for d in workload.data if d.sources is None and _scheme(d) == "gs"]
+
+
+def s3(workload: model.Workload) -> list[model.Dataset]:
+    return [d for d in workload.data if d.sources is None and _scheme(d) == "s3"]
+
+
+def filled_by_hand(workload: model.Workload) -> list[model.Dataset]:
+    """Datasets that are a generated claim with no cloud store behind it (local)."""
+    return [d for d in workload.data if d.sources is None and d.source is None]
+
+
+# ------------------------------------------------------------------------- pods
+
+
+def pod_volumes(workload: model.Workload) -> list[dict[str, Any]]:
+    volumes = []
+    for dataset in workload.data:
+        if dataset.sources is None and _scheme(dataset) == "gs":
+            volumes.append(
+                {"name": volume_name(dataset), "csi": _gcsfuse_volume(workload, dataset)}
+            )
+        else:
+            claim = {"claimName": claim_name(workload, dataset), "readOnly": dataset.read_only}
+            volumes.append({"name": volume_name(dataset), "persistentVolumeClaim": claim})
+    return volumes
+
+
+def trainer_mounts(workload: model.Workload) -> list[dict[str, Any]]:
+    return [
+        {"name": volume_name(d), "mountPath": d.mount_path, "readOnly": d.read_only}
+        for d in workload.data
+    ]
+
+
+def trainer_env(workload: model.Workload) -> list[dict[str, str]]:
+    return [{"name": env_name(d), "value": d.mount_path} for d in workload.data]
+
+
+def pod_annotations(workload: model.Workload) -> dict[str, str]:
+    """GKE's webhook adds the gcsfuse sidecar to pods annotated so, with these
+    resources (pkg/webhook/config.go)."""
+    found = gcs(workload)
+    if not found:
+        return {}
+    cache = f"{GCSFUSE_FILE_CACHE_GI * len(found)}Gi"
+    return {
+        GCSFUSE_ANNOTATION: "true",
+        "gke-gcsfuse/cpu-limit": GCSFUSE_SIDECAR_CPU,
+        "gke-gcsfuse/cpu-request": GCSFUSE_SIDECAR_CPU,
+        "gke-gcsfuse/ephemeral-storage-limit": "0",
+        "gke-gcsfuse/ephemeral-storage-request": cache,
+        "gke-gcsfuse/memory-limit": GCSFUSE_SIDECAR_MEMORY,
+        "gke-gcsfuse/memory-request": GCSFUSE_SIDECAR_MEMORY,
+    }
+
+
+def _gcsfuse_volume(workload: model.Workload, dataset: model.Dataset) -> dict[str, Any]:
+    assert dataset.source is not None
+    _, bucket, prefix = checks.bucket_and_prefix(dataset.source)
+    options = ["implicit-dirs"]
+    if prefix:
+        options.append(f"only-dir={prefix}")
+    options += [
+        f"uid={workload.run_as_user}",
+        f"gid={workload.run_as_user}",
+        "file-cache:enable-parallel-downloads:true",
+    ]
+    return {
+        "driver": GCSFUSE_DRIVER,
+        "readOnly": dataset.read_only,
+        "volumeAttributes": {
+            "bucketName": bucket,
+            "mountOptions": ",".join(options),
+            "fileCacheCapacity": GCSFUSE_FILE_CACHE,
+            # Random reads of a big file (a shard, a record file) fill the cache too.
+            "fileCacheForRangeRead": "true",
+        },
+    }
+
+
+# ----------------------------------------------------------- claims and volumes
+
+
+def _labels(config: model.Config, workload: model.Workload) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": workload.name,
+        "app.kubernetes.io/component": "data",
+        **platform_labels(config),
+    }
+
+
+def eks_objects(config: model.Config, workload: model.Workload) -> list[Manifest]:
+    """A PersistentVolume and its claim per S3 dataset of the workload (as EKS sees it)."""
+    objects: list[Manifest] = []
+    for dataset in s3(workload):
+        assert dataset.source is not None
+        _, bucket, prefix = checks.bucket_and_prefix(dataset.source)
+        claim = claim_name(workload, dataset)
+        # Kubernetes hands the driver the volume's access mode: ReadOnlyMany mounts
+        # with --read-only (pkg/driver/node/node.go).
+        mode = "ReadOnlyMany" if dataset.read_only else "ReadWriteMany"
+        # The trainer's user and group own the files, and others than the Mountpoint
+        # pod's own user may read them (Mountpoint's --uid, --gid, --allow-other;
+        # examples/kubernetes/static_provisioning/non_root.yaml at v2.7.0). Mountpoint
+        # finds the bucket's region itself, so no `region`.
+        options = [f"uid={workload.run_as_user}", f"gid={workload.run_as_user}", "allow-other"]
+        if prefix:
+            options.append(f"prefix {prefix}/")
+        volume = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": metadata(claim, _labels(config, workload)),
+            "spec": {
+                "capacity": {"storage": S3_NOMINAL_SIZE},
+                "accessModes": [mode],
+                "persistentVolumeReclaimPolicy": "Retain",
+                "storageClassName": "",
+                "claimRef": {"namespace": workload.namespace, "name": claim},
+                "mountOptions": options,
+                "csi": {
+                    "driver": MOUNTPOINT_DRIVER,
+                    # Unique per cluster: Kubernetes handles one volume per handle.
+                    "volumeHandle": f"{workload.namespace}-{claim}",
+                    "volumeAttributes": {"bucketName": bucket, "authenticationSource": "pod"},
+                },
+            },
+        }
+        objects.append(volume)
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": metadata(claim, _labels(config, workload), workload.namespace),
+                "spec": {
+                    "accessModes": [mode],
+                    "storageClassName": "",
+                    "resources": {"requests": {"storage": S3_NOMINAL_SIZE}},
+                    "volumeName": claim,
+                },
+            }
+        )
+    return objects
+
+
+def local_objects(config: model.Config, workload: model.Workload) -> list[Manifest]:
+    """The claims you fill on a local cluster (kind's `standard` class, ReadWriteOnce:
+    the workload's pods run on one node)."""
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": metadata(
+                claim_name(workload, d), _labels(config, workload), workload.namespace
+            ),
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "standard",
+                "resources": {"requests": {"storage": d.local_size}},
+            },
+        }
+        for d in filled_by_hand(workload)
+    ]
+
+
+# ------------------------------------------------------------------ identities
+
+
+def _bucket_grants(config: model.Config, cluster: model.Cluster) -> list[tuple[str, str, bool]]:
+    """(bucket, prefix, writable) for each dataset the cluster's workloads mount from
+    its cloud's store, once each; writable wins when one is written and one only read."""
+    found: dict[tuple[str, str], bool] = {}
+    for workload in config.workloads_on(cluster):
+        seen = replace(workload, data=on_cloud(workload, cluster.cloud))
+        for dataset in [*s3(seen), *gcs(seen)]:
+            assert dataset.source is not None
+            _, bucket, prefix = checks.bucket_and_prefix(dataset.source)
+            key = (bucket, prefix)
+            found[key] = found.get(key, False) or not dataset.read_only
+    return [(b, p, w) for (b, p), w in sorted(found.items())]
+
+
+# What Mountpoint needs (awslabs/mountpoint-s3 doc/CONFIGURATION.md "IAM permissions",
+# as the driver's docs/CONFIGURATION.md points to it): s3:ListBucket on the bucket,
+# s3:GetObject to read; to write, s3:PutObject and s3:AbortMultipartUpload (and
+# s3:DeleteObject only with --allow-delete, which is not given).
+S3_READ = ("s3:GetObject",)
+S3_WRITE = ("s3:PutObject", "s3:AbortMultipartUpload")
+
+
+def eks_data_policy(config: model.Config, cluster: model.EksCluster, partition: str) -> str | None:
+    """The training role's inline policy: list exactly the declared prefixes and read
+    (write, where a dataset is writable) exactly the objects under them."""
+    grants = _bucket_grants(config, cluster)
+    if not grants:
+        return None
+    statements: list[dict[str, Any]] = []
+    for index, (bucket, prefix, writable) in enumerate(grants):
+        bucket_arn = f"arn:{partition}:s3:::{bucket}"
+        listing: dict[str, Any] = {
+            "Sid": f"List{index}",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": bucket_arn,
+        }
+        if prefix:
+            # Only under the prefix and its slash: a bare "imagenet" would also list
+            # "imagenet-private/...".
+            listing["Condition"] = {"StringLike": {"s3:prefix": f"{prefix}/*"}}
+        statements.append(listing)
+        actions = [*S3_READ, *(S3_WRITE if writable else ())]
+        objects = f"{bucket_arn}/{prefix}/*" if prefix else f"{bucket_arn}/*"
+        statements.append(
+            {
+                "Sid": f"Objects{index}",
+                "Effect": "Allow",
+                "Action": actions[0] if len(actions) == 1 else actions,
+                "Resource": objects,
+            }
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
+
+
+def needs_mountpoint(config: model.Config, cluster: model.Cluster) -> bool:
+    return isinstance(cluster, model.EksCluster) and bool(_bucket_grants(config, cluster))
+
+
+def needs_gcsfuse(config: model.Config, cluster: model.Cluster) -> bool:
+    return isinstance(cluster, model.GkeCluster) and bool(_bucket_grants(config, cluster))
+
+
+def gke_bucket_members(config: model.Config, cluster: model.GkeCluster) -> list[Manifest]:
+    """The training pods' Google service account gets objectViewer (objectUser where a
+    dataset is written) on each declared bucket alone. A bucket-level grant covers the
+    whole bucket: Cloud Storage IAM has no prefix scope without IAM conditions, which
+    these roles' list permission does not honour. Names are `infra_metadata` names."""
+    account = cluster.training_service_account()
+    writable: dict[str, bool] = {}
+    for bucket, _, written in _bucket_grants(config, cluster):
+        writable[bucket] = writable.get(bucket, False) or written
+    return [
+        {
+            "name": f"{account}-data-{index}",
+            "spec": {
+                "memberFrom": {"serviceAccountRef": {"name": account}},
+                "role": GCS_WRITE_ROLE if writable[bucket] else GCS_READ_ROLE,
+                "resourceRef": {
+                    "apiVersion": STORAGE_API,
+                    "kind": "StorageBucket",
+                    "external": bucket,
+                },
+            },
+        }
+        for index, bucket in enumerate(sorted(writable))
+    ]
