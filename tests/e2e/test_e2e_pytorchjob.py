@@ -54,7 +54,10 @@ def test_torchrun_trains_from_the_operators_environment_alone(
         "NCCL_SOCKET_IFNAME",
         "NCCL_DEBUG",
         "TORCH_NCCL_ASYNC_ERROR_HANDLING",
-        *("MLGITOPS_DATA_" + d["name"].upper().replace("-", "_") for d in pytorchjob.config["data"]),
+        *(
+            "MLGITOPS_DATA_" + d["name"].upper().replace("-", "_")
+            for d in pytorchjob.config["data"]
+        ),
     ]
     shards = fill_dataset(pytorchjob, tmp_path)
     run = run_pytorchjob(pytorchjob.objects, pytorchjob.name, image, tmp_path, DEADLINE_SECONDS)
