@@ -288,7 +288,8 @@ def test_remove_the_first_workload_keeps_the_next_ones_comment(tmp_path: Path) -
     assert "workloads:\n  # Stateful training with a checkpoint volume" in text
     assert "Inter-pod communication" not in text
     removed, added = changed_lines(SEEDS.read_text(), text)
-    assert added == [] and len(removed) == 14  # with its secrets and their comment
+    # with its secrets, its dataset and their comments
+    assert added == [] and len(removed) == 22
 
 
 def test_remove_cluster_named_by_a_workload_is_refused(config: Path) -> None:

@@ -231,9 +231,10 @@ def test_a_namespace_lists_its_workloads_once_per_cloud_and_each_cluster_adds_it
         ]
     # resnet-ddp runs on one EKS cluster only: no cloud-wide list, and only there.
     assert not (out / "overlays/eks/namespaces/distributed-training").exists()
+    # (its EKS overlay: the S3 volume and claim of its dataset)
     assert listed("clusters/eks-training/workloads/namespaces/distributed-training") == [
         "../../../../../base/namespaces/distributed-training",
-        "../../../../../base/resnet-ddp",
+        "../../../../../overlays/eks/workloads/resnet-ddp",
         "externalsecret.yaml",
         "secretstore.yaml",
     ]
@@ -266,8 +267,12 @@ def test_adding_a_workload_touches_its_own_files_and_the_lists_that_name_it(
     changed = {p for p in after if before.get(p) != after[p]} | (before.keys() - after.keys())
     own = {p for p in changed if p.startswith(("base/gpt-small/", "overlays/local/workloads/"))}
     assert own and all("gpt-small" in p for p in own)
+    # and, the EKS clusters having workload identity (the seeds' dataset is read through
+    # it), the association of its ServiceAccount with the training role on each
     assert changed - own == {
         ".mlgitops-state.json",
         "overlays/eks/namespaces/ml-workloads/kustomization.yaml",
         "overlays/local/namespaces/ml-workloads/kustomization.yaml",
+        "clusters/eks-training/infrastructure/podidentityassociation.yaml",
+        "clusters/eks-second/infrastructure/podidentityassociation.yaml",
     }

@@ -110,6 +110,8 @@ def workload(draw: st.DrawFn, name: str, cluster_names: list[str]) -> Config:
             "mountPath": draw(st.sampled_from(["/ckpt", "/var/ml/checkpoints"])),
         }
     if draw(st.booleans()):
+        spec["data"] = draw(data())
+    if draw(st.booleans()):
         spec["network"] = draw(network())
     if draw(st.booleans()):
         spec["env"] = draw(
@@ -129,6 +131,32 @@ def workload(draw: st.DrawFn, name: str, cluster_names: list[str]) -> Config:
     if overrides:
         spec["overrides"] = overrides
     return spec
+
+
+@st.composite
+def data(draw: st.DrawFn) -> list[Config]:
+    """Datasets from a bucket on each cloud (local: a claim you fill), read-only or not,
+    with or without a prefix."""
+    found = []
+    for name in draw(
+        st.lists(st.sampled_from(["imagenet", "coco", "c4"]), min_size=1, unique=True)
+    ):
+        prefix = draw(st.sampled_from(["", f"/{name}", f"/sets/{name}/v1"]))
+        dataset: Config = {"name": name, "mountPath": f"/data/{name}"}
+        if draw(st.booleans()):
+            dataset["sources"] = {
+                "eks": f"s3://acme-data{prefix}",
+                "gke": f"gs://acme-data{prefix}",
+            }
+        else:
+            dataset["sources"] = {
+                "eks": f"s3://acme-{name}.bucket{prefix}",
+                "gke": f"gs://acme_{name}{prefix}",
+            }
+        if draw(st.booleans()):
+            dataset["readOnly"] = draw(st.booleans())
+        found.append(dataset)
+    return found
 
 
 RUNTIMES = {
@@ -356,6 +384,11 @@ def valid_configs(draw: st.DrawFn) -> Config:
             _shares_a_checkpoint(spec, cluster) for spec in workloads
         ):
             cluster["efsFileSystemId"] = "fs-0123abcd"  # ReadWriteMany on EKS is EFS
+        if cluster["cloud"] != "local" and any(
+            spec.get("data") and cluster["name"] in spec.get("clusters", [cluster["name"]])
+            for spec in workloads
+        ):
+            cluster.setdefault("workloadIdentity", {})  # who reads the datasets' buckets
     config: Config = {
         "name": draw(_label("p")),
         "repo": {"url": "https://github.com/acme/ml-gitops.git"},

@@ -92,9 +92,9 @@ def _container(document: dict) -> dict:  # type: ignore[type-arg]
         ),
         pytest.param(
             lambda d: d["spec"]["template"]["spec"]["volumes"].append(
-                {"name": "host", "hostPath": {"path": "/data"}}
+                {"name": "host", "hostPath": {"path": "/data"}}  # after tmp, dshm and data-imagenet
             ),
-            "base/resnet-ddp: Job/resnet-ddp: spec.template.spec.volumes[2].hostPath: "
+            "base/resnet-ddp: Job/resnet-ddp: spec.template.spec.volumes[3].hostPath: "
             "[MLG001] volume 'host' is a hostPath",
             id="hostpath",
         ),

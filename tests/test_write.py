@@ -99,17 +99,20 @@ def test_files_no_longer_generated_are_deleted_with_their_empty_folders(tmp_path
         "bootstrap/fleet/project/appproject.yaml",
         "bootstrap/local/local/project/appproject.yaml",
         "clusters/eks-training/gitops/application.yaml",
+        # its training pods' Pod Identity association (the cluster has workload identity)
+        "clusters/eks-training/infrastructure/podidentityassociation.yaml",
         "clusters/eks-training/infrastructure/role.yaml",  # its secrets' ARNs
         "clusters/eks-training/workloads/kustomization.yaml",
         "clusters/gke-training/gitops/application.yaml",
-        "clusters/gke-training/infrastructure/iampolicymember.yaml",  # its secrets' readers
+        # its secrets' readers, and its ServiceAccount's Workload Identity binding
+        "clusters/gke-training/infrastructure/iampolicymember.yaml",
         "clusters/gke-training/workloads/kustomization.yaml",
         "clusters/local/gitops/application.yaml",
         "clusters/local/workloads/kustomization.yaml",
     ]
     deleted = [line for line in planned if line.startswith("delete")]
     assert all("bert-finetune" in line or "ml-workloads" in line for line in deleted)
-    assert f"0 created, 10 changed, {len(deleted)} deleted" in result.stderr
+    assert f"0 created, 11 changed, {len(deleted)} deleted" in result.stderr
     assert not (out / "base" / "bert-finetune").exists()
     assert not (out / "base" / "namespaces" / "ml-workloads").exists()
     assert not (out / "overlays" / "local" / "workloads" / "bert-finetune").exists()

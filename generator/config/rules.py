@@ -333,8 +333,8 @@ def _datasets(workload: model.Workload, path: str) -> Iterator[Found]:
     if workload.data and workload.training_runtime:
         yield (
             f"{path}.data",
-            f"the pods of ClusterTrainingRuntime {workload.training_runtime!r} are not "
-            "mlgitops': they would not mount the datasets (leave trainingRuntime out)",
+            "a trainjob with its own trainingRuntime gets its volumes from that runtime: "
+            "mount the datasets there, or leave trainingRuntime out",
         )
     for i, dataset in enumerate(workload.data):
         where = f"{path}.data[{i}]"
@@ -385,6 +385,8 @@ def _dataset_readers(workload: model.Workload, path: str, loaded: Loaded) -> Ite
     role (EKS) or Google service account (GKE), so `workloadIdentity` on the cluster."""
     for i, dataset in enumerate(workload.data):
         if (dataset.source is None) == (dataset.sources is None):
+            continue  # its own problem
+        if dataset.sources and not any(dataset.sources.on(c) for c in ("eks", "gke", "local")):
             continue  # its own problem
         field_name = "source" if dataset.source else "sources"
         where = f"{path}.data[{i}].{field_name}"

@@ -215,8 +215,9 @@ def eks_objects(config: model.Config, workload: model.Workload) -> list[Manifest
         mode = "ReadOnlyMany" if dataset.read_only else "ReadWriteMany"
         # The trainer's user and group own the files, and others than the Mountpoint
         # pod's own user may read them (Mountpoint's --uid, --gid, --allow-other;
-        # examples/kubernetes/static_provisioning/non_root.yaml at v2.7.0). Mountpoint
-        # finds the bucket's region itself, so no `region`.
+        # examples/kubernetes/static_provisioning/non_root.yaml at v2.7.0). No `region`:
+        # Mountpoint detects the bucket's region at startup (mountpoint-s3 doc/
+        # CONFIGURATION.md "Region detection"), and the bucket need not be the cluster's.
         options = [f"uid={workload.run_as_user}", f"gid={workload.run_as_user}", "allow-other"]
         if prefix:
             options.append(f"prefix {prefix}/")
@@ -294,9 +295,11 @@ def _bucket_grants(config: model.Config, cluster: model.Cluster) -> list[tuple[s
 
 
 # What Mountpoint needs (awslabs/mountpoint-s3 doc/CONFIGURATION.md "IAM permissions",
-# as the driver's docs/CONFIGURATION.md points to it): s3:ListBucket on the bucket,
+# read at commit 0398a86e, which the driver's docs/CONFIGURATION.md points to):
+# s3:ListBucket on the bucket, scoped to a prefix by the s3:prefix condition, and
 # s3:GetObject to read; to write, s3:PutObject and s3:AbortMultipartUpload (and
-# s3:DeleteObject only with --allow-delete, which is not given).
+# s3:DeleteObject only with --allow-delete, which is not given). `--prefix` must end
+# with "/" (same document, "Mounting a bucket prefix").
 S3_READ = ("s3:GetObject",)
 S3_WRITE = ("s3:PutObject", "s3:AbortMultipartUpload")
 
@@ -366,3 +369,23 @@ def gke_bucket_members(config: model.Config, cluster: model.GkeCluster) -> list[
         }
         for index, bucket in enumerate(sorted(writable))
     ]
+
+
+def local_notes(config: model.Config, cluster: model.LocalCluster, namespace: str) -> list[str]:
+    """One line per claim a local cluster's namespace asks you to fill."""
+    lines = []
+    for workload in config.workloads_on(cluster):
+        if workload.namespace != namespace:
+            continue
+        seen = replace(workload, data=on_cloud(workload, "local"))
+        for dataset in filled_by_hand(seen):
+            (configured,) = [d for d in workload.data if d.name == dataset.name]
+            where = sorted(
+                {s for c in ("eks", "gke") if (s := configured.source_on(c)) is not None}
+            )
+            copy = f" (a copy of {' or '.join(where)})" if where else ""
+            lines.append(
+                f"{claim_name(seen, dataset)}: {workload.name}'s {dataset.name}{copy}, "
+                f"at {dataset.mount_path}"
+            )
+    return lines

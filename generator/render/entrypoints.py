@@ -20,7 +20,7 @@ The invariant: what a cluster runs is exactly `kustomize build` of these paths.
 from __future__ import annotations
 
 from generator.config import model
-from generator.render import fabric, secrets
+from generator.render import datasets, fabric, secrets
 from generator.render.objects import Patch, Unit
 from generator.render.overlays import (
     custom_folder,
@@ -167,6 +167,12 @@ def render_namespace_entrypoint(
             comment = "#\n# Secrets the pods need, made by hand once (values never in git):\n"
             comment += "".join(f"#   {line}\n" for line in commands)
             patches.append(secrets.hand_made_patch(config, cluster, namespace))
+        claims = datasets.local_notes(config, cluster, namespace)
+        if claims:
+            comment += (
+                '#\n# Dataset claims to fill once before the training runs (README "Datasets"):\n'
+            )
+            comment += "".join(f"#   {line}\n" for line in claims)
     return Unit(
         cluster_namespace_folder(cluster, namespace),
         objects=secrets.namespace_objects(config, cluster, namespace),

@@ -63,7 +63,7 @@ def render_overlay_units(config: model.Config) -> list[Unit]:
     units: list[Unit] = []
     for cloud in config.clouds():
         profile = cloud_facts.CLOUD_PROFILES[cloud]
-        units.append(render_cloud_component(profile))
+        units.append(render_cloud_component(profile, data_claims_shared_on(config, cloud)))
         units.append(custom_unit(custom_folder(cloud), f"every workload on {cloud} clusters"))
         if any(identity_enabled(c) for c in config.clusters if c.cloud == cloud):
             units.append(render_identity_component(config, profile))
@@ -85,7 +85,17 @@ def custom_unit(folder: str, scope: str) -> Unit:
     return Unit(folder, is_component=True, seed=True, comment=CUSTOM_COMMENT.format(scope=scope))
 
 
-def render_cloud_component(profile: CloudProfile) -> Unit:
+def data_claims_shared_on(config: model.Config, cloud: str) -> bool:
+    """Some workload of a cluster of the cloud has several pods on its data claims."""
+    return any(
+        shares_data_claims(w)
+        for c in config.clusters
+        if c.cloud == cloud
+        for w in config.workloads_on(c)
+    )
+
+
+def render_cloud_component(profile: CloudProfile, data_claims_shared: bool = False) -> Unit:
     patches = [
         _claim_patch("checkpoint-single-writer.yaml", "single", profile.single_writer_class, None),
         _claim_patch(
@@ -96,9 +106,10 @@ def render_cloud_component(profile: CloudProfile) -> Unit:
         patches.append(_gpu_scheduling_patch(profile.gpu_node_label))
     if profile.shared_access_mode == "ReadWriteOnce":
         patches.append(_colocation_patch())
-        patches.append(
-            _job_patch("data-colocation.yaml", f"{datasets.DATA_LABEL}=true", colocation())
-        )
+        if data_claims_shared:
+            patches.append(
+                _job_patch("data-colocation.yaml", f"{datasets.DATA_LABEL}=true", colocation())
+            )
     return Unit(overlay_folder(profile.cloud), patches=patches, is_component=True)
 
 
