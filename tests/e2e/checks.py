@@ -58,7 +58,7 @@ def served_tasks(run: JobRun) -> dict[str, str]:
 
 
 def parameter_server_trained(
-    run: JobRun, workload: Workload, pods: Mapping[str, str]
+    run: JobRun, workload: Workload, pods: Mapping[str, str], batches: list[Any] | None = None
 ) -> dict[str, Any]:
     """The chief's report, once checked: the chief of TF_CONFIG ran in the pod `pods`
     names for `chief:0`, every worker and parameter server served its task from its own
@@ -95,7 +95,15 @@ def parameter_server_trained(
     assert set(report["executed_on"]) == {pods[f"worker:{i}"] for i in range(workers)}, (
         run.describe()
     )
-    assert report["weights"] == pytest.approx(program.reference_weights(), rel=1e-9, abs=1e-12)
+    datasets = workload.config.get("data") or []
+    assert (batches is None) == (not datasets), "fill the workload's dataset (fill_dataset)"
+    if datasets:
+        (dataset,) = datasets
+        assert report["data"] == f"{dataset['mountPath'].rstrip('/')}/batches.json"
+    else:
+        assert report["data"] is None
+    expected = program.reference_weights(batches)
+    assert report["weights"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
     return report
 
 
@@ -111,13 +119,19 @@ def training_steps(workload: Workload) -> int:
 def fill_dataset(workload: Workload, folder: Path) -> list[Any] | None:
     """What a person does before the run on a local cluster: fill the workload's dataset
     claim (a folder of the run, `folder`/claims/<claim>, the claim the built pods mount)
-    with one shard per rank for train.py. The shards' batches, by rank; None when the
-    workload declares no dataset."""
+    with one shard per rank for train.py (the shards' batches, by rank), or with every
+    step's batch for finetune.py's chief (those batches); None when the workload declares
+    no dataset."""
     claims = dataset_claims(workload)
     if not claims:
         return None
     assert len(claims) == 1, f"train.py reads one dataset, the workload has {sorted(claims)}"
     ((_, claim),) = claims.items()
+    if workload.config["framework"] == "tensorflow":  # the chief reads every step's batch
+        batches: list[Any] = load_training_program("finetune.py").write_batches(
+            folder / "claims" / claim, SHARD_SEED
+        )
+        return batches
     program = load_training_program()
     steps = training_steps(workload)
     return [

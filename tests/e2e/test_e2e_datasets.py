@@ -7,7 +7,8 @@ Each rank of `image/train.py` reads its own shard from the folder that variable 
 and the run must end with every rank equal to synchronous SGD over the shards, computed
 in one process: a rank that trained on anything else would not match. A pod whose mount
 is not where its variable points finds no shard there and fails the run; a read-only
-dataset cannot be written.
+dataset cannot be written. TensorFlow's chief (`image/finetune.py`) reads every step's
+batch from a dataset the same way, on a copy of the seeds' TensorFlow workload given one.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Any
 
 import kube
 import pytest
-from checks import ddp_trained, fill_dataset, results
+from checks import ddp_trained, fill_dataset, parameter_server_trained, results
 from jobrun import Image, run_indexed_job
-from workloads import Workload, dataset_claims, with_trainer_edited
+from test_e2e_tensorflow import expected_pods
+from workloads import Workload, build_runtime_workloads, dataset_claims, with_trainer_edited
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("sandboxes")]
 
@@ -152,3 +154,28 @@ def test_a_writable_dataset_is_written_through_to_the_claim(
     assert run.outcome == "Complete", run.describe()
     (claim,) = dataset_claims(pytorch).values()
     assert (tmp_path / "claims" / claim / "written-by-the-pod").read_text() == "x"
+
+
+# TensorFlow: the seeds' TensorFlow workload with a dataset of its own (the seeds give it
+# none), generated and built as the local cluster runs it.
+TENSORFLOW_DATA = [
+    {"name": "glue", "mountPath": "/data/glue", "source": "gs://acme-ml-datasets/glue"}
+]
+
+
+@pytest.fixture(scope="module")
+def tensorflow(tmp_path_factory: pytest.TempPathFactory) -> Workload:
+    variant = {"name": "bert-finetune-data", "clusters": ["local"], "data": TENSORFLOW_DATA}
+    built = build_runtime_workloads(
+        tmp_path_factory.mktemp("tensorflow-data"), {"tensorflow": ("tensorflow", variant)}
+    )
+    return built["tensorflow"]
+
+
+def test_the_tensorflow_chief_trains_on_the_dataset(
+    tensorflow: Workload, image: Image, tmp_path: Path
+) -> None:
+    batches = fill_dataset(tensorflow, tmp_path)
+    run = run_indexed_job(tensorflow.objects, tensorflow.name, image, tmp_path, DEADLINE_SECONDS)
+    assert run.outcome == "SuccessCriteriaMet", run.describe()
+    parameter_server_trained(run, tensorflow, expected_pods(tensorflow), batches)
