@@ -325,6 +325,8 @@ def _pods_fit(spec: Config, cluster: Config, pods: int = 1) -> bool:
     pod = nodes.pod_amounts(
         model.Resources(wanted["cpu"], wanted["memory"], int(wanted.get("gpu", 0)))
     )
+    if cloud == "gke" and spec.get("data"):  # the gcsfuse sidecar's requests too
+        pod = nodes.Amounts(pod.millicores + 1000, pod.memory + 2 * 2**30, pod.gpus)
     groups = [g for g in _node_groups(cluster) if (g.gpu_type if pod.gpus else not g.tainted)]
     if pods > 1:
         return any(

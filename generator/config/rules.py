@@ -655,6 +655,12 @@ def _pod_fits(workload: model.Workload, path: str, cluster: model.Cluster) -> It
     the doubt."""
     resources = workload.resources_on(cluster.cloud)
     wanted = nodes.pod_amounts(resources)
+    sidecar = datasets.sidecar_amounts(workload, cluster.cloud)
+    if sidecar:
+        # GKE's webhook adds the gcsfuse sidecar, with its own requests, to the pod
+        wanted = nodes.Amounts(
+            wanted.millicores + sidecar[0], wanted.memory + sidecar[1], wanted.gpus
+        )
     candidates = [
         group
         for group in nodes.node_groups(cluster)
@@ -691,7 +697,14 @@ def _pod_fits(workload: model.Workload, path: str, cluster: model.Cluster) -> It
     field = f"overrides.{cluster.cloud}.resources" if override else "resources"
     yield (
         f"{path}.{field}",
-        f"a pod asks for {_amounts(wanted)}, more than any node of cluster "
+        f"a pod asks for {_amounts(wanted)}"
+        + (
+            f" (with the Cloud Storage FUSE sidecar's {datasets.GCSFUSE_SIDECAR_CPU} CPU and "
+            f"{datasets.GCSFUSE_SIDECAR_MEMORY})"
+            if sidecar
+            else ""
+        )
+        + f", more than any node of cluster "
         f"{cluster.name!r} can give one: {best.machine} nodes ({where} {best.name!r}) have "
         f"{_amounts(room)} left for pods after what the kubelet and system pods reserve; "
         f"ask for at most that, or use a larger {machine} type",

@@ -13,8 +13,8 @@ Per cloud (a dataset's `source`, or its `sources.<cloud>`):
   csidriver.yaml (tokenRequests for the audience pods.eks.amazonaws.com: the kubelet
   hands the driver the pod's token, so the pod needs no mounted token), pkg/driver/node/
   node.go (a read-only volume or a ReadOnlyMany claim mounts with `--read-only`).
-  Pod-level Pod Identity is in pkg/driver/node/credentialprovider/provider_pod.go from
-  v1.15.0 to v2.7.0 alike.
+  Pod-level Pod Identity is in pkg/driver/node/credentialprovider/provider_pod.go at
+  v1.15.0, v2.0.0 and v2.7.0 alike (the tags read).
 - GKE, `gs://bucket/prefix`: the Cloud Storage FUSE CSI driver (ContainerCluster
   `addonsConfig.gcsFuseCsiDriverConfig.enabled`), a CSI ephemeral volume in the pod
   (`gcsfuse.csi.storage.gke.io`), the pod annotated `gke-gcsfuse/volumes: "true"` so
@@ -40,6 +40,7 @@ from dataclasses import replace
 from typing import Any
 
 from generator.config import checks, model
+from generator.quantities import memory_bytes, millicores
 from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, metadata
 
@@ -52,7 +53,8 @@ DATA_LABEL = "mlgitops.io/data-claims"
 MOUNTPOINT_DRIVER = "s3.csi.aws.com"
 MOUNTPOINT_ADDON = "aws-mountpoint-s3-csi-driver"
 # The namespace the driver (v2) runs its Mountpoint pods in, one per volume and node
-# (charts/aws-mountpoint-s3-csi-driver/values.yaml at v2.7.0, `mp.namespace`).
+# (charts/aws-mountpoint-s3-csi-driver/values.yaml at v2.7.0, `mountpointPod.namespace`;
+# the chart enforces Pod Security "restricted" there).
 MOUNTPOINT_POD_NAMESPACE = "mount-s3"
 # Kubernetes requires a capacity on the PV and a request on the claim; the driver
 # ignores both (docs/CONFIGURATION.md: "Value is ignored but required by Kubernetes").
@@ -70,12 +72,17 @@ GCSFUSE_SIDECAR_CPU = "1"
 GCSFUSE_SIDECAR_MEMORY = "2Gi"
 # Each dataset's file cache (volume attribute fileCacheCapacity): epochs after the
 # first read from the node's disk instead of the bucket.
-GCSFUSE_FILE_CACHE = "20Gi"
 GCSFUSE_FILE_CACHE_GI = 20
+GCSFUSE_FILE_CACHE = f"{GCSFUSE_FILE_CACHE_GI}Gi"
 # gcsfuse options for training reads (gcsfuse's documented config keys; not read in
-# gcsfuse's source here): only the dataset's prefix, folders that exist only as object
-# name prefixes, the pod's user and group, and parallel downloads into the file cache
-# (they need the file cache, which fileCacheCapacity turns on).
+# gcsfuse's source here): folders that exist only as object name prefixes, and parallel
+# downloads into the file cache (they need the file cache, which fileCacheCapacity
+# turns on). `_gcsfuse_volume` adds the dataset's prefix (only-dir) and the pod's user
+# and group.
+GCSFUSE_IMPLICIT_DIRS = "implicit-dirs"
+GCSFUSE_PARALLEL_DOWNLOADS = "file-cache:enable-parallel-downloads:true"
+# Cloud Storage IAM roles: read objects and list them (objectViewer), and also write
+# (objectUser), on one bucket.
 GCS_READ_ROLE = "roles/storage.objectViewer"
 GCS_WRITE_ROLE = "roles/storage.objectUser"
 STORAGE_API = "storage.cnrm.cloud.google.com/v1beta1"
@@ -168,16 +175,24 @@ def pod_annotations(workload: model.Workload) -> dict[str, str]:
     }
 
 
+def sidecar_amounts(workload: model.Workload, cloud: str) -> tuple[int, int] | None:
+    """(millicores, bytes) the gcsfuse sidecar asks for in the workload's pods on a cloud,
+    or None where it has none."""
+    if not gcs(replace(workload, data=on_cloud(workload, cloud))):
+        return None
+    return millicores(GCSFUSE_SIDECAR_CPU), memory_bytes(GCSFUSE_SIDECAR_MEMORY)
+
+
 def _gcsfuse_volume(workload: model.Workload, dataset: model.Dataset) -> dict[str, Any]:
     assert dataset.source is not None
     _, bucket, prefix = checks.bucket_and_prefix(dataset.source)
-    options = ["implicit-dirs"]
+    options = [GCSFUSE_IMPLICIT_DIRS]
     if prefix:
         options.append(f"only-dir={prefix}")
     options += [
         f"uid={workload.run_as_user}",
         f"gid={workload.run_as_user}",
-        "file-cache:enable-parallel-downloads:true",
+        GCSFUSE_PARALLEL_DOWNLOADS,
     ]
     return {
         "driver": GCSFUSE_DRIVER,

@@ -441,8 +441,8 @@ def _addons(config: model.Config, cluster: model.EksCluster) -> list[Manifest]:
         addons.append(_addon(config, cluster, "eks-pod-identity-agent", None))
     if datasets.needs_mountpoint(config, cluster):
         # No addonVersion, as for the other add-ons: EKS installs its default build for
-        # the cluster's minor. Pod-level Pod Identity, which the volumes use, is in every
-        # driver release from v1.15.0 to v2.7.0 (render/datasets.py).
+        # the cluster's minor. Pod-level Pod Identity, which the volumes use, is in the
+        # driver at v1.15.0, v2.0.0 and v2.7.0 (render/datasets.py).
         addons.append(_addon(config, cluster, datasets.MOUNTPOINT_ADDON, None))
     return addons
 
