@@ -28,7 +28,11 @@ nearest folder above it that exists (`/` for `/data/imagenet` here) is covered, 
 pod's namespace only, by an overlay whose writable layer is a tmpfs of that namespace,
 with the mounts below it bound back on top, the missing folders are made in that layer,
 and the overlay is read-only again with `readOnlyRootFilesystem` (MOUNT_CLAIMS). A
-volume whose path has a file in the way is left out, so reading or writing there fails.
+pod without a read-only root then writes below that folder into its own layer, as a
+container writes into its own, never onto the machine; the claims are bound from the
+test's folders, opened before any overlay, so what a pod writes there every pod and the
+test see. A volume whose path has a file in the way is left out, so reading or writing
+there fails.
 """
 
 from __future__ import annotations
