@@ -25,6 +25,10 @@ _QUANTITY = re.compile(
 )
 
 
+def is_quantity(text: str) -> bool:
+    return _QUANTITY.fullmatch(text) is not None
+
+
 def value(quantity: str | int) -> Decimal:
     """A quantity's exact value in base units (cores, bytes)."""
     written = _QUANTITY.fullmatch(str(quantity))

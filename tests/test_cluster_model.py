@@ -375,3 +375,101 @@ def test_generate_warns_of_what_the_model_finds(tmp_path: Path) -> None:
         "the pods ask for 3; gpu: its nvidia.com/gpu quota is 2, the pods ask for 3)"
     ]
     assert (tmp_path / "t/base/torch-elastic").is_dir()
+
+
+# Datasets: what the CSI drivers add to the pods and nodes of the seeds' clusters.
+
+
+@pytest.fixture(scope="module")
+def seeds_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("seeds") / "tree"
+    result = CliRunner().invoke(main, ["generate", "--config", str(SEEDS), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def validate_seeds(tree: Path) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        main, ["validate", str(tree), "--config", str(SEEDS), *schema_args(), "--no-cache"]
+    )
+    return result.exit_code, result.stdout
+
+
+def trainer_cpu(cpu: str) -> list[dict[str, Any]]:
+    where = "/spec/template/spec/containers/0/resources"
+    return [
+        {"op": "replace", "path": f"{where}/requests/cpu", "value": cpu},
+        {"op": "replace", "path": f"{where}/limits/cpu", "value": cpu},
+    ]
+
+
+RESNET = {"kind": "Job", "name": "resnet-ddp"}
+WITHOUT_FUSE = {"op": "remove", "path": "/spec/template/metadata/annotations/gke-gcsfuse~1volumes"}
+
+
+def test_the_gke_fuse_sidecar_counts_in_the_pods_size(seeds_tree: Path, tmp_path: Path) -> None:
+    """7 CPU fit a workers node (7910m for pods); with the 1 CPU and 2Gi the pod's
+    annotations give the sidecar GKE injects for the dataset, the pod does not."""
+    tree = copy_of(seeds_tree, tmp_path)
+    custom_patch(tree, "gke-training", RESNET, trainer_cpu("7"))
+    code, stdout = validate_seeds(tree)
+    assert code == 1
+    (found,) = [p for p in problems(stdout, "MLG010") if "gke-training" in p]
+    assert found == (
+        "clusters/gke-training/workloads/namespaces/distributed-training: Job/resnet-ddp: "
+        "pods 'pods': [MLG010] 3 pod(s) fit no node of cluster 'gke-training': "
+        "node group 'system': its required node affinity matches none of these nodes' "
+        "labels, it asks for 8 CPU, 18Gi memory, 1 GPU (1 CPU, 2Gi memory of it for the "
+        "gke-gcsfuse-sidecar GKE injects), more than a node gives pods (7910m CPU, 28.3Gi "
+        "memory); node group 'workers': it asks for 8 CPU, 18Gi memory, 1 GPU (1 CPU, 2Gi "
+        "memory of it for the gke-gcsfuse-sidecar GKE injects), more than a node gives "
+        "pods (7910m CPU, 26.5Gi memory, 1 GPU)"
+    )
+    # The same pod without the annotation the webhook injects on: no sidecar, it fits.
+    custom_patch(tree, "gke-training", RESNET, [*trainer_cpu("7"), WITHOUT_FUSE])
+    code, stdout = validate_seeds(tree)
+    assert not [p for p in problems(stdout, "MLG010") if "gke-training" in p], stdout
+
+
+def test_the_mountpoint_node_pods_count_on_every_eks_node(seeds_tree: Path, tmp_path: Path) -> None:
+    """The S3 driver's node DaemonSet takes 30m CPU and 120Mi of every node of a cluster
+    that installs its add-on: 7760m fit a g5.2xlarge's 7775m, not the 7745m left."""
+    tree = copy_of(seeds_tree, tmp_path)
+    custom_patch(tree, "eks-training", RESNET, trainer_cpu("7760m"))
+    code, stdout = validate_seeds(tree)
+    assert code == 1
+    (found,) = [p for p in problems(stdout, "MLG010") if "eks-training" in p]
+    assert (
+        "node group 'gpu-workers': it asks for 7760m CPU, 16Gi memory, 1 GPU, more than a "
+        "node gives pods (7745m CPU, 30.9Gi memory, 1 GPU)"
+    ) in found
+
+    def without_mountpoint(docs: list[dict[str, Any]]) -> None:
+        docs[:] = [d for d in docs if d["spec"]["name"] != "aws-mountpoint-s3-csi-driver"]
+
+    edit_yaml(tree / "clusters/eks-training/infrastructure/addon.yaml", without_mountpoint)
+    code, stdout = validate_seeds(tree)
+    assert not [p for p in problems(stdout, "MLG010") if "eks-training" in p], stdout
+
+
+def test_the_mountpoint_controller_needs_an_untainted_node(
+    seeds_tree: Path, tmp_path: Path
+) -> None:
+    tree = copy_of(seeds_tree, tmp_path)
+
+    def taint_every_group(docs: list[dict[str, Any]]) -> None:
+        for doc in docs:
+            doc["spec"]["taints"] = [
+                {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+            ]
+
+    edit_yaml(tree / "clusters/eks-training/infrastructure/nodegroup.yaml", taint_every_group)
+    code, stdout = validate_seeds(tree)
+    assert code == 1
+    found = [p for p in problems(stdout, "MLG013") if "kube-system/s3-csi-controller" in p]
+    assert len(found) == 1, stdout
+    assert found[0].startswith(
+        "clusters/eks-training/infrastructure: Cluster/eks-training: nodes: [MLG013] no node "
+        "can run kube-system/s3-csi-controller (the datasets' S3 volumes mount: it creates "
+        "their Mountpoint Pods): "
+    ), found

@@ -4,14 +4,28 @@ admission.py), and the node facts against the clouds' published formulas."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from generator.cluster import admission, facts
+from generator.cluster import admission, facts, nodes, webhooks
 from generator.cluster.nodes import Amounts, NodeGroup, Taint
-from generator.cluster.placement import PodShape, fit_problems, matches, pod_requests, tolerates
+from generator.cluster.placement import (
+    PodShape,
+    fit_problems,
+    matches,
+    pod_requests,
+    shape_of,
+    tolerates,
+)
+from generator.config.load import load_default_config
 
 GPU_TAINT = Taint("nvidia.com/gpu", "true", "NoSchedule")
 GIB = 2**30
+EKS = next(c for c in load_default_config().clusters if c.cloud == "eks")
 
 
 @pytest.mark.parametrize(
@@ -132,3 +146,139 @@ def test_reservations_follow_the_published_formulas() -> None:
     assert facts.eks_reserved_memory("m6i.xlarge") == (11 * 58 + 255) * 2**20
     # GKE on 32 GiB: 25% of 4 + 20% of 4 + 10% of 8 + 6% of 16 GiB.
     assert facts.gke_reserved_memory(32 * GIB) == int((1 + 0.8 + 0.8 + 0.96) * GIB)
+
+
+def test_sidecars_add_to_the_pod_and_to_the_init_containers_after_them() -> None:
+    """KEP-753 (component-helpers PodRequests): a sidecar (restartPolicy Always) runs
+    beside the containers and beside every init container that starts after it."""
+
+    def asks(cpu: str, memory: str, **more: str) -> dict[str, Any]:
+        return {"resources": {"requests": {"cpu": cpu, "memory": memory}}, **more}
+
+    spec = {
+        "containers": [asks("1", "1Gi")],
+        "initContainers": [asks("2", "1Gi"), asks("250m", "3Gi", restartPolicy="Always")],
+    }
+    # Containers and sidecar: 1.25 CPU, 4Gi; the first init container ran before it.
+    assert pod_requests(spec) == Amounts(2000, 4 * GIB, 0)
+    spec["initContainers"].reverse()
+    # Now the 2-CPU init container runs beside the sidecar: 2.25 CPU.
+    assert pod_requests(spec) == Amounts(2250, 4 * GIB, 0)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "requests"),
+    [
+        ({"gke-gcsfuse/volumes": "false"}, None),
+        ({}, None),
+        ({"gke-gcsfuse/volumes": "True"}, {"cpu": "250m", "memory": "256Mi"}),
+        (
+            {
+                "gke-gcsfuse/volumes": "true",
+                "gke-gcsfuse/cpu-request": "1",
+                "gke-gcsfuse/memory-limit": "2Gi",
+            },
+            {"cpu": "1", "memory": "2Gi"},
+        ),
+        # A zero limit is unlimited: the request is the default; a zero request is none.
+        (
+            {
+                "gke-gcsfuse/volumes": "true",
+                "gke-gcsfuse/cpu-limit": "0",
+                "gke-gcsfuse/memory-request": "0",
+            },
+            {"cpu": "250m"},
+        ),
+    ],
+)
+def test_the_fuse_sidecar_asks_what_the_webhook_gives_it(
+    annotations: dict[str, str], requests: dict[str, str] | None
+) -> None:
+    sidecar = webhooks.gcsfuse_sidecar(annotations)
+    if requests is None:
+        assert sidecar is None
+        return
+    assert sidecar == {
+        "name": "gke-gcsfuse-sidecar",
+        "restartPolicy": "Always",
+        "resources": {"requests": requests},
+    }
+
+
+def test_only_gke_adds_the_fuse_sidecar_to_the_pod() -> None:
+    spec = {"containers": [{"resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}]}
+    shape = shape_of(spec, {"gke-gcsfuse/volumes": "true", "gke-gcsfuse/cpu-request": "1"})
+    assert shape.requests == Amounts(4000, 16 * GIB, 0)
+    assert shape.on_cloud("eks").requests == Amounts(4000, 16 * GIB, 0)
+    on_gke = shape.on_cloud("gke")
+    assert on_gke.requests == Amounts(5000, 16 * GIB + 256 * 2**20, 0)
+    assert PodShape.from_data(shape.as_data()) == shape
+    room = Amounts(4500, 32 * GIB, 0)
+    cpu_group = NodeGroup("cpu", "e2-standard-8", {}, (), room, room, 1, None)
+    assert fit_problems(shape, cpu_group) == []
+    assert fit_problems(on_gke, cpu_group) == [
+        "it asks for 5 CPU, 16.2Gi memory (1 CPU, 256Mi memory of it for the "
+        "gke-gcsfuse-sidecar GKE injects), more than a node gives pods (4500m CPU, 32Gi "
+        "memory)"
+    ]
+
+
+def test_an_eks_addon_daemon_set_takes_its_share_of_every_node() -> None:
+    room = Amounts(7775, 31 * GIB, 1)
+    gpu = NodeGroup("gpu", "g5.2xlarge", {}, (), room, room, 2, "nvidia-a10g")
+    addon = [{"type": "Addon", "name": facts.MOUNTPOINT_ADDON}]
+    (less,) = nodes.as_built(EKS, [gpu], addon)
+    assert less.allocatable == Amounts(7775 - 30, 31 * GIB - 120 * 2**20, 1)
+    assert nodes.as_built(EKS, [gpu], [{"type": "Addon", "name": "vpc-cni"}]) == [gpu]
+
+
+UPSTREAM = os.environ.get("MLGITOPS_UPSTREAM")
+
+
+def _show(mirror: str, tag: str, path: str) -> str:
+    git_dir = Path(UPSTREAM or "") / mirror / "repo"
+    run = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "show", f"{tag}:{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return run.stdout
+
+
+@pytest.mark.skipif(not UPSTREAM, reason="set MLGITOPS_UPSTREAM to a folder of git mirrors")
+def test_the_csi_drivers_facts_are_their_sources() -> None:
+    """The facts of webhooks.py and facts.py, read again at the tags they cite."""
+    fuse = "GoogleCloudPlatform+gcs-fuse-csi-driver"
+    deployment = _show(fuse, "v1.24.4", "deploy/base/webhook/deployment.yaml")
+    for resource, default in webhooks.GCSFUSE_DEFAULT_REQUESTS.items():
+        assert f"- --sidecar-{resource}-request={default}" in deployment
+    hook = _show(fuse, "v1.24.4", "pkg/webhook/mutatingwebhook.go")
+    assert (
+        f'GcsFuseVolumeEnableAnnotation                    = "{webhooks.GCSFUSE_ENABLE_ANNOTATION}"'
+        in hook
+    )
+    injection = _show(fuse, "v1.24.4", "pkg/webhook/injection.go")
+    assert f'GcsFuseSidecarName:          "{webhooks.GCSFUSE_PREFIX}"' in injection
+    assert "containerSpec.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)" in injection
+    spec = _show(fuse, "v1.24.4", "pkg/webhook/sidecar_spec.go")
+    assert (
+        f'GcsFuseSidecarName                                   = "{webhooks.GCSFUSE_SIDECAR}"'
+        in spec
+    )
+    chart = "charts/aws-mountpoint-s3-csi-driver"
+    s3 = "awslabs+mountpoint-s3-csi-driver"
+    values = _show(s3, "v2.7.0", f"{chart}/values.yaml")
+    assert "  resources:\n    requests:\n      cpu: 10m\n      memory: 40Mi\n" in values
+    assert "  tolerateAllTaints: true\n" in values
+    node = _show(s3, "v2.7.0", f"{chart}/templates/node.yaml")
+    assert node.count("with default .Values.node.resources .Values.sidecars.") == 2
+    assert node.count("{{- with .Values.node.resources }}") == 1
+    pod = facts.ADDON_DAEMON_PODS[facts.MOUNTPOINT_ADDON]
+    assert (pod.millicores, pod.memory) == (3 * 10, 3 * 40 * 2**20)
+    controller = _show(s3, "v2.7.0", f"{chart}/templates/controller.yaml")
+    assert "  replicas: 1\n" in controller and "name: s3-csi-controller\n" in controller
+    assert (
+        "controller:\n" in values
+        and "resources" not in values.split("controller:\n")[1].split("mountpointPod:")[0]
+    )

@@ -77,7 +77,7 @@ class Memo:
     """Work shared by the clusters of one run: pod shapes read once per distinct fact, and
     placements once per shape on each distinct set of node groups."""
 
-    shapes: dict[int, tuple[Fact, PodShape]] = field(default_factory=dict)
+    shapes: dict[tuple[int, str], tuple[Fact, PodShape]] = field(default_factory=dict)
     places: dict[tuple[str, int, str, int], tuple[str | None, dict[str, list[str]]]] = field(
         default_factory=dict
     )
@@ -132,10 +132,12 @@ class Memo:
         # The facts stay referenced, so the identities in the signature stay theirs.
         self.verdicts[signature] = (cluster.name, verdict, (given, infrastructure))
 
-    def shape(self, data: Fact) -> PodShape:
-        known = self.shapes.get(id(data))
+    def shape(self, data: Fact, cloud: str) -> PodShape:
+        """The pod as the cloud's admission webhooks leave it, once per fact and cloud."""
+        key = (id(data), cloud)
+        known = self.shapes.get(key)
         if known is None or known[0] is not data:  # the entry keeps `data` alive
-            known = self.shapes[id(data)] = (data, PodShape.from_data(data))
+            known = self.shapes[key] = (data, PodShape.from_data(data).on_cloud(cloud))
         return known[1]
 
 
@@ -181,7 +183,8 @@ def evaluate(
     verdict = Verdict(cluster.name)
     state = _gather(cluster, given)
     where = infrastructure[0] if infrastructure else f"clusters/{cluster.name}"
-    _system_pods(cluster, state, groups, list(operators), where, verdict)
+    addons = {str(f["name"]) for f in built if f.get("type") == "Addon"}
+    _system_pods(cluster, state, groups, list(operators), addons, where, verdict)
     _flavors(state, groups, where, verdict)
     for path, fact in state.refused:
         verdict.findings.append(
@@ -195,7 +198,7 @@ def evaluate(
         )
     workloads = list(state.workloads) + _trainjob_workloads(state, verdict)
     for path, workload in workloads:
-        _workload(path, workload, state, groups, nodes_key, verdict, memo)
+        _workload(path, workload, state, groups, nodes_key, verdict, memo, cluster.cloud)
     _claims(state, workloads, verdict)
     memo.remember(cluster, nodes_key, given, operators, infrastructure, verdict)
     return verdict
@@ -287,6 +290,7 @@ def _workload(
     nodes_key: str,
     verdict: Verdict,
     memo: Memo,
+    cloud: str,
 ) -> None:
     name, namespace = f"{fact['kind']}/{fact['name']}", fact["namespace"]
     by_name = {g.name: g for g in groups}
@@ -294,7 +298,8 @@ def _workload(
     for p in fact["podSets"]:
         asks = p.get("topology")
         topology = (str(asks[0]), str(asks[1])) if asks else None
-        pod_sets.append(admission.PodSet(p["name"], p["count"], memo.shape(p["shape"]), topology))
+        shape = memo.shape(p["shape"], cloud)
+        pod_sets.append(admission.PodSet(p["name"], p["count"], shape, topology))
     flavors: dict[str, str] = {}
     if fact.get("queue"):
         admitted = _admit(path, fact, pod_sets, state, verdict)
@@ -582,10 +587,12 @@ def _system_pods(
     state: _Given,
     groups: Sequence[NodeGroup],
     operators: Sequence[str],
+    addons: set[str],
     where: str,
     verdict: Verdict,
 ) -> None:
     needed = [facts.DNS_PODS[cluster.cloud]]
+    needed += [facts.ADDON_SYSTEM_PODS[a] for a in sorted(addons) if a in facts.ADDON_SYSTEM_PODS]
     provisioners = set(state.classes.values())
     if cluster.cloud == "eks":
         needed.append(facts.EBS_CSI_CONTROLLER)

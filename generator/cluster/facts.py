@@ -134,6 +134,29 @@ EFA_DAEMON_POD = DaemonPod(
 )
 
 
+# EKS add-ons that run a DaemonSet on every node, installed only where the tree asks for
+# them (an ACK Addon in the cluster's infrastructure), by the add-on's name. Mountpoint for
+# Amazon S3's CSI driver (the datasets' S3 volumes): its `s3-csi-node` DaemonSet runs the
+# `s3-plugin`, `node-driver-registrar` and `liveness-probe` containers, each requesting
+# node.resources (cpu 10m, memory 40Mi; the sidecars' `resources: {}` default to it,
+# templates/node.yaml `default .Values.node.resources ...`), tolerates every taint
+# (`tolerateAllTaints: true`) and avoids only Fargate and hybrid nodes
+# (awslabs/mountpoint-s3-csi-driver charts/aws-mountpoint-s3-csi-driver at v2.7.0,
+# values.yaml and templates/node.yaml; the EKS add-on is built from that chart, its
+# defaults not read here: `aws eks describe-addon-configuration` would show them).
+MOUNTPOINT_ADDON = "aws-mountpoint-s3-csi-driver"
+ADDON_DAEMON_PODS = {
+    MOUNTPOINT_ADDON: DaemonPod(
+        "s3-csi-node",
+        3 * 10,
+        3 * 40 * MIB,
+        "awslabs/mountpoint-s3-csi-driver@v2.7.0 charts/aws-mountpoint-s3-csi-driver "
+        "values.yaml node.resources (10m, 40Mi) for each of its 3 containers "
+        "(templates/node.yaml)",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class SystemPod:
     """A pod that must run somewhere for the cluster to work, with the tolerations and
@@ -212,6 +235,25 @@ EFS_CSI_CONTROLLER = SystemPod(
     "efs-sc claims are provisioned",
     "aws-efs-csi-driver chart values controller.{replicaCount,tolerations} (no requests)",
 )
+
+
+# The driver's controller (v2), which creates the Mountpoint Pods that serve each S3
+# volume on the node of the pod that mounts it: without it no S3 volume mounts. One
+# replica, no requests (`controller.resources` is unset), no tolerations (the chart's own
+# "TODO: Should we add some default tolerations for controller?").
+MOUNTPOINT_CONTROLLER = SystemPod(
+    "s3-csi-controller",
+    "kube-system",
+    1,
+    0,
+    0,
+    (),
+    LINUX,
+    "the datasets' S3 volumes mount: it creates their Mountpoint Pods",
+    "awslabs/mountpoint-s3-csi-driver@v2.7.0 charts/aws-mountpoint-s3-csi-driver "
+    "templates/controller.yaml",
+)
+ADDON_SYSTEM_PODS = {MOUNTPOINT_ADDON: MOUNTPOINT_CONTROLLER}
 
 
 def operator_pod(name: str, namespace: str, millicores: int, memory: int, source: str) -> SystemPod:

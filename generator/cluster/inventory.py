@@ -18,6 +18,7 @@ from generator.cluster.placement import shape_of
 
 Fact = dict[str, Any]
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+ACK_EKS_GROUP = "eks.services.k8s.aws/"  # ACK's Addon: an EKS add-on the cluster installs
 WAIVER_PREFIX = "mlgitops.io/waive-"
 # Kinds whose pod templates run pods, beside the training kinds, with where their
 # template is and how many pods it makes.
@@ -37,6 +38,8 @@ def facts_of(obj: Mapping[str, Any]) -> list[Fact]:
         return [{"type": kind, "name": name, "provisioner": obj.get("provisioner")}]
     if kind in ("Nodegroup", "ContainerNodePool"):
         return [node_group_fact(kind, spec)]
+    if kind == "Addon" and str(obj.get("apiVersion", "")).startswith(ACK_EKS_GROUP):
+        return [{"type": "Addon", "name": str(spec.get("name", ""))}]  # the EKS add-on's
     if kind in ("TrainJob", "ClusterTrainingRuntime", "TrainingRuntime"):
         return [{"type": kind, "name": name, "namespace": namespace, "object": dict(obj)}]
     if kind in controllers.TRAINING_KINDS:
@@ -103,7 +106,7 @@ def workload_fact(obj: Mapping[str, Any], groups: list[PodSetSource]) -> Fact:
             {
                 "name": role or "pods",
                 "count": count,
-                "shape": shape_of(spec).as_data(),
+                "shape": shape_of(spec, annotations).as_data(),
                 "topology": topology_request(annotations),
             }
             for role, count, spec, annotations in groups

@@ -16,6 +16,7 @@ zone, or up to `maxNodes` per zone when GKE's own autoscaler scales it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -276,8 +277,9 @@ def as_built(
     group of the config the tree no longer creates does not exist; one the config does
     not know is sized from its machine type. Without such facts, the config's groups."""
     facts = [fact for fact in built if fact.get("type") == "NodeGroup"]
+    daemons = addon_daemon_pods(built)
     if not facts:
-        return groups
+        return [_less_daemons(g, daemons) for g in groups]
     by_name = {g.name: g for g in groups}
     zones = cloud_facts.gke_zones(cluster.location) if isinstance(cluster, model.GkeCluster) else 1
     found = [_as_written(cluster, by_name.get(str(fact["name"])), fact, zones) for fact in facts]
@@ -300,7 +302,27 @@ def as_built(
             )
             for g in found
         ]
-    return found
+    return [_less_daemons(g, daemons) for g in found]
+
+
+def addon_daemon_pods(built: list[dict[str, object]]) -> list[facts.DaemonPod]:
+    """The DaemonSets of the add-ons the cluster's infrastructure installs (its ACK
+    Addon facts), which run on every node (facts.ADDON_DAEMON_PODS)."""
+    names = sorted({str(f["name"]) for f in built if f.get("type") == "Addon"})
+    return [facts.ADDON_DAEMON_PODS[n] for n in names if n in facts.ADDON_DAEMON_PODS]
+
+
+def _less_daemons(group: NodeGroup, daemons: list[facts.DaemonPod]) -> NodeGroup:
+    room = group.allocatable
+    if room is None or not daemons:
+        return group
+    less = Amounts(
+        room.millicores - sum(d.millicores for d in daemons),
+        room.memory - sum(d.memory for d in daemons),
+        room.gpus,
+        room.efa,
+    )
+    return dataclasses.replace(group, allocatable=less)
 
 
 def _as_written(

@@ -10,10 +10,11 @@ anything to place pods again.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from generator import cloud_facts
+from generator.cluster import webhooks
 from generator.cluster.nodes import Amounts, NodeGroup, Taint
 from generator.quantities import cpu_quantity, memory_bytes, millicores, readable_memory
 
@@ -36,6 +37,11 @@ class PodShape:
     # topology keys of required pod affinity terms: a node without the label matches no
     # term (kube-scheduler InterPodAffinity), e.g. JobSet's exclusive placement
     affinity_keys: tuple[str, ...] = ()
+    # What the pod asks once GKE's webhooks have added their sidecars (webhooks.py),
+    # None when they add none; only GKE clusters run those webhooks.
+    on_gke: Amounts | None = None
+    gke_sidecar: str = ""  # the sidecar GKE adds, and its requests, for messages
+    injected: str = ""  # once on_cloud has added it: what it added
 
     def as_data(self) -> dict[str, Any]:
         return {
@@ -53,11 +59,15 @@ class PodShape:
             "serviceAccount": self.service_account,
             "priorityClass": self.priority_class,
             "affinityKeys": list(self.affinity_keys),
+            "onGke": None if self.on_gke is None else _amounts_data(self.on_gke),
+            "gkeSidecar": self.gke_sidecar,
+            "injected": self.injected,
         }
 
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> PodShape:
         cpu, memory, gpus, *efa = data["requests"]
+        on_gke = data.get("onGke")
         return cls(
             Amounts(cpu, memory, gpus, *efa),
             dict(data["nodeSelector"]),
@@ -68,6 +78,18 @@ class PodShape:
             str(data["serviceAccount"]),
             data["priorityClass"],
             tuple(data.get("affinityKeys") or ()),
+            None if on_gke is None else Amounts(*on_gke),
+            str(data.get("gkeSidecar") or ""),
+            str(data.get("injected") or ""),
+        )
+
+    def on_cloud(self, cloud: str) -> PodShape:
+        """The pod as that cloud's admission webhooks leave it: on GKE with the FUSE
+        sidecar's requests added, where the pod asks for it."""
+        if cloud != "gke" or self.on_gke is None:
+            return self
+        return replace(
+            self, requests=self.on_gke, on_gke=None, gke_sidecar="", injected=self.gke_sidecar
         )
 
     def with_flavor(
@@ -75,21 +97,20 @@ class PodShape:
     ) -> PodShape:
         """The pod as Kueue admits it to a flavor: its node labels added to the node
         selector, its tolerations to the pod's (kueue pkg/podset Merge)."""
-        return PodShape(
-            self.requests,
-            {**self.node_selector, **labels},
-            self.affinity,
-            (*self.tolerations, *tolerations),
-            self.colocated,
-            self.claims,
-            self.service_account,
-            self.priority_class,
-            self.affinity_keys,
+        return replace(
+            self,
+            node_selector={**self.node_selector, **labels},
+            tolerations=(*self.tolerations, *tolerations),
         )
 
 
-def shape_of(spec: Mapping[str, Any]) -> PodShape:
-    """What placement reads from a pod spec."""
+def _amounts_data(amounts: Amounts) -> list[int]:
+    return [amounts.millicores, amounts.memory, amounts.gpus, amounts.efa]
+
+
+def shape_of(spec: Mapping[str, Any], annotations: Mapping[str, Any] | None = None) -> PodShape:
+    """What placement reads from a pod spec (and its annotations, which GKE's webhooks
+    read to add sidecars)."""
     affinity = spec.get("affinity") or {}
     node = (affinity.get("nodeAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
@@ -100,6 +121,7 @@ def shape_of(spec: Mapping[str, Any]) -> PodShape:
     pod_terms = (affinity.get("podAffinity") or {}).get(
         "requiredDuringSchedulingIgnoredDuringExecution"
     ) or []
+    injected = webhooks.with_injected_sidecars(spec, annotations or {})
     claims = tuple(
         volume["persistentVolumeClaim"]["claimName"]
         for volume in spec.get("volumes") or []
@@ -117,25 +139,48 @@ def shape_of(spec: Mapping[str, Any]) -> PodShape:
         affinity_keys=tuple(
             sorted({str(t["topologyKey"]) for t in pod_terms if t.get("topologyKey")})
         ),
+        on_gke=None if injected is None else pod_requests(injected),
+        gke_sidecar=_sidecar_text(annotations or {}),
     )
 
 
+def _sidecar_text(annotations: Mapping[str, Any]) -> str:
+    sidecar = webhooks.gcsfuse_sidecar(annotations)
+    if sidecar is None:
+        return ""
+    return f"{describe(_container_requests(sidecar))} of it for the {sidecar['name']} GKE injects"
+
+
 def pod_requests(spec: Mapping[str, Any]) -> Amounts:
-    """What the scheduler reserves for a pod: the sum of its containers' requests, or
-    the largest init container's when that is more; a resource given only as a limit
-    is requested at the limit (the API server's defaulting)."""
+    """What the scheduler reserves for a pod (k8s.io/component-helpers resource/helpers.go
+    `PodRequests`, with sidecars, KEP-753): the sum of its containers' and its sidecars'
+    (init containers with `restartPolicy: Always`, which keep running beside them), or
+    what an init container needs while it runs when that is more: its own requests plus
+    those of the sidecars started before it. A resource given only as a limit is
+    requested at the limit (the API server's defaulting)."""
     total = Amounts(0, 0, 0)
     for container in spec.get("containers") or []:
         total = _plus(total, _container_requests(container))
+    sidecars = Amounts(0, 0, 0)
+    initializing = Amounts(0, 0, 0)
     for container in spec.get("initContainers") or []:
-        init = _container_requests(container)
-        total = Amounts(
-            max(total.millicores, init.millicores),
-            max(total.memory, init.memory),
-            max(total.gpus, init.gpus),
-            max(total.efa, init.efa),
-        )
-    return total
+        asks = _container_requests(container)
+        if container.get("restartPolicy") == "Always":
+            total = _plus(total, asks)
+            sidecars = _plus(sidecars, asks)
+            initializing = _max(initializing, sidecars)
+        else:
+            initializing = _max(initializing, _plus(asks, sidecars))
+    return _max(total, initializing)
+
+
+def _max(a: Amounts, b: Amounts) -> Amounts:
+    return Amounts(
+        max(a.millicores, b.millicores),
+        max(a.memory, b.memory),
+        max(a.gpus, b.gpus),
+        max(a.efa, b.efa),
+    )
 
 
 def _container_requests(container: Mapping[str, Any]) -> Amounts:
@@ -222,8 +267,9 @@ def fit_problems(shape: PodShape, group: NodeGroup, pods_per_node: int = 1) -> l
     wanted = shape.requests.times(pods_per_node)
     if room is not None and not room.holds(wanted):
         what = "these pods together ask" if pods_per_node > 1 else "it asks"
+        added = f" ({shape.injected})" if shape.injected else ""
         found.append(
-            f"{what} for {describe(wanted)}, more than a node gives pods ({describe(room)})"
+            f"{what} for {describe(wanted)}{added}, more than a node gives pods ({describe(room)})"
         )
     if not found and group.nodes == 0:
         found.append("the group has no nodes (its size is 0)")

@@ -28,7 +28,7 @@ from typing import Any
 from generator import __version__
 from generator.validate.kustomize import Refused, read_input
 
-CACHE_VERSION = 3  # 3: secret references (MLG030)
+CACHE_VERSION = 4  # 3: secret references (MLG030); 4: EKS add-ons, GKE sidecars (facts)
 MAX_ENTRY_BYTES = 512 * 1024 * 1024
 
 

@@ -13,12 +13,13 @@ import importlib.util
 import json
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 from jobrun import JobRun
-from workloads import IMAGE_FOLDER, Workload
+from workloads import IMAGE_FOLDER, Workload, dataset_claims
 
 RESULT_PREFIX = "E2E-RESULT "
 SERVING = re.compile(r"^serving (\w+:\d+)$", re.MULTILINE)
@@ -57,7 +58,7 @@ def served_tasks(run: JobRun) -> dict[str, str]:
 
 
 def parameter_server_trained(
-    run: JobRun, workload: Workload, pods: Mapping[str, str]
+    run: JobRun, workload: Workload, pods: Mapping[str, str], batches: list[Any] | None = None
 ) -> dict[str, Any]:
     """The chief's report, once checked: the chief of TF_CONFIG ran in the pod `pods`
     names for `chief:0`, every worker and parameter server served its task from its own
@@ -94,14 +95,61 @@ def parameter_server_trained(
     assert set(report["executed_on"]) == {pods[f"worker:{i}"] for i in range(workers)}, (
         run.describe()
     )
-    assert report["weights"] == pytest.approx(program.reference_weights(), rel=1e-9, abs=1e-12)
+    datasets = workload.config.get("data") or []
+    assert (batches is None) == (not datasets), "fill the workload's dataset (fill_dataset)"
+    if datasets:
+        (dataset,) = datasets
+        assert report["data"] == f"{dataset['mountPath'].rstrip('/')}/batches.json"
+    else:
+        assert report["data"] is None
+    expected = program.reference_weights(batches)
+    assert report["weights"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
     return report
 
 
-def ddp_trained(run: JobRun, workload: Workload) -> list[dict[str, Any]]:
+# Where the tests' shards come from: any seed but the synthetic data's.
+SHARD_SEED = 4242
+
+
+def training_steps(workload: Workload) -> int:
+    command = workload.config["command"]
+    return int(command[command.index("--epochs") + 1])
+
+
+def fill_dataset(workload: Workload, folder: Path) -> list[Any] | None:
+    """What a person does before the run on a local cluster: fill the workload's dataset
+    claim (a folder of the run, `folder`/claims/<claim>, the claim the built pods mount)
+    with one shard per rank for train.py (the shards' batches, by rank), or with every
+    step's batch for finetune.py's chief (those batches); None when the workload declares
+    no dataset."""
+    claims = dataset_claims(workload)
+    if not claims:
+        return None
+    assert len(claims) == 1, f"train.py reads one dataset, the workload has {sorted(claims)}"
+    ((_, claim),) = claims.items()
+    if workload.config["framework"] == "tensorflow":  # the chief reads every step's batch
+        batches: list[Any] = load_training_program("finetune.py").write_batches(
+            folder / "claims" / claim, SHARD_SEED
+        )
+        return batches
+    program = load_training_program()
+    steps = training_steps(workload)
+    return [
+        program.write_shard(folder / "claims" / claim, rank, steps, SHARD_SEED + rank)
+        for rank in range(workload.config["workers"])
+    ]
+
+
+def ddp_trained(
+    run: JobRun, workload: Workload, shards: list[Any] | None = None
+) -> list[dict[str, Any]]:
     """The ranks' reports, by rank, once checked: every rank of the workload's world
-    joined, met every other, trained every step, and ended with the parameters that
-    synchronous data-parallel SGD over all of them gives."""
+    joined, met every other, trained every step on its data (its shard of the dataset,
+    `shards` as `fill_dataset` wrote them, read where the workload declares it mounted;
+    synthetic data without a dataset), and ended with the parameters that synchronous
+    data-parallel SGD over all of them gives."""
+    datasets = workload.config.get("data") or []
+    assert (shards is None) == (not datasets), "fill the workload's dataset (fill_dataset)"
     reports = sorted(results(run), key=lambda r: r["rank"])
     workers = workload.config["workers"]
     assert [r["rank"] for r in reports] == list(range(workers)), run.describe()
@@ -109,11 +157,18 @@ def ddp_trained(run: JobRun, workload: Workload) -> list[dict[str, Any]]:
     hostnames = [r["hostname"] for r in reports]
     assert sorted(hostnames) == sorted(pod.pod.hostname for pod in run.pods), run.describe()
     assert all(r["peers"] == hostnames for r in reports), "ranks met different peers"
-    command = workload.config["command"]
-    steps = int(command[command.index("--epochs") + 1])
+    steps = training_steps(workload)
     assert all(r["steps"] == steps for r in reports)
+    if datasets:
+        (dataset,) = datasets
+        where = dataset["mountPath"].rstrip("/")
+        assert [r["data"] for r in reports] == [
+            f"{where}/shard-{rank}.json" for rank in range(workers)
+        ], run.describe()
+    else:
+        assert all(r["data"] is None for r in reports), run.describe()
     parameters = [r["parameters"] for r in reports]
     assert all(p == parameters[0] for p in parameters), "ranks ended with different weights"
-    expected = load_training_program().reference_parameters(workers, steps)
+    expected = load_training_program().reference_parameters(workers, steps, shards)
     assert parameters[0] == pytest.approx(expected, rel=1e-5, abs=1e-6)
     return reports

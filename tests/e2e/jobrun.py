@@ -246,7 +246,8 @@ def start_pod(
     host.provide("/etc/resolv.conf", resolv_conf(pod))
     claims = claims or log_path.parent.parent / "claims"
     volumes = [
-        Volume(m.path, None if m.claim is None else claims / m.claim) for m in process.mounts
+        Volume(m.path, None if m.claim is None else claims / m.claim, m.read_only)
+        for m in process.mounts
     ]
     cwd = Path(process.working_dir) if process.working_dir else image.workdir
     host.lay_out_files(process.read_only_root, volumes, image_folders(image, cwd))

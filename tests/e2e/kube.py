@@ -12,7 +12,10 @@ needs:
   environment, leaving references to unknown variables as they are (`$$` escapes);
 - the container runtime adds `HOSTNAME`, and lays out the container's files: the image's
   root filesystem, read-only with `readOnlyRootFilesystem`, and each volume mount on top
-  (an `emptyDir` fresh and empty per pod, a claim the same folder for every pod);
+  (an `emptyDir` fresh and empty per pod, a claim the same folder for every pod), read-only
+  where the mount says `readOnly` or the claim's volume source does (the kubelet's
+  makeMounts, pkg/kubelet/kubelet_pods.go: `ReadOnly: mount.ReadOnly || mustMountRO`, the
+  latter the volume's own read-only attribute, which a claim's `readOnly` sets);
 - cluster DNS answers `<hostname>.<subdomain>.<namespace>.svc.cluster.local` for a pod only
   when a headless Service named like the subdomain, in the pod's namespace, selects it,
   and `<service>.<namespace>.svc.cluster.local` with the address of every pod a headless
@@ -57,10 +60,12 @@ _FIELD_WITH_KEY = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
 @dataclass(frozen=True)
 class Mount:
     """A volume mounted into the container: `claim` names the persistent volume claim it
-    is, None for an `emptyDir` (new and empty for each pod)."""
+    is, None for an `emptyDir` (new and empty for each pod); `read_only` as the kubelet
+    mounts it."""
 
     path: str
     claim: str | None
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,18 +119,31 @@ def container_process(pod: Pod, pod_ip: str, node_name: str) -> Process:
     )
 
 
+# What of a volumeMount the harness follows; anything else (subPath, mount propagation,
+# recursiveReadOnly) is refused rather than run as if it were not there.
+MOUNT_FIELDS = frozenset({"name", "mountPath", "readOnly"})
+CLAIM_FIELDS = frozenset({"claimName", "readOnly"})
+
+
 def volume_mounts(pod: Pod, container: Manifest) -> tuple[Mount, ...]:
-    """The container's volume mounts, each with what its volume is."""
+    """The container's volume mounts, each with what its volume is and whether the
+    kubelet mounts it read-only: the mount's `readOnly`, or a claim's whose volume source
+    says `readOnly`, which overrides the mount's (kubelet_pods.go makeMounts): a write
+    there fails with EROFS."""
     volumes = {v["name"]: v for v in pod.spec.get("volumes", [])}
     mounts = []
     for mount in container.get("volumeMounts", []):
+        assert set(mount) <= MOUNT_FIELDS, f"{mount}: not modelled"
         volume = volumes[mount["name"]]
-        assert not mount.get("subPath") and not mount.get("readOnly"), "not modelled"
+        read_only = mount.get("readOnly") is True
         if "emptyDir" in volume:
-            mounts.append(Mount(mount["mountPath"], None))
-        else:
-            assert set(volume) == {"name", "persistentVolumeClaim"}, f"{volume}: not modelled"
-            mounts.append(Mount(mount["mountPath"], volume["persistentVolumeClaim"]["claimName"]))
+            mounts.append(Mount(mount["mountPath"], None, read_only))
+            continue
+        assert set(volume) == {"name", "persistentVolumeClaim"}, f"{volume}: not modelled"
+        claim = volume["persistentVolumeClaim"]
+        assert set(claim) <= CLAIM_FIELDS, f"{volume}: not modelled"
+        read_only = read_only or claim.get("readOnly") is True
+        mounts.append(Mount(mount["mountPath"], claim["claimName"], read_only))
     return tuple(mounts)
 
 

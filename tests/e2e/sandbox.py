@@ -18,9 +18,21 @@ The machine's files are the image. For a container with `readOnlyRootFilesystem`
 mount the pod's namespace holds is remounted read-only there (the kernel's /proc, /sys
 and /dev stay as a container runtime leaves them), and only its volumes are writable:
 each `emptyDir` a fresh tmpfs, each claim a folder of the test bind-mounted writable. A
-program that writes anywhere else gets EROFS, as in a cluster. A volume can only be
-mounted where the machine has a folder (nothing is created on the machine); a claim
-whose path it lacks is left out, so writing there fails too.
+program that writes anywhere else gets EROFS, as in a cluster. A volume the pod mounts
+`readOnly` (the mount's or its claim's) is mounted read-only, and writing there fails
+with EROFS too.
+
+A container runtime creates a mount point the image lacks (runc mkdirs it in the
+container's root). Nothing is created on the machine: where the path is missing, the
+nearest folder above it that exists (`/` for `/data/imagenet` here) is covered, in the
+pod's namespace only, by an overlay whose writable layer is a tmpfs of that namespace,
+with the mounts below it bound back on top, the missing folders are made in that layer,
+and the overlay is read-only again with `readOnlyRootFilesystem` (MOUNT_CLAIMS). A
+pod without a read-only root then writes below that folder into its own layer, as a
+container writes into its own, never onto the machine; the claims are bound from the
+test's folders, opened before any overlay, so what a pod writes there every pod and the
+test see. A volume whose path has a file in the way is left out, so reading or writing
+there fails.
 """
 
 from __future__ import annotations
@@ -28,12 +40,14 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import json
 import os
 import re
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,23 +150,46 @@ class Host:
         self, read_only_root: bool, volumes: Sequence[Volume], image: Sequence[Path] = ()
     ) -> list[str]:
         """The container's filesystem: with `read_only_root` every mount read-only but
-        the kernel's, then each volume on top, writable. The paths of volumes the
-        machine has no folder for come back (they are not mounted). `image` are the
-        folders the image brings (its programs, its workdir): an emptyDir mounted above
-        one of them (the pod's /tmp over a checkout under /tmp) does not hide it."""
+        the kernel's, then each volume on top, writable unless it is read-only. The
+        paths of volumes whose mount point cannot be made come back (they are not
+        mounted). `image` are the folders the image brings (its programs, its workdir):
+        an emptyDir mounted above one of them (the pod's /tmp over a checkout under
+        /tmp) does not hide it."""
+        (self._files / "layers").mkdir(exist_ok=True)  # before the root is read-only
         if read_only_root:
             self._remount_read_only()
-        mount = [*self._holder.enter("mount"), tool("mount")]
-        left_out = [v.path for v in volumes if not Path(v.path).is_dir()]
-        # The folders first: a tmpfs on /tmp would hide the test's folders below it.
         for volume in volumes:
-            if volume.source is not None and volume.path not in left_out:
+            if volume.source is not None:
                 volume.source.mkdir(parents=True, exist_ok=True)
-                _run([*mount, "--bind", str(volume.source), volume.path])
-                _run([*mount, "-o", "remount,bind,rw", volume.path])
+        # The claims first: a tmpfs on /tmp would hide the test's folders below it.
+        left_out = self._mount_claims(volumes, read_only_root)
+        mount = [*self._holder.enter("mount"), tool("mount")]
         for volume in volumes:
             if volume.source is None and volume.path not in left_out:
                 self._empty_dir(volume.path, image)
+                if volume.read_only:
+                    _run([*mount, "-o", "remount,bind,ro", volume.path])
+        return left_out
+
+    def _mount_claims(self, volumes: Sequence[Volume], read_only_root: bool) -> list[str]:
+        """Every volume's mount point, made where missing, and each claim's folder bound
+        there (MOUNT_CLAIMS); the paths that could not be made."""
+        request = {
+            "volumes": [
+                {"path": v.path, "source": v.source and str(v.source), "read_only": v.read_only}
+                for v in volumes
+            ],
+            "layers": str(self._files / "layers"),
+            "read_only_root": read_only_root,
+            "mount": tool("mount"),
+            "enter": self._holder.enter("mount"),
+            "script": MOUNT_CLAIMS,
+        }
+        argv = [*self._holder.enter("mount"), sys.executable, "-c", MOUNT_CLAIMS]
+        run = subprocess.run([*argv, json.dumps(request)], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise NamespaceError(f"laying out the pod's volumes: {run.stderr.strip()}")
+        left_out: list[str] = json.loads(run.stdout)
         return left_out
 
     def _empty_dir(self, path: str, image: Sequence[Path]) -> None:
@@ -184,9 +221,12 @@ class Host:
     ) -> subprocess.Popen[bytes]:
         """Run `argv` inside the pod with exactly `env`; output goes to `log`."""
         entering = self._holder.enter("net", "mount", "uts")
-        entering.insert(-1, f"--wd={cwd}")
+        # The working directory as the pod sees it, entered once inside (nsenter's --wd
+        # opens it before joining, the machine's folder, which the pod's root may not
+        # reach once an overlay covers it); env then execs the program in place.
+        inside = [tool("env"), "-C", str(cwd), "--"]
         process = subprocess.Popen(
-            [tool("setpriv"), PDEATHSIG, *entering, *argv],
+            [tool("setpriv"), PDEATHSIG, *entering, *inside, *argv],
             env=dict(env),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -213,12 +253,97 @@ class Host:
             _signal_group(process, signal.SIGKILL)
 
 
+# Runs in the pod's mount namespace, with the request as JSON in argv[1]; prints the paths
+# it could not make (a file in the way). Each claim's folder is opened first, as the pod
+# sees it now. Then each missing mount point is made, each by a process of its own that
+# enters the namespace again (so it sees the overlays made before): the nearest folder above it that
+# exists is covered by an overlay whose upper layer is on a tmpfs of the pod (at
+# `layers`); every mount below that folder, which the overlay would hide, is opened
+# first and bound back from its descriptor by a process that enters the namespace again
+# (setns(2) starts it at the namespace's top root, so it sees the overlay even where the
+# folder is `/`; with /proc hidden too, it mounts a fresh procfs first to reach the
+# descriptors); the missing folders are made in the overlay, which is made read-only
+# again with `read_only_root`. Last, each claim's folder is bound from its descriptor,
+# read-only or not: the test's folder, never its copy in an overlay.
+MOUNT_CLAIMS = r"""
+import json, os, re, shlex, subprocess, sys, tempfile
+request = json.loads(sys.argv[1])
+mount, layers, enter = request["mount"], request["layers"], request["enter"]
+claims = {v["path"]: os.open(v["source"], os.O_PATH) for v in request["volumes"] if v["source"]}
+
+def mount_points():
+    found = []
+    for line in open("/proc/self/mountinfo"):
+        point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split(" ")[4])
+        if point not in found:
+            found.append(point)
+    return found
+
+def inside(steps, fds):
+    subprocess.run([*enter, "sh", "-c", " && ".join(steps)], pass_fds=fds, check=True)
+
+def make(path):
+    missing = path
+    while not os.path.isdir(os.path.dirname(missing)):
+        missing = os.path.dirname(missing)
+    if os.path.lexists(missing):
+        return False
+    folder = os.path.dirname(missing)
+    points = mount_points()
+    if layers not in points:
+        subprocess.run([mount, "-t", "tmpfs", "-o", "mode=0700", "layers", layers], check=True)
+        points.append(layers)
+    below = folder.rstrip("/") + "/"
+    points = [p for p in points if p.startswith(below) and p != folder]
+    hidden = [p for p in points if not any(p.startswith(q.rstrip("/") + "/") for q in points)]
+    kept = [os.open(p, os.O_PATH) for p in hidden]
+    layer = tempfile.mkdtemp(dir=layers)
+    os.mkdir(layer + "/upper")
+    os.mkdir(layer + "/work")
+    options = f"lowerdir={folder},upperdir={layer}/upper,workdir={layer}/work"
+    subprocess.run([mount, "-t", "overlay", "-o", options, "mountpoint", folder], check=True)
+    steps = [f"{mount} -t proc proc /proc"] if "/proc" in hidden else []
+    for fd, point in zip(kept, hidden):
+        steps.append(f"{mount} -c --rbind /proc/self/fd/{fd} {shlex.quote(point)}")
+    steps.append(f"mkdir -p {shlex.quote(path)}")
+    if request["read_only_root"]:
+        steps.append(f"{mount} -o remount,ro {shlex.quote(folder)}")
+    inside(steps, kept)
+    for fd in kept:
+        os.close(fd)
+    return True
+
+if sys.argv[2:3] == ["make"]:  # one mount point, by a process that sees every overlay
+    sys.exit(0 if os.path.isdir(sys.argv[3]) or make(sys.argv[3]) else 3)
+left_out = []
+for volume in request["volumes"]:
+    again = [*enter, sys.executable, "-c", request["script"], sys.argv[1], "make", volume["path"]]
+    made = subprocess.run(again).returncode
+    if made not in (0, 3):
+        sys.exit(f"making {volume['path']}: exit {made}")
+    if made == 3:
+        left_out.append(volume["path"])
+binds = []
+for volume in request["volumes"]:
+    path = volume["path"]
+    if volume["source"] and path not in left_out:
+        mode = "ro" if volume["read_only"] else "rw"
+        binds.append(f"{mount} -c --bind /proc/self/fd/{claims[path]} {shlex.quote(path)}")
+        binds.append(f"{mount} -o remount,bind,{mode} {shlex.quote(path)}")
+if binds:
+    inside(binds, list(claims.values()))
+print(json.dumps(left_out))
+"""
+
+
 @dataclass(frozen=True)
 class Volume:
-    """A writable volume at `path`: a fresh tmpfs (`source` None) or the folder `source`."""
+    """A volume at `path`: a fresh tmpfs (`source` None) or the folder `source`, writable
+    unless `read_only`."""
 
     path: str
     source: Path | None = None
+    read_only: bool = False
 
 
 def _mounts(pid: int) -> list[tuple[str, list[str]]]:

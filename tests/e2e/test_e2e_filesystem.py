@@ -94,14 +94,23 @@ def test_a_program_that_writes_outside_its_volumes_fails(
     assert not target.exists()
 
 
+def _without_mounts_under(objects: list[kube.Manifest], name: str, folder: str) -> None:
+    """The Job's pods without their mounts below `folder` (the dataset's /data/...)."""
+    container = kube.find(objects, "Job", name)["spec"]["template"]["spec"]["containers"][0]
+    mounts = container["volumeMounts"]
+    container["volumeMounts"] = [m for m in mounts if not m["mountPath"].startswith(folder)]
+
+
 def test_without_read_only_root_the_same_write_succeeds(
     pytorch: Workload, image: Image, tmp_path: Path
 ) -> None:
     """The other side of the test above: the harness honours the field, it does not
-    make every root read-only."""
+    make every root read-only. (Without the dataset's mount, whose missing mount point
+    would cover `/` with the pod's own layer: the next test.)"""
     target = Path("/var/tmp") / f"mlgitops-e2e-{uuid.uuid4().hex}"
     program = f"open({str(target)!r} + __import__('socket').gethostname(), 'w').write('x')"
     objects = _with_program(pytorch, ["python", "-c", program], read_only_root=False)
+    _without_mounts_under(objects, pytorch.name, "/data/")
     try:
         run = _run_program(objects, pytorch, image, tmp_path)
         assert run.outcome == "Complete", run.describe()
@@ -110,6 +119,42 @@ def test_without_read_only_root_the_same_write_succeeds(
         for path in written:
             path.unlink()
     assert len(written) == len(run.pods)
+
+
+def test_a_mount_point_the_machine_lacks_is_made_in_the_pod_alone(
+    pytorch: Workload, image: Image, tmp_path: Path
+) -> None:
+    """The dataset's /data/imagenet: the machine has no /data, so the pod's root gets a
+    layer of its own (as a container's image would), and a pod without a read-only root
+    writes to that layer, never to the machine; each pod sees only its own file."""
+    assert not Path("/data").exists(), "this machine has a /data: the case does not arise"
+    mounts = [m["mountPath"] for m in _trainer(pytorch)["volumeMounts"]]
+    assert any(m.startswith("/data/") for m in mounts), mounts
+    name = f"mlgitops-e2e-{uuid.uuid4().hex}"
+    program = (
+        "import os, socket\n"
+        f"open('/var/tmp/{name}-' + socket.gethostname(), 'w').write('x')\n"
+        f"print('mine', sorted(n for n in os.listdir('/var/tmp') if n.startswith({name!r})))\n"
+        "print('data', sorted(os.listdir('/data')))\n"
+    )
+    objects = _with_program(pytorch, ["python", "-c", program], read_only_root=False)
+    try:
+        run = _run_program(objects, pytorch, image, tmp_path)
+    finally:
+        leaked = list(Path("/var/tmp").glob(f"{name}*"))
+        for path in leaked:
+            path.unlink()
+    assert run.outcome == "Complete", run.describe()
+    assert not leaked and not Path("/data").exists()
+    for pod in run.pods:
+        assert f"mine {[f'{name}-{pod.pod.hostname}']!r}" in pod.output, run.describe()
+        assert "data ['imagenet']" in pod.output, run.describe()
+
+
+def _trainer(workload: Workload) -> dict[str, Any]:
+    job = kube.find(workload.objects, "Job", workload.name)
+    container: dict[str, Any] = job["spec"]["template"]["spec"]["containers"][0]
+    return container
 
 
 def test_a_claim_is_one_folder_for_every_pod_and_an_empty_dir_one_per_pod(

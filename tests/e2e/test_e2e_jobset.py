@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from checks import ddp_trained, parameter_server_trained, results
+from checks import ddp_trained, fill_dataset, parameter_server_trained, results
 from jobrun import Image, run_jobset
 from workloads import Workload, with_trainer_edited
 
@@ -46,9 +46,10 @@ def pod_hostname(workload: Workload, replicated_job: str, index: int) -> str:
 def test_pytorch_every_rank_joins_and_ends_with_the_all_reduced_parameters(
     pytorch: Workload, image: Image, tmp_path: Path
 ) -> None:
+    shards = fill_dataset(pytorch, tmp_path)
     run = run_jobset(pytorch.objects, pytorch.name, image, tmp_path, DEADLINE_SECONDS)
     assert run.outcome == "Completed", run.describe()
-    reports = ddp_trained(run, pytorch)
+    reports = ddp_trained(run, pytorch, shards)
     master = f"{pod_hostname(pytorch, 'worker', 0)}.{pytorch.name}:{pytorch.config['port']}"
     for rank, report in enumerate(reports):
         # Rank i is the completion index of the worker Job's pod i.
@@ -71,6 +72,7 @@ def test_pytorch_master_under_a_service_jobset_does_not_create_never_trains(
         container["args"] = [f"--master-addr={wrong}" if a == old else a for a in container["args"]]
 
     objects = with_trainer_edited(pytorch, edit)
+    fill_dataset(pytorch, tmp_path)
     run = run_jobset(objects, pytorch.name, image, tmp_path, HANG_DEADLINE_SECONDS)
     assert run.outcome == "DeadlineExceeded", run.describe()
     assert not results(run)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from checks import ddp_trained, results
+from checks import ddp_trained, fill_dataset, results
 from jobrun import Image, run_indexed_job
 from workloads import Workload, replace_in_args
 
@@ -31,9 +31,10 @@ def pytorch(seeds_workloads: dict[str, Workload]) -> Workload:
 def test_every_rank_joins_and_ends_with_the_all_reduced_parameters(
     pytorch: Workload, image: Image, tmp_path: Path
 ) -> None:
+    shards = fill_dataset(pytorch, tmp_path)
     run = run_indexed_job(pytorch.objects, pytorch.name, image, tmp_path, DEADLINE_SECONDS)
     assert run.outcome == "Complete", run.describe()
-    reports = ddp_trained(run, pytorch)
+    reports = ddp_trained(run, pytorch, shards)
     for rank, report in enumerate(reports):
         # The rank is the pod's completion index: rank i trains in pod <job>-i.
         assert report["node_rank"] == rank
@@ -52,6 +53,7 @@ def test_a_rank_not_taken_from_the_completion_index_fails_the_job(
     pytorch: Workload, image: Image, tmp_path: Path, broken_rank: str
 ) -> None:
     objects = replace_in_args(pytorch, "--node-rank=$(JOB_COMPLETION_INDEX)", broken_rank)
+    fill_dataset(pytorch, tmp_path)
     run = run_indexed_job(objects, pytorch.name, image, tmp_path, DEADLINE_SECONDS)
     assert run.outcome == "Failed", run.describe()
     assert not results(run)
@@ -69,6 +71,7 @@ def test_pods_that_disagree_on_the_rendezvous_port_never_train(
     objects = replace_in_args(
         pytorch, f"--master-port={port}", f"--master-port={port // 10}$(JOB_COMPLETION_INDEX)"
     )
+    fill_dataset(pytorch, tmp_path)
     run = run_indexed_job(objects, pytorch.name, image, tmp_path, HANG_DEADLINE_SECONDS)
     assert run.outcome == "DeadlineExceeded", run.describe()
     assert not results(run)
@@ -80,6 +83,7 @@ def test_a_world_size_that_leaves_a_pod_out_fails_the_job(
     """Ranks 0 and 1 form a group of two without the third pod, which then cannot join."""
     workers = pytorch.config["workers"]
     objects = replace_in_args(pytorch, f"--nnodes={workers}", f"--nnodes={workers - 1}")
+    fill_dataset(pytorch, tmp_path)
     run = run_indexed_job(objects, pytorch.name, image, tmp_path, HANG_DEADLINE_SECONDS)
     assert not run.succeeded, run.describe()
     assert all(r["world_size"] == workers - 1 for r in results(run)), run.describe()

@@ -16,7 +16,7 @@ from pathlib import Path
 import kube
 import kubeflow
 import pytest
-from checks import ddp_trained, results
+from checks import ddp_trained, fill_dataset, results
 from jobrun import Image, run_pytorchjob
 from workloads import Workload
 
@@ -46,18 +46,23 @@ def test_torchrun_trains_from_the_operators_environment_alone(
     wiring = ("--nnodes", "--nproc", "--node", "--rdzv", "--master")
     assert not [a for a in container["args"] if a.startswith(wiring)], container["args"]
     # Its environment only says where to write (the root filesystem is read-only), how
-    # long torchrun's processes have to stop (render/disruption.py) and NCCL's defaults
-    # (render/fabric.py), none of them the rendezvous.
+    # long torchrun's processes have to stop (render/disruption.py), NCCL's defaults
+    # (render/fabric.py) and where its dataset is mounted, none of them the rendezvous.
     assert [e["name"] for e in container["env"]] == [
         *(name for name, _ in WRITABLE_ENV),
         "TORCH_ELASTIC_SHUTDOWN_TIMEOUT",
         "NCCL_SOCKET_IFNAME",
         "NCCL_DEBUG",
         "TORCH_NCCL_ASYNC_ERROR_HANDLING",
+        *(
+            "MLGITOPS_DATA_" + d["name"].upper().replace("-", "_")
+            for d in pytorchjob.config["data"]
+        ),
     ]
+    shards = fill_dataset(pytorchjob, tmp_path)
     run = run_pytorchjob(pytorchjob.objects, pytorchjob.name, image, tmp_path, DEADLINE_SECONDS)
     assert run.outcome == "Succeeded", run.describe()
-    reports = ddp_trained(run, pytorchjob)
+    reports = ddp_trained(run, pytorchjob, shards)
     # The c10d rendezvous, not the pod, decides the ranks; rank 0's agent publishes its
     # own host name as the master address, which the others resolve through the
     # operator's Service of that pod.
@@ -77,10 +82,11 @@ def test_elastic_bounds_below_the_replicas_leave_a_worker_out(
     objects = copy.deepcopy(pytorchjob.objects)
     elastic = kube.find(objects, "PyTorchJob", pytorchjob.name)["spec"]["elasticPolicy"]
     elastic.update(minReplicas=2, maxReplicas=2)
+    shards = fill_dataset(pytorchjob, tmp_path)
     run = run_pytorchjob(objects, pytorchjob.name, image, tmp_path, DEADLINE_SECONDS)
     assert run.outcome in ("Succeeded", "Failed"), run.describe()
     reports = results(run)
     assert 1 <= len(reports) <= 2, run.describe()
     assert all(r["world_size"] == 2 for r in reports), run.describe()
     with pytest.raises(AssertionError):
-        ddp_trained(run, pytorchjob)
+        ddp_trained(run, pytorchjob, shards)

@@ -174,3 +174,56 @@ def test_job_status_follows_backoff_limit_zero_and_the_success_policy(
     if policy:
         job["spec"]["successPolicy"] = {"rules": [{"succeededIndexes": policy}]}
     assert kube.job_status(job, kube.indexed_job_pods(job), exits) == status
+
+
+def _mounted(volume: dict[str, Any], mount: dict[str, Any]) -> tuple[kube.Mount, ...]:
+    job = copy.deepcopy(JOB)
+    spec = job["spec"]["template"]["spec"]
+    spec["volumes"] = [{"name": "data", **volume}]
+    spec["containers"][0]["volumeMounts"] = [{"name": "data", "mountPath": "/data", **mount}]
+    (pod, _) = kube.indexed_job_pods(job)
+    return kube.container_process(pod, "192.0.2.10", "node").mounts
+
+
+@pytest.mark.parametrize(
+    ("claim_read_only", "mount_read_only", "read_only"),
+    [
+        (None, None, False),
+        (False, False, False),
+        (None, True, True),
+        (True, None, True),
+        # The claim's readOnly wins over a mount that says it may write (makeMounts).
+        (True, False, True),
+        (False, True, True),
+    ],
+)
+def test_a_claim_is_read_only_where_the_mount_or_the_claim_says_so(
+    claim_read_only: bool | None, mount_read_only: bool | None, read_only: bool
+) -> None:
+    claim: dict[str, Any] = {"claimName": "imagenet"}
+    if claim_read_only is not None:
+        claim["readOnly"] = claim_read_only
+    mount = {} if mount_read_only is None else {"readOnly": mount_read_only}
+    assert _mounted({"persistentVolumeClaim": claim}, mount) == (
+        kube.Mount("/data", "imagenet", read_only),
+    )
+
+
+def test_an_empty_dir_mounted_read_only_is_read_only() -> None:
+    assert _mounted({"emptyDir": {}}, {"readOnly": True}) == (kube.Mount("/data", None, True),)
+
+
+@pytest.mark.parametrize(
+    ("volume", "mount"),
+    [
+        ({"persistentVolumeClaim": {"claimName": "c"}}, {"subPath": "x"}),
+        ({"persistentVolumeClaim": {"claimName": "c"}}, {"recursiveReadOnly": "Enabled"}),
+        ({"persistentVolumeClaim": {"claimName": "c"}}, {"mountPropagation": "HostToContainer"}),
+        ({"csi": {"driver": "gcsfuse.csi.storage.gke.io"}}, {}),
+    ],
+)
+def test_what_the_harness_does_not_model_is_refused(
+    volume: dict[str, Any], mount: dict[str, Any]
+) -> None:
+    with pytest.raises(AssertionError, match="not modelled"):
+        _mounted(volume, mount)

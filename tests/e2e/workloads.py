@@ -24,6 +24,7 @@ from click.testing import CliRunner
 from helpers import SEEDS, kustomize_build
 
 from generator.cli import main
+from generator.cluster import controllers
 
 CLUSTER = "local"
 IMAGE_FOLDER = Path(__file__).resolve().parent / "image"
@@ -93,6 +94,33 @@ def _generate_and_build(
         key: Workload(w["name"], w["namespace"], builds[w["namespace"]], w)
         for key, w in chosen.items()
     }
+
+
+def workload_object(workload: Workload) -> kube.Manifest:
+    """The object the workload's controller creates its pods from (Job, JobSet, ...)."""
+    (found,) = [
+        o
+        for o in workload.objects
+        if o["kind"] in controllers.TRAINING_KINDS and o["metadata"]["name"] == workload.name
+    ]
+    return found
+
+
+def dataset_claims(workload: Workload) -> dict[str, str]:
+    """Each dataset the workload declares -> the claim its built pods mount for it (the
+    volume `data-<name>`): on a local cluster, the claim a person fills."""
+    names = [d["name"] for d in workload.config.get("data") or []]
+    if not names:
+        return {}
+    claims: dict[str, set[str]] = {name: set() for name in names}
+    for pod in controllers.pods(workload_object(workload)):
+        volumes = {v["name"]: v for v in pod.spec.get("volumes") or []}
+        for name in names:
+            volume = volumes.get(f"data-{name}")
+            assert volume and "persistentVolumeClaim" in volume, f"{pod.name}: no claim for {name}"
+            claims[name].add(volume["persistentVolumeClaim"]["claimName"])
+    assert all(len(c) == 1 for c in claims.values()), f"pods mount different claims: {claims}"
+    return {name: next(iter(c)) for name, c in claims.items()}
 
 
 def with_trainer_edited(

@@ -20,17 +20,25 @@ publishes the new weights as the next round's start after the round has joined. 
 step reads `/etc/hostname` on the worker that runs it, so the test sees which pods
 really computed.
 
-The test imports `reference_weights` (NumPy only, no TensorFlow) to compute, without any
-communication, what the training must end with.
+Its data: where the pod has a dataset (`MLGITOPS_DATA_<NAME>` names the folder it is
+mounted at), the chief reads every step's batch from `batches.json` there
+(`write_batches` makes one) and fails at once if it is missing or short; without a
+dataset, synthetic batches.
+
+The test imports `write_batches` and `reference_weights` (NumPy only, no TensorFlow) to
+fill the dataset and to compute, without any communication, what the training must end
+with.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,16 +71,68 @@ def batch(round_index: int, step: int) -> tuple[Array, Array]:
     return inputs, targets
 
 
-def reference_weights() -> list[float]:
+BATCHES_FILE = "batches.json"
+DATA_VARIABLE_PREFIX = "MLGITOPS_DATA_"
+Batches = list[tuple[Array, Array]]  # every step's batch, round after round
+
+
+def write_batches(folder: Path, seed: int) -> Batches:
+    """A dataset of every step's batch from `seed` (not the synthetic batches: a run that
+    trained on those would not match), written in `folder`; its batches."""
+    generator = np.random.default_rng(seed)
+    batches = []
+    for _ in range(ROUNDS * STEPS_PER_ROUND):
+        inputs = generator.integers(-6, 7, size=(BATCH, FEATURES)).astype(np.float64) / 4.0
+        targets = inputs @ np.array(TRUE_WEIGHTS).reshape(FEATURES, 1) - TRUE_BIAS
+        batches.append((inputs, targets))
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {
+        "inputs": [b[0].tolist() for b in batches],
+        "targets": [b[1].tolist() for b in batches],
+    }
+    (folder / BATCHES_FILE).write_text(json.dumps(written))
+    return batches
+
+
+def read_batches(folder: str) -> Batches:
+    """The dataset's batches; a file that is missing or short stops the chief."""
+    path = Path(folder) / BATCHES_FILE
+    try:
+        written = json.loads(path.read_text())
+    except OSError as error:
+        sys.exit(f"E2E-ERROR: the chief has no batches at {path} ({error})")
+    if len(written["inputs"]) < ROUNDS * STEPS_PER_ROUND:
+        sys.exit(f"E2E-ERROR: {path} has fewer than {ROUNDS * STEPS_PER_ROUND} batches")
+    return [
+        (np.array(inputs, dtype=np.float64), np.array(targets, dtype=np.float64))
+        for inputs, targets in zip(written["inputs"], written["targets"], strict=True)
+    ]
+
+
+def dataset_folder(environment: Mapping[str, str]) -> str | None:
+    """The folder of the pod's dataset, from the one `MLGITOPS_DATA_<NAME>` it has."""
+    folders = {k: v for k, v in environment.items() if k.startswith(DATA_VARIABLE_PREFIX)}
+    if len(folders) > 1:
+        sys.exit(f"E2E-ERROR: several datasets, which one to train on? {sorted(folders)}")
+    return next(iter(folders.values()), None)
+
+
+def step_batch(batches: Batches | None, round_index: int, step: int) -> tuple[Array, Array]:
+    if batches is None:
+        return batch(round_index, step)
+    return batches[round_index * STEPS_PER_ROUND + step]
+
+
+def reference_weights(batches: Batches | None = None) -> list[float]:
     """The weights and bias the training must end with, in one process, by hand: the
     gradient of the mean squared error, averaged over the steps of each round, at the
-    round's starting weights."""
+    round's starting weights (each step's batch the dataset's, else synthetic)."""
     weights = np.array(INITIAL_WEIGHTS).reshape(FEATURES, 1)
     bias = 0.0
     for round_index in range(ROUNDS):
         weights_step, bias_step = np.zeros_like(weights), 0.0
         for step in range(STEPS_PER_ROUND):
-            inputs, targets = batch(round_index, step)
+            inputs, targets = step_batch(batches, round_index, step)
             error = inputs @ weights + bias - targets
             weights_step += 2.0 / BATCH * inputs.T @ error
             bias_step += 2.0 / BATCH * float(error.sum())
@@ -114,7 +174,7 @@ def wait_for_servers(cluster: Mapping[str, Sequence[str]]) -> None:
         time.sleep(0.5)
 
 
-def coordinate(resolver: Any) -> dict[str, object]:
+def coordinate(resolver: Any, batches: Batches | None) -> dict[str, object]:
     """The chief's part: the variables on the parameter servers, every step on a worker."""
     import tensorflow as tf
 
@@ -148,7 +208,7 @@ def coordinate(resolver: Any) -> dict[str, object]:
     scheduled = []
     for round_index in range(ROUNDS):
         for step in range(STEPS_PER_ROUND):
-            inputs, targets = batch(round_index, step)
+            inputs, targets = step_batch(batches, round_index, step)
             scheduled.append(coordinator.schedule(train_step, args=(inputs, targets)))
         coordinator.join()  # every step of the round has run
         round_weights.assign(weights)
@@ -180,12 +240,15 @@ def main() -> None:
         print(f"serving {task_type}:{task_id}", flush=True)
         server.join()
         sys.exit("the server stopped")  # join() returns only if serving failed
+    folder = dataset_folder(os.environ)
+    batches = None if folder is None else read_batches(folder)
     wait_for_servers(cluster.as_dict())
     report = {
         "task": f"{task_type}:{task_id}",
         "hostname": socket.gethostname(),
         "cluster": cluster.as_dict(),
-        **coordinate(resolver),
+        "data": None if folder is None else str(Path(folder) / BATCHES_FILE),
+        **coordinate(resolver, batches),
     }
     print(RESULT_PREFIX + json.dumps(report), flush=True)
 
