@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -500,3 +501,39 @@ def test_the_drivers_read_what_the_tree_writes() -> None:
     )
     assert f"name: {datasets.MOUNTPOINT_DRIVER}" in driver
     assert 'audience: "pods.eks.amazonaws.com"' in driver
+
+
+def test_an_existing_claim_is_one_its_namespace_says_it_has(tree: Path, tmp_path: Path) -> None:
+    """A `pvc:` source is made outside the tree: no claim is generated for it, and each
+    cluster's namespace lists it, so the cluster model does not report the claim nothing
+    in the tree creates (MLG015); one that is not listed still is."""
+    for cluster in ("eks-training", "gke-training", "local"):
+        built = _built(tree, cluster, "ml-workloads")
+        assert "bert-vocab" not in {
+            c["metadata"]["name"] for c in _of(built, "PersistentVolumeClaim")
+        }
+        namespace = _named(built, "Namespace", "ml-workloads")
+        assert namespace["metadata"]["annotations"][datasets.HAND_MADE_CLAIMS_ANNOTATION] == (
+            "bert-vocab"
+        )
+    config = tree.parent / "mlgitops.yaml"
+    result = CliRunner().invoke(
+        main, ["validate", str(tree), "--config", str(config), *schema_args(), "--no-cache"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "MLG015" not in result.output
+    # Without the namespace's word for it, the same claim is one nothing creates.
+    copy = tmp_path / "tree"
+    shutil.copytree(tree, copy)
+    patch = (
+        copy
+        / NS.format(cluster="eks-training", namespace="ml-workloads")
+        / ("hand-made-claims.yaml")
+    )
+    patch.write_text(patch.read_text().replace("bert-vocab", "other-claim"))
+    result = CliRunner().invoke(
+        main, ["validate", str(copy), "--config", str(config), *schema_args(), "--no-cache"]
+    )
+    (found,) = [line for line in result.output.splitlines() if "[MLG015]" in line]
+    assert found.startswith("clusters/eks-training/workloads/namespaces/ml-workloads: ")
+    assert "mounts PersistentVolumeClaim 'bert-vocab'" in found

@@ -425,3 +425,38 @@ def test_a_dispatched_runs_secrets_are_made_on_the_workers_where_its_pods_run(
         "PyTorchJob/torch-dispatched: [MLG030] waived: dispatched: its pods run on a worker"
         in output
     )
+
+
+def test_a_dispatched_run_mounts_the_claim_every_worker_has(tmp_path: Path) -> None:
+    """The one object MultiKueue copies mounts the `pvc:` claim by its name, and each
+    worker's namespace says it has it, so the run is admissible on either worker."""
+
+    def with_data(config: dict[str, Any]) -> None:
+        config["workloads"][0]["data"] = [
+            {
+                "name": "corpus",
+                "mountPath": "/data/corpus",
+                "sources": {"eks": "pvc:shared-corpus", "gke": "pvc:shared-corpus"},
+            }
+        ]
+
+    config = _config_with(tmp_path, with_data)
+    tree = _generate(config, tmp_path / "out")
+    (run,) = [
+        o
+        for o in kustomize_build(tree / "clusters/management/workloads/namespaces/fleet-training")
+        if o["kind"] == "PyTorchJob"
+    ]
+    for pod in _pod_specs(run):
+        (volume,) = [v for v in pod["volumes"] if v["name"] == "data-corpus"]
+        assert volume["persistentVolumeClaim"] == {"claimName": "shared-corpus", "readOnly": True}
+    for worker in ("eks-east", "gke-west"):
+        built = kustomize_build(tree / f"clusters/{worker}/workloads/namespaces/fleet-training")
+        (namespace,) = [o for o in built if o["kind"] == "Namespace"]
+        assert namespace["metadata"]["annotations"]["mlgitops.io/claims-made-by-hand"] == (
+            "shared-corpus"
+        )
+    result = CliRunner().invoke(
+        main, ["validate", str(tree), "--config", str(config), *schema_args(), "--no-cache"]
+    )
+    assert result.exit_code == 0, result.output

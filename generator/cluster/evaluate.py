@@ -221,7 +221,8 @@ def _gather(cluster: model.Cluster, given: Mapping[str, Sequence[Fact]]) -> _Giv
             elif kind == "TrainingRuntime":
                 state.runtimes[(namespace, name)] = fact
             elif kind == "PersistentVolumeClaim":
-                state.claims[(namespace, name)] = (path, fact)
+                if not fact.get("madeByHand") or (namespace, name) not in state.claims:
+                    state.claims[(namespace, name)] = (path, fact)  # the tree's own first
             elif kind == "StorageClass":
                 state.classes[name] = fact.get("provisioner")
             elif kind == "ServiceAccount":
@@ -538,6 +539,8 @@ def _claims(state: _Given, workloads: Sequence[tuple[str, Fact]], verdict: Verdi
                 )
             continue
         claim_path, claim_fact = state.claims[(namespace, claim)]
+        if claim_fact.get("madeByHand"):
+            continue  # made outside the tree (a pvc: source): nothing is known of it
         problems = _claim_problems(state, claim_fact)
         pods = sum(count for _, _, count, _ in users)
         modes = set(claim_fact.get("accessModes") or ())

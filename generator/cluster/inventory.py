@@ -15,6 +15,7 @@ from typing import Any
 
 from generator.cluster import controllers
 from generator.cluster.placement import shape_of
+from generator.render.datasets import HAND_MADE_CLAIMS_ANNOTATION
 
 Fact = dict[str, Any]
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -34,6 +35,13 @@ def facts_of(obj: Mapping[str, Any]) -> list[Fact]:
     meta = obj.get("metadata") or {}
     name, namespace = str(meta.get("name", "")), str(meta.get("namespace") or "default")
     spec = obj.get("spec") or {}
+    if kind == "Namespace":  # the claims made outside the tree that it says it has
+        listed = str((meta.get("annotations") or {}).get(HAND_MADE_CLAIMS_ANNOTATION, ""))
+        return [
+            {"type": "PersistentVolumeClaim", "name": claim, "namespace": name, "madeByHand": True}
+            for claim in listed.split(",")
+            if claim
+        ]
     if kind == "StorageClass":  # its fields are at the top level
         return [{"type": kind, "name": name, "provisioner": obj.get("provisioner")}]
     if kind in ("Nodegroup", "ContainerNodePool"):

@@ -116,7 +116,15 @@ def _patched(patch: Patch, obj: Manifest) -> Manifest:
             changed = _with_operation(changed, parts, operation)
         result: Manifest = changed
         return result
-    return {**obj, "spec": merged(obj.get("spec") or {}, patch.body.get("spec") or {})}
+    patched = {**obj, "spec": merged(obj.get("spec") or {}, patch.body.get("spec") or {})}
+    annotations = (patch.body.get("metadata") or {}).get("annotations")
+    if annotations:  # e.g. a namespace's hand-made claims (render/datasets.py)
+        meta = obj["metadata"]
+        patched["metadata"] = {
+            **meta,
+            "annotations": {**meta.get("annotations", {}), **annotations},
+        }
+    return patched
 
 
 def _with_operation(node: Any, parts: list[str], operation: Mapping[str, Any]) -> Any:

@@ -42,12 +42,16 @@ from typing import Any
 from generator.config import checks, model
 from generator.quantities import memory_bytes, millicores
 from generator.render.labels import platform_labels
-from generator.render.objects import Manifest, metadata
+from generator.render.objects import Manifest, Patch, metadata
 
 VOLUME_PREFIX = "data-"
 ENV_PREFIX = "MLGITOPS_DATA_"
 # Selects, on local clusters, the Jobs whose pods share ReadWriteOnce data claims.
 DATA_LABEL = "mlgitops.io/data-claims"
+# On a namespace: the claims its pods mount that are made outside this tree (`pvc:`
+# sources), for the cluster model (cluster/inventory.py), which otherwise reports a claim
+# nothing creates (MLG015).
+HAND_MADE_CLAIMS_ANNOTATION = "mlgitops.io/claims-made-by-hand"
 
 # ------------------------------------------------------------------ Mountpoint (EKS)
 MOUNTPOINT_DRIVER = "s3.csi.aws.com"
@@ -404,3 +408,32 @@ def local_notes(config: model.Config, cluster: model.LocalCluster, namespace: st
                 f"at {dataset.mount_path}"
             )
     return lines
+
+
+def existing_claims(config: model.Config, cluster: model.Cluster, namespace: str) -> list[str]:
+    """The claims the namespace's pods mount on this cluster that someone else creates
+    (`pvc:` sources), in order."""
+    found: list[str] = []
+    for workload in config.workloads_on(cluster):
+        if workload.namespace != namespace:
+            continue
+        for dataset in on_cloud(workload, cluster.cloud):
+            if dataset.source is not None and dataset.source.startswith("pvc:"):
+                claim = dataset.source.removeprefix("pvc:")
+                if claim not in found:
+                    found.append(claim)
+    return found
+
+
+def existing_claims_patch(claims: list[str], namespace: str) -> Patch:
+    """The namespace says which claims exist outside the tree (see
+    HAND_MADE_CLAIMS_ANNOTATION)."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": namespace,
+            "annotations": {HAND_MADE_CLAIMS_ANNOTATION: ",".join(claims)},
+        },
+    }
+    return Patch("hand-made-claims.yaml", {"kind": "Namespace"}, body)

@@ -173,6 +173,13 @@ def render_namespace_entrypoint(
                 '#\n# Dataset claims to fill once before the training runs (README "Datasets"):\n'
             )
             comment += "".join(f"#   {line}\n" for line in claims)
+    existing = datasets.existing_claims(config, cluster, namespace)
+    if existing:
+        comment += (
+            "#\n# Claims the pods mount that must already exist in the namespace (pvc: "
+            "sources):\n#   " + ", ".join(existing) + "\n"
+        )
+        patches.append(datasets.existing_claims_patch(existing, namespace))
     return Unit(
         cluster_namespace_folder(cluster, namespace),
         objects=secrets.namespace_objects(config, cluster, namespace),
