@@ -416,7 +416,9 @@ def test_local_claims_are_the_ones_you_fill(tree: Path) -> None:
     other = (
         tree / NS.format(cluster="local", namespace="ml-workloads") / "kustomization.yaml"
     ).read_text()
-    assert "bert-finetune-data-eval-out" in other and "bert-vocab" not in other
+    to_fill, _, existing = other.partition("# Claims the pods mount that must already exist")
+    assert "bert-finetune-data-eval-out" in to_fill and "bert-vocab" not in to_fill
+    assert "#   bert-vocab\n" in existing
     # ReadWriteOnce: the three pods run on the node that holds it
     job = _named(built, "Job", "resnet-ddp")
     affinity = _pod(job)["spec"]["affinity"]["podAffinity"]
