@@ -194,3 +194,26 @@ def generated_from_text(tmp_path: Path, text: str, name: str) -> Path:
     result = CliRunner().invoke(main, ["generate", "--config", str(config), "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
+
+
+# A folder of bare git mirrors (`<owner>+<name>/repo`), where the upstream sources the
+# generator's facts come from can be read again at their tags.
+UPSTREAM = os.environ.get("MLGITOPS_UPSTREAM")
+needs_upstream = pytest.mark.skipif(
+    not UPSTREAM, reason="set MLGITOPS_UPSTREAM to a folder of git mirrors"
+)
+
+
+def upstream_file(mirror: str, tag: str, path: str) -> str:
+    """A file of the mirror `mirror` (`<owner>+<name>`) at `tag`; the test skips where
+    the folder has no such mirror."""
+    git_dir = Path(UPSTREAM or "") / mirror / "repo"
+    if not git_dir.is_dir():
+        pytest.skip(f"no mirror of {mirror.replace('+', '/')} in {UPSTREAM}")
+    run = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "show", f"{tag}:{path}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return run.stdout

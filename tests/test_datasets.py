@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import fnmatch
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import build_and_validate, kustomize_build, schema_args
+from helpers import build_and_validate, kustomize_build, needs_upstream, schema_args, upstream_file
 
 from generator.cli import main
 from generator.render import datasets
@@ -471,34 +469,25 @@ def test_a_dataset_only_on_eks_is_not_granted_on_gke(tmp_path: Path) -> None:
 
 # --- the drivers' sources, where a mirror is at hand ------------------------------------
 
-UPSTREAM = os.environ.get("MLGITOPS_UPSTREAM")
 
-
-def _show(mirror: str, tag: str, path: str) -> str:
-    git_dir = Path(UPSTREAM or "") / mirror / "repo"
-    run = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "show", f"{tag}:{path}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return run.stdout
-
-
-@pytest.mark.skipif(not UPSTREAM, reason="set MLGITOPS_UPSTREAM to a folder of git mirrors")
+@needs_upstream
 def test_the_drivers_read_what_the_tree_writes() -> None:
-    config = _show("GoogleCloudPlatform+gcs-fuse-csi-driver", "v1.24.4", "pkg/webhook/config.go")
+    config = upstream_file(
+        "GoogleCloudPlatform+gcs-fuse-csi-driver", "v1.24.4", "pkg/webhook/config.go"
+    )
     for key in ("cpu", "memory", "ephemeral-storage"):
         for kind in ("request", "limit"):
             assert f'json:"{key}-{kind},omitempty"' in config
-    utils = _show("GoogleCloudPlatform+gcs-fuse-csi-driver", "v1.24.4", "pkg/csi_driver/utils.go")
+    utils = upstream_file(
+        "GoogleCloudPlatform+gcs-fuse-csi-driver", "v1.24.4", "pkg/csi_driver/utils.go"
+    )
     for attribute in ("mountOptions", "fileCacheCapacity", "fileCacheForRangeRead", "bucketName"):
         assert f'= "{attribute}"' in utils
-    spec = _show(
+    spec = upstream_file(
         "GoogleCloudPlatform+gcs-fuse-csi-driver", "v1.24.4", "pkg/webhook/sidecar_spec.go"
     )
     assert "RunAsNonRoot:   ptr.To(true)" in spec and 'corev1.Capability("ALL")' in spec
-    driver = _show(
+    driver = upstream_file(
         "awslabs+mountpoint-s3-csi-driver", "v2.7.0", "deploy/kubernetes/base/csidriver.yaml"
     )
     assert f"name: {datasets.MOUNTPOINT_DRIVER}" in driver

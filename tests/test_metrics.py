@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from helpers import CONFIGS, generated_from_text, kustomize_build
+from helpers import CONFIGS, generated_from_text, kustomize_build, upstream_file
 
 from generator.operator_facts import DCGM_EXPORTER, DCGM_EXPORTER_POD_LABELS, KUEUE
 from generator.render import kueue_config
@@ -364,17 +364,9 @@ def test_the_exporter_runs_in_kube_system_behind_its_own_policies(tmp_path: Path
 def test_the_exporter_policies_select_the_pods_of_the_manifest_and_the_chart() -> None:
     """The policies' selector is a label of the pods in dcgm-exporter.yaml (what Flux
     applies) and among the chart's selector labels (what Argo CD renders), at the tag."""
-    mirror = Path(UPSTREAM or "") / "NVIDIA+dcgm-exporter" / "repo"
-    if not mirror.is_dir():
-        pytest.skip(f"no mirror of NVIDIA/dcgm-exporter in {UPSTREAM}")
 
     def at_tag(path: str) -> str:
-        return subprocess.run(
-            ["git", "--git-dir", str(mirror), "show", f"{DCGM_EXPORTER.tag}:{path}"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
+        return upstream_file("NVIDIA+dcgm-exporter", DCGM_EXPORTER.tag, path)
 
     (daemonset,) = [
         d

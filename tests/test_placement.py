@@ -4,12 +4,10 @@ admission.py), and the node facts against the clouds' published formulas."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import needs_upstream, upstream_file
 
 from generator.cluster import admission, facts, nodes, webhooks
 from generator.cluster.nodes import Amounts, NodeGroup, Taint
@@ -232,51 +230,37 @@ def test_an_eks_addon_daemon_set_takes_its_share_of_every_node() -> None:
     assert nodes.as_built(EKS, [gpu], [{"type": "Addon", "name": "vpc-cni"}]) == [gpu]
 
 
-UPSTREAM = os.environ.get("MLGITOPS_UPSTREAM")
-
-
-def _show(mirror: str, tag: str, path: str) -> str:
-    git_dir = Path(UPSTREAM or "") / mirror / "repo"
-    run = subprocess.run(
-        ["git", "--git-dir", str(git_dir), "show", f"{tag}:{path}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return run.stdout
-
-
-@pytest.mark.skipif(not UPSTREAM, reason="set MLGITOPS_UPSTREAM to a folder of git mirrors")
+@needs_upstream
 def test_the_csi_drivers_facts_are_their_sources() -> None:
     """The facts of webhooks.py and facts.py, read again at the tags they cite."""
     fuse = "GoogleCloudPlatform+gcs-fuse-csi-driver"
-    deployment = _show(fuse, "v1.24.4", "deploy/base/webhook/deployment.yaml")
+    deployment = upstream_file(fuse, "v1.24.4", "deploy/base/webhook/deployment.yaml")
     for resource, default in webhooks.GCSFUSE_DEFAULT_REQUESTS.items():
         assert f"- --sidecar-{resource}-request={default}" in deployment
-    hook = _show(fuse, "v1.24.4", "pkg/webhook/mutatingwebhook.go")
+    hook = upstream_file(fuse, "v1.24.4", "pkg/webhook/mutatingwebhook.go")
     assert (
         f'GcsFuseVolumeEnableAnnotation                    = "{webhooks.GCSFUSE_ENABLE_ANNOTATION}"'
         in hook
     )
-    injection = _show(fuse, "v1.24.4", "pkg/webhook/injection.go")
+    injection = upstream_file(fuse, "v1.24.4", "pkg/webhook/injection.go")
     assert f'GcsFuseSidecarName:          "{webhooks.GCSFUSE_PREFIX}"' in injection
     assert "containerSpec.RestartPolicy = ptr.To(corev1.ContainerRestartPolicyAlways)" in injection
-    spec = _show(fuse, "v1.24.4", "pkg/webhook/sidecar_spec.go")
+    spec = upstream_file(fuse, "v1.24.4", "pkg/webhook/sidecar_spec.go")
     assert (
         f'GcsFuseSidecarName                                   = "{webhooks.GCSFUSE_SIDECAR}"'
         in spec
     )
     chart = "charts/aws-mountpoint-s3-csi-driver"
     s3 = "awslabs+mountpoint-s3-csi-driver"
-    values = _show(s3, "v2.7.0", f"{chart}/values.yaml")
+    values = upstream_file(s3, "v2.7.0", f"{chart}/values.yaml")
     assert "  resources:\n    requests:\n      cpu: 10m\n      memory: 40Mi\n" in values
     assert "  tolerateAllTaints: true\n" in values
-    node = _show(s3, "v2.7.0", f"{chart}/templates/node.yaml")
+    node = upstream_file(s3, "v2.7.0", f"{chart}/templates/node.yaml")
     assert node.count("with default .Values.node.resources .Values.sidecars.") == 2
     assert node.count("{{- with .Values.node.resources }}") == 1
     pod = facts.ADDON_DAEMON_PODS[facts.MOUNTPOINT_ADDON]
     assert (pod.millicores, pod.memory) == (3 * 10, 3 * 40 * 2**20)
-    controller = _show(s3, "v2.7.0", f"{chart}/templates/controller.yaml")
+    controller = upstream_file(s3, "v2.7.0", f"{chart}/templates/controller.yaml")
     assert "  replicas: 1\n" in controller and "name: s3-csi-controller\n" in controller
     assert (
         "controller:\n" in values

@@ -4,16 +4,14 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from click.testing import CliRunner
-from helpers import build_and_validate, kustomize_build, schema_args
+from helpers import build_and_validate, kustomize_build, needs_upstream, schema_args, upstream_file
 
 from generator.cli import main
 from generator.operator_facts import EXTERNAL_SECRETS, EXTERNAL_SECRETS_IMAGE
@@ -292,28 +290,21 @@ def test_validate_reports_a_pod_whose_secret_nothing_creates(seeds_copy: Path) -
 
 # --- the pinned chart itself, where a mirror is at hand ------------------------------
 
-UPSTREAM = os.environ.get("MLGITOPS_UPSTREAM")
+ESO_MIRROR = "external-secrets+external-secrets"
 
 
-def _show(mirror: Path, path: str) -> str:
-    run = subprocess.run(
-        ["git", "--git-dir", str(mirror), "show", f"{EXTERNAL_SECRETS.tag}:{path}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return run.stdout
-
-
-@pytest.mark.skipif(not UPSTREAM, reason="set MLGITOPS_UPSTREAM to a folder of git mirrors")
+@needs_upstream
 def test_the_chart_at_the_tag_needs_the_image_pins_and_has_the_values_they_set() -> None:
-    mirror = Path(UPSTREAM or "") / "external-secrets+external-secrets" / "repo"
-    chart = yaml.safe_load(_show(mirror, f"{EXTERNAL_SECRETS.helm_path}/Chart.yaml"))
+    chart = yaml.safe_load(
+        upstream_file(ESO_MIRROR, EXTERNAL_SECRETS.tag, f"{EXTERNAL_SECRETS.helm_path}/Chart.yaml")
+    )
     # The chart at the tag still names the previous release: without the pins it would
     # run that image (upstream_images).
     assert f"{EXTERNAL_SECRETS_IMAGE}:{chart['appVersion']}" == EXTERNAL_SECRETS.upstream_images[0]
     assert chart["appVersion"] != EXTERNAL_SECRETS.tag
-    values = yaml.safe_load(_show(mirror, f"{EXTERNAL_SECRETS.helm_path}/values.yaml"))
+    values = yaml.safe_load(
+        upstream_file(ESO_MIRROR, EXTERNAL_SECRETS.tag, f"{EXTERNAL_SECRETS.helm_path}/values.yaml")
+    )
     for name, value in EXTERNAL_SECRETS.helm_parameters:
         node = values
         *parents, leaf = name.split(".")
