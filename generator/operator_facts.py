@@ -430,6 +430,27 @@ TRAINING_OPERATOR_CRDS = Operator(
 )
 
 
+# The management cluster holds dispatched TrainJobs without running them
+# (render/dispatch.py): only Trainer v2's three CRDs, kubeflow/trainer@v2.3.0
+# manifests/base/crds (a kustomization of trainjobs, trainingruntimes and
+# clustertrainingruntimes; none has a conversion webhook), and no Trainer controller, so
+# nothing there makes a JobSet or pods from them. Trainer v2.3.0 would leave them alone
+# anyway: its TrainJob CRD documents that the controller delegates a TrainJob whose
+# `spec.managedBy` is kueue.x-k8s.io/multikueue to Kueue. Kueue's TrainJob integration
+# reads the ClusterTrainingRuntime (its RBAC: get/list/watch) and owns JobSets
+# (kueue v0.17.6 pkg/controller/jobs/trainjob/trainjob_controller.go SetupWithManager
+# `Owns(&jobsetapi.JobSet{})`), so the manager also needs JobSet's CRD: JobSet itself
+# is installed as for dispatched JobSets (manager_operators_for).
+TRAINER_CRDS = Operator(
+    "trainer-crds",
+    TRAINER.repo,
+    TRAINER.tag,
+    "manifests/base/crds",
+    "default",  # its objects are cluster-scoped
+    kinds=(("apiextensions.k8s.io", "CustomResourceDefinition"),),
+)
+
+
 def manager_operators_for(workloads: list[model.Workload]) -> list[Operator]:
     """What the management cluster needs for the dispatched workloads' kinds, none of
     which may create pods there: MultiKueue's webhook sets the manager's copy's managedBy
@@ -441,12 +462,15 @@ def manager_operators_for(workloads: list[model.Workload]) -> list[Operator]:
       to a Service that would not exist (config/components/crd/patches/webhook_in_jobsets.yaml).
     - batch Job: nothing to install; the built-in Job controller skips a Job whose
       `spec.managedBy` is not its own from Kubernetes 1.32, where the JobManagedBy gate is
-      beta and on (KEP-4368: alpha 1.30, beta 1.32, GA 1.35), so the manager needs 1.32+."""
+      beta and on (KEP-4368: alpha 1.30, beta 1.32, GA 1.35), so the manager needs 1.32+.
+    - TrainJob: Trainer v2's CRDs only, and JobSet for its CRD (TRAINER_CRDS above)."""
     runtimes = {w.runtime for w in workloads}
     needed = []
     if runtimes & set(model.KUBEFLOW_V1_RUNTIMES):
         needed.append(TRAINING_OPERATOR_CRDS)
-    if "jobset" in runtimes:
+    if "trainjob" in runtimes:
+        needed.append(TRAINER_CRDS)
+    if runtimes & {"jobset", "trainjob"}:
         needed.append(JOBSET)
     return needed
 

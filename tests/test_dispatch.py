@@ -460,3 +460,74 @@ def test_a_dispatched_run_mounts_the_claim_every_worker_has(tmp_path: Path) -> N
         main, ["validate", str(tree), "--config", str(config), *schema_args(), "--no-cache"]
     )
     assert result.exit_code == 0, result.output
+
+
+def test_a_dispatched_trainjob_has_its_runtime_and_the_trainer_crds_on_the_manager(
+    tmp_path: Path,
+) -> None:
+    """The manager's Kueue builds the TrainJob's pod sets from the runtime it names: a
+    cloud-neutral copy there, Trainer's CRDs (and JobSet's) without Trainer's controller;
+    each worker keeps its own cloud's runtime of the same name and runs Trainer."""
+
+    def trainjob(config: dict[str, Any]) -> None:
+        config["workloads"][0]["runtime"] = "trainjob"
+        # GPU nodes with EFA: a TrainJob run there would ask for it in its container.
+        config["clusters"][0]["nodeGroups"][0]["instanceTypes"] = ["g5.12xlarge"]
+
+    config = _config_with(tmp_path, trainjob)
+    out = _generate(config, tmp_path / "out")
+    held = kustomize_build(out / f"clusters/management/workloads/namespaces/{NAMESPACE}")
+    (run,) = _by_kind(held, "TrainJob").values()
+    assert run["metadata"]["name"] == "torch-dispatched"
+    name = run["spec"]["runtimeRef"]["name"]
+    platform = kustomize_build(out / "clusters/management/platform")
+    runtime = _by_kind(platform, "ClusterTrainingRuntime")[name]
+    (node,) = runtime["spec"]["template"]["spec"]["replicatedJobs"]
+    pod = node["template"]["spec"]["template"]["spec"]
+    # Cloud-neutral: the workers' own Kueue flavors select their nodes.
+    assert "affinity" not in pod and "nodeSelector" not in pod
+    assert pod["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    ]
+    apps = _by_kind(_documents(out / "clusters/management/gitops"), "Application")
+    assert "management-trainer" not in apps, "no Trainer controller on the manager"
+    crds = apps["management-trainer-crds"]["spec"]["source"]
+    assert (crds["repoURL"], crds["targetRevision"], crds["path"]) == (
+        "https://github.com/kubeflow/trainer.git",
+        "v2.3.0",
+        "manifests/base/crds",
+    )
+    assert "management-jobset" in apps  # Kueue's TrainJob integration watches JobSets
+    for worker in WORKERS:
+        own = _by_kind(
+            kustomize_build(out / f"clusters/{worker}/platform"), "ClusterTrainingRuntime"
+        )
+        worker_pod = own[name]["spec"]["template"]["spec"]["replicatedJobs"][0]["template"]
+        assert "affinity" in worker_pod["spec"]["template"]["spec"]  # its cloud's GPU nodes
+        # The worker's Kueue finishes a run whose containers differ from the manager's
+        # Workload's (built from the manager's copy) as out of sync.
+        assert worker_pod["spec"]["template"]["spec"]["containers"] == pod["containers"]
+        worker_apps = _by_kind(_documents(out / f"clusters/{worker}/gitops"), "Application")
+        assert f"{worker}-trainer" in worker_apps
+        role = _by_kind(kustomize_build(out / f"clusters/{worker}/platform"), "ClusterRole")
+        granted = {
+            (r["apiGroups"][0], r["resources"][0]) for r in role["ml-fleet-multikueue"]["rules"]
+        }
+        assert ("trainer.kubeflow.org", "trainjobs") in granted
+        namespace = kustomize_build(out / f"clusters/{worker}/workloads/namespaces/{NAMESPACE}")
+        assert not _by_kind(namespace, "TrainJob"), "MultiKueue creates the run"
+    args = ["validate", str(out), "--config", str(config), *schema_args(), "--no-cache"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "[MLG" not in result.output
+
+
+def test_a_dispatched_trainjob_may_not_name_its_own_runtime(tmp_path: Path) -> None:
+    def own_runtime(config: dict[str, Any]) -> None:
+        config["workloads"][0]["runtime"] = "trainjob"
+        config["workloads"][0]["trainingRuntime"] = "torch-distributed"
+
+    args = ["generate", "--config", str(_config_with(tmp_path, own_runtime))]
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+    assert "workloads[0].trainingRuntime: not with dispatch:" in result.stderr

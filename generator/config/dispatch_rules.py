@@ -60,10 +60,21 @@ def _workload(
     if workload.runtime not in model.DISPATCHABLE_RUNTIMES:
         yield (
             f"{path}.runtime",
-            f"a {workload.runtime} is not dispatched yet: the management cluster's Kueue "
-            "computes a TrainJob's pods from its ClusterTrainingRuntime, which mlgitops "
-            "generates per cloud; dispatch a job, pytorchjob, tfjob or jobset, or run it "
-            "on fixed clusters",
+            f"a {workload.runtime} is not dispatched: Kueue's MultiKueue has no adapter for "
+            f"it; dispatch a {', '.join(model.DISPATCHABLE_RUNTIMES)}, or run it on fixed "
+            "clusters",
+        )
+    if workload.training_runtime is not None:
+        # The manager's Kueue builds a TrainJob's pod sets from the runtime it names
+        # (kueue v0.17.6 pkg/controller/jobs/trainjob/trainjob_controller.go
+        # getRuntimeSpec): mlgitops copies there only the runtimes it generates.
+        yield (
+            f"{path}.trainingRuntime",
+            "not with dispatch: the management cluster's Kueue builds a TrainJob's pods "
+            "from the runtime it names, and mlgitops does not install "
+            f"{workload.training_runtime!r} there; leave trainingRuntime out (mlgitops then "
+            "generates the runtime on the management cluster and every worker), or run on "
+            "fixed clusters",
         )
     if workload.queue is None:
         yield (

@@ -312,9 +312,9 @@ DispatchMode = Literal["multikueue"]
 # has a MultiKueue adapter at that tag (pkg/controller/jobs/job/job_multikueue_adapter.go,
 # jobset/jobset_multikueue_adapter.go, kubeflow/jobs/pytorchjob/pytorch_multikueue_adapter.go,
 # kubeflow/jobs/tfjob/tfjob_multikueue_adapter.go, trainjob/trainjob_multikueue_adapter.go).
-# A trainjob is not dispatched yet: the manager's Kueue builds its pod sets from its
-# ClusterTrainingRuntime, which mlgitops generates per cloud (render/dispatch.py).
-DISPATCHABLE_RUNTIMES = ("job", "pytorchjob", "tfjob", "jobset")
+# A trainjob's runtime is copied, cloud-neutral, to the manager, whose Kueue builds its pod
+# sets from it (render/dispatch.py). That is every runtime mlgitops generates.
+DISPATCHABLE_RUNTIMES = ("job", "pytorchjob", "tfjob", "jobset", "trainjob")
 
 
 @dataclass(frozen=True)

@@ -51,10 +51,21 @@ Facts, at kubernetes-sigs/kueue@v0.17.6:
   the worker's copy, so the worker's Job controller runs it) and
   jobset/jobset_multikueue_adapter.go; what the manager installs for them, and why its
   controllers leave the manager's copies alone, is in operator_facts.manager_operators_for.
-- A TrainJob is not dispatched: Kueue's TrainJob integration on the manager derives the
-  pod sets from the ClusterTrainingRuntime it names (pkg/controller/jobs/trainjob/
-  trainjob_controller.go getRuntimeSpec), and mlgitops generates that runtime
-  per cloud, with the cloud's GPU scheduling (render/training_runtimes.py).
+- TrainJobs: adapter trainjob/trainjob_multikueue_adapter.go. Kueue's webhook on the
+  manager sets the TrainJob's `spec.managedBy` to kueue.x-k8s.io/multikueue when its
+  LocalQueue's ClusterQueue has the MultiKueue check (trainjob_webhook.go calls
+  jobframework/defaults.go ApplyDefaultForManagedBy; trainjob_controller.go
+  CanDefaultManagedBy accepts unset or trainer.kubeflow.org/trainjob-controller, the value
+  Trainer v2.3.0's CRD defaults it to); the adapter clears it on the worker's copy, whose
+  Trainer then runs it. To admit it, the manager's Kueue builds the pod sets itself from
+  the (Cluster)TrainingRuntime the TrainJob names (trainjob_controller.go getChildJobSet,
+  getRuntimeSpec: a Get of the runtime, and Trainer's runtime framework in-process), so
+  the manager holds a copy of each generated ClusterTrainingRuntime in its platform
+  folder, cloud-neutral like the run (render/training_runtimes.py with no cluster), and
+  the CRDs operator_facts.manager_operators_for lists. Its integration
+  trainer.kubeflow.org/trainjob is among the frameworks of Kueue's Configuration
+  (render/kueue_config.py UPSTREAM_SETTINGS). The workers hold their own cloud's runtime
+  of the same name (render/platform.py), which their Trainer builds the pods from.
 
 The manager's copy is cloud-neutral: the workers differ in cloud, so its pods carry no
 cloud's node affinity, only the GPU taint's toleration (the key every GPU node here is
@@ -76,6 +87,7 @@ from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, Unit, metadata
 from generator.render.queues import KUEUE_API, flavor_quotas
 from generator.render.runtimes import add_to_pods, render_training_object
+from generator.render.training_runtimes import generates_runtime, render_training_runtime
 from generator.render.workloads import render_namespace_base
 
 MANAGER = "management"  # its folder: clusters/management/
@@ -90,6 +102,7 @@ DISPATCHED_RESOURCES: dict[str, tuple[str, str]] = {
     "pytorchjob": ("kubeflow.org", "pytorchjobs"),
     "tfjob": ("kubeflow.org", "tfjobs"),
     "jobset": ("jobset.x-k8s.io", "jobsets"),
+    "trainjob": ("trainer.kubeflow.org", "trainjobs"),
 }
 
 
@@ -239,7 +252,9 @@ def render_manager_platform(config: model.Config) -> list[Manifest]:
     """One flavor without node labels (the manager runs no pods; nothing is injected);
     per set of workers, a ClusterQueue whose quota is what those workers' queues offer
     together (the manager never holds back a run some worker could take), with the
-    MultiKueue check, its MultiKueueConfig; one MultiKueueCluster per worker."""
+    MultiKueue check, its MultiKueueConfig; the cloud-neutral ClusterTrainingRuntime of
+    each dispatched TrainJob (its Kueue builds the pod sets from it); one
+    MultiKueueCluster per worker."""
     labels = platform_labels(config)
     objects: list[Manifest] = [
         {
@@ -251,6 +266,9 @@ def render_manager_platform(config: model.Config) -> list[Manifest]:
     ]
     for named in worker_sets(config):
         objects += _set_objects(config, named)
+    objects += [
+        render_training_runtime(config, None, w) for w in dispatched(config) if generates_runtime(w)
+    ]
     objects += [
         {
             "apiVersion": KUEUE_API,

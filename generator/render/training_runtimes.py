@@ -21,6 +21,7 @@ from typing import Any
 
 from generator import cloud_facts
 from generator.config import model
+from generator.operator_facts import GPU_TOLERATIONS
 from generator.render import datasets, disruption, fabric, frameworks, topology
 from generator.render.labels import workload_labels
 from generator.render.objects import Manifest, metadata
@@ -42,13 +43,21 @@ def generates_runtime(workload: model.Workload) -> bool:
 
 
 def render_training_runtime(
-    config: model.Config, cluster: model.Cluster, workload: model.Workload
+    config: model.Config, cluster: model.Cluster | None, workload: model.Workload
 ) -> Manifest:
-    on_cloud = replace(
-        workload,
-        resources=workload.resources_on(cluster.cloud),
-        data=datasets.on_cloud(workload, cluster.cloud),
-    )
+    """The runtime on `cluster`, or with `cluster` None the management cluster's
+    cloud-neutral copy for a dispatched TrainJob (render/dispatch.py)."""
+    if cluster is None:
+        assert workload.dispatch is not None
+        first = next(c for c in config.clusters if c.name in workload.dispatch.clusters)
+        # One `pvc:` claim on every worker (config/dispatch_rules.py): the first's is theirs.
+        on_cloud = replace(workload, data=datasets.on_cloud(workload, first.cloud))
+    else:
+        on_cloud = replace(
+            workload,
+            resources=workload.resources_on(cluster.cloud),
+            data=datasets.on_cloud(workload, cluster.cloud),
+        )
     launch = frameworks.Launch(
         command=frameworks.trainjob_command(workload),
         args=[],
@@ -56,10 +65,22 @@ def render_training_runtime(
         port_name="rendezvous",
     )
     container = render_trainer_container(on_cloud, launch, frameworks.TRAINJOB_NODE)
-    fabric.runtime_container_efa(config, cluster, workload, container)
+    if cluster is not None and workload.dispatch is None:
+        # Not on a dispatched TrainJob's runtime: the worker's Kueue finishes the run as
+        # "out of sync" unless the pod sets it builds from this runtime have the same
+        # containers as the manager's Workload, built from the cloud-neutral copy
+        # (kueue v0.17.6 pkg/controller/jobframework/reconciler.go EquivalentToWorkload,
+        # pkg/util/equality/podset.go comparePodTemplate: containers and init containers
+        # always, tolerations until admitted). Pod-level scheduling may differ.
+        fabric.runtime_container_efa(config, cluster, workload, container)
     pod_spec = render_pod_spec(on_cloud, container)
-    for addition in cloud_scheduling(cloud_facts.CLOUD_PROFILES[cluster.cloud], on_cloud):
-        add_to_pod_spec(pod_spec, addition)
+    if cluster is not None:
+        for addition in cloud_scheduling(cloud_facts.CLOUD_PROFILES[cluster.cloud], on_cloud):
+            add_to_pod_spec(pod_spec, addition)
+    elif workload.resources.gpu:
+        # As the manager's other dispatched objects (render/dispatch.py): only the GPU
+        # taint's toleration, the scheduling every worker shares.
+        add_to_pod_spec(pod_spec, {"tolerations": [dict(t) for t in GPU_TOLERATIONS]})
     labels = workload_labels(config, workload)
     meta = metadata(training_runtime_name(config, workload), labels)
     annotations = policy_annotations(config, workload)
