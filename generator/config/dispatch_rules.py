@@ -57,13 +57,6 @@ def _workload(
 ) -> Iterator[Found]:
     dispatch = workload.dispatch
     assert dispatch is not None
-    if workload.runtime not in model.DISPATCHABLE_RUNTIMES:
-        yield (
-            f"{path}.runtime",
-            f"a {workload.runtime} is not dispatched: Kueue's MultiKueue has no adapter for "
-            f"it; dispatch a {', '.join(model.DISPATCHABLE_RUNTIMES)}, or run it on fixed "
-            "clusters",
-        )
     if workload.training_runtime is not None:
         # The manager's Kueue builds a TrainJob's pod sets from the runtime it names
         # (kueue v0.17.6 pkg/controller/jobs/trainjob/trainjob_controller.go

@@ -308,13 +308,12 @@ class NcclSettings:
 
 
 DispatchMode = Literal["multikueue"]
-# What Kueue v0.17.6's MultiKueue can dispatch, of the runtimes mlgitops generates: each
-# has a MultiKueue adapter at that tag (pkg/controller/jobs/job/job_multikueue_adapter.go,
+# Every runtime mlgitops generates can be dispatched: each has a MultiKueue adapter in
+# Kueue v0.17.6 (pkg/controller/jobs/job/job_multikueue_adapter.go,
 # jobset/jobset_multikueue_adapter.go, kubeflow/jobs/pytorchjob/pytorch_multikueue_adapter.go,
 # kubeflow/jobs/tfjob/tfjob_multikueue_adapter.go, trainjob/trainjob_multikueue_adapter.go).
 # A trainjob's runtime is copied, cloud-neutral, to the manager, whose Kueue builds its pod
-# sets from it (render/dispatch.py). That is every runtime mlgitops generates.
-DISPATCHABLE_RUNTIMES = ("job", "pytorchjob", "tfjob", "jobset", "trainjob")
+# sets from it (render/dispatch.py). A runtime added to `Runtime` needs its adapter checked.
 
 
 @dataclass(frozen=True)
