@@ -528,3 +528,30 @@ def test_an_existing_claim_is_one_its_namespace_says_it_has(tree: Path, tmp_path
     (found,) = [line for line in result.output.splitlines() if "[MLG015]" in line]
     assert found.startswith("clusters/eks-training/workloads/namespaces/ml-workloads: ")
     assert "mounts PersistentVolumeClaim 'bert-vocab'" in found
+
+
+def test_declaring_another_bucket_renames_no_grant(tmp_path: Path) -> None:
+    """Config Connector deletes and creates again a renamed IAMPolicyMember: each bucket's
+    grant is named after its bucket, so one that sorts first leaves the others as they are."""
+
+    def grants(config: dict[str, Any], out: Path) -> dict[str, str]:
+        built = kustomize_build(_generate(config, out) / "clusters/gke-training/infrastructure")
+        return {
+            m["metadata"]["name"]: m["spec"]["resourceRef"]["external"]
+            for m in _of(built, "IAMPolicyMember")
+            if m["spec"]["resourceRef"].get("kind") == "StorageBucket"
+        }
+
+    config = _seeds()
+    (tmp_path / "before").mkdir()
+    before = grants(config, tmp_path / "before")
+    config["workloads"][1]["data"] = [
+        {"name": "corpus", "mountPath": "/data/corpus", "source": "gs://aaa_corpus.v2"}
+    ]
+    config["workloads"][1]["clusters"] = ["gke-training"]
+    (tmp_path / "after").mkdir()
+    after = grants(config, tmp_path / "after")
+    assert before.items() < after.items()
+    (added,) = set(after) - set(before)
+    assert after[added] == "aaa_corpus.v2"
+    assert added.startswith("gke-training-training-data-aaa-corpus-v2-")  # `_`, `.` as `-`

@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from generator.cluster import evaluate
-from generator.cluster.inventory import Fact
+from generator.cluster.inventory import QUEUE_LABEL, Fact
 from generator.config import model
+from generator.render.dispatch import MULTIKUEUE_CONTROLLER
 
 DISPATCH = "MLG032"
-MULTIKUEUE_CONTROLLER = "kueue.x-k8s.io/multikueue"
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def dispatched_findings(
                 evaluate.Finding(
                     path,
                     where,
-                    f"metadata.labels.{'kueue.x-k8s.io/queue-name'}",
+                    f"metadata.labels.{QUEUE_LABEL}",
                     f"its queue {fact['queue']!r} reaches no worker: no LocalQueue, "
                     "ClusterQueue with a MultiKueue AdmissionCheck and MultiKueueConfig "
                     "lead from it to a cluster, so it is never dispatched",

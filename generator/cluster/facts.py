@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from generator.render.datasets import MOUNTPOINT_ADDON
+
 MIB = 2**20
 GIB = 2**30
 
@@ -144,7 +146,6 @@ EFA_DAEMON_POD = DaemonPod(
 # (awslabs/mountpoint-s3-csi-driver charts/aws-mountpoint-s3-csi-driver at v2.7.0,
 # values.yaml and templates/node.yaml; the EKS add-on is built from that chart, its
 # defaults not read here: `aws eks describe-addon-configuration` would show them).
-MOUNTPOINT_ADDON = "aws-mountpoint-s3-csi-driver"
 ADDON_DAEMON_PODS = {
     MOUNTPOINT_ADDON: DaemonPod(
         "s3-csi-node",

@@ -10,9 +10,9 @@ import difflib
 from collections.abc import Iterator
 
 from generator.config import model
+from generator.render.dispatch import MANAGER
 
 Found = tuple[str, str]
-MANAGER = "management"  # render/dispatch.py MANAGER: the management cluster's folder
 
 
 def dispatch_problems(

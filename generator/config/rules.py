@@ -407,13 +407,13 @@ def _dataset_readers(workload: model.Workload, path: str, loaded: Loaded) -> Ite
                     f"{scheme}://BUCKET/PREFIX or pvc:CLAIM",
                 )
                 break
-            if dataset.sources:
-                where = f"{path}.data[{i}].sources.{cloud}"
+            # the cloud's own entry, where each cloud has one
+            here = f"{path}.data[{i}].sources.{cloud}" if dataset.sources else where
             if source.startswith("pvc:"):
                 continue
             if not source.startswith(f"{scheme}://"):
                 yield (
-                    where,
+                    here,
                     f"{source!r} cannot be mounted on {cloud} cluster {cluster.name!r}: its "
                     f"pods read {store} buckets ({scheme}://) or claims (pvc:); give the "
                     "source per cloud with sources",
@@ -421,7 +421,7 @@ def _dataset_readers(workload: model.Workload, path: str, loaded: Loaded) -> Ite
                 break
             if cluster.workload_identity is None:
                 yield (
-                    where,
+                    here,
                     f"nothing on cluster {cluster.name!r} can read {source!r}: the training "
                     f"pods get its bucket through workloadIdentity, which the cluster does not "
                     f"have (set clusters[{c}].workloadIdentity)",
@@ -655,9 +655,10 @@ def _dispatch_placement(workload: model.Workload, path: str, loaded: Loaded) -> 
         for _, c in loaded.clusters
         if c.name in workload.dispatch.clusters and not isinstance(c, model.LocalCluster)
     ]
-    reasons: list[str] = []
     for cluster in workers:
         yield from _shared_storage(workload, path, cluster)
+    reasons: list[str] = []
+    for cluster in workers:
         if _malformed_node_types(cluster):
             return  # the node type's own problem says it; its capacity is unknown
         if workload.resources.gpu and not _has_gpu_nodes(cluster):
@@ -666,7 +667,7 @@ def _dispatch_placement(workload: model.Workload, path: str, loaded: Loaded) -> 
         problems = [message for _, message in _pod_fits(workload, path, cluster)]
         problems += _run_fits_quota(workload, cluster)
         if not problems:
-            return
+            return  # this worker can admit it
         reasons.append(f"{cluster.name!r}: {problems[0]}")
     if workers and len(reasons) == len(workers):
         yield (

@@ -35,6 +35,7 @@ Per cloud (a dataset's `source`, or its `sources.<cloud>`):
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import replace
 from typing import Any
@@ -375,7 +376,7 @@ def gke_bucket_members(config: model.Config, cluster: model.GkeCluster) -> list[
         writable[bucket] = writable.get(bucket, False) or written
     return [
         {
-            "name": f"{account}-data-{index}",
+            "name": _bucket_member_name(account, bucket),
             "spec": {
                 "memberFrom": {"serviceAccountRef": {"name": account}},
                 "role": GCS_WRITE_ROLE if writable[bucket] else GCS_READ_ROLE,
@@ -386,8 +387,21 @@ def gke_bucket_members(config: model.Config, cluster: model.GkeCluster) -> list[
                 },
             },
         }
-        for index, bucket in enumerate(sorted(writable))
+        for bucket in sorted(writable)
     ]
+
+
+def _bucket_member_name(account: str, bucket: str) -> str:
+    """Named after its bucket, so that declaring another bucket renames no grant (Config
+    Connector would delete and create it again, and the pods would lose access a
+    while). Bucket names may hold `_` and `.`, which the name turns into `-`; where that
+    changes it, or it grows past 63 characters, a hash of the bucket keeps it unique."""
+    safe = bucket.replace("_", "-").replace(".", "-")
+    name = f"{account}-data-{safe}"
+    if safe == bucket and len(name) <= 63:
+        return name
+    digest = hashlib.sha256(bucket.encode()).hexdigest()[:8]
+    return f"{account}-data-{safe[: max(1, 63 - len(account) - 15)].rstrip('-')}-{digest}"
 
 
 def local_notes(config: model.Config, cluster: model.LocalCluster, namespace: str) -> list[str]:
