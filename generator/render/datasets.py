@@ -40,6 +40,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
+from generator.cluster import webhooks
 from generator.config import checks, model
 from generator.quantities import memory_bytes, millicores
 from generator.render.labels import platform_labels
@@ -67,7 +68,6 @@ S3_NOMINAL_SIZE = "1Ti"
 
 # --------------------------------------------------------- Cloud Storage FUSE (GKE)
 GCSFUSE_DRIVER = "gcsfuse.csi.storage.gke.io"
-GCSFUSE_ANNOTATION = "gke-gcsfuse/volumes"
 # The sidecar's share of the pod (pkg/webhook/config.go: `gke-gcsfuse/<key>` for each
 # of cpu, memory and ephemeral-storage requests and limits). CPU and memory with
 # requests equal to limits keep the pod Guaranteed; a zero ephemeral-storage limit is
@@ -170,7 +170,7 @@ def pod_annotations(workload: model.Workload) -> dict[str, str]:
         return {}
     cache = f"{GCSFUSE_FILE_CACHE_GI * len(found)}Gi"
     return {
-        GCSFUSE_ANNOTATION: "true",
+        webhooks.GCSFUSE_ENABLE_ANNOTATION: "true",
         "gke-gcsfuse/cpu-limit": GCSFUSE_SIDECAR_CPU,
         "gke-gcsfuse/cpu-request": GCSFUSE_SIDECAR_CPU,
         "gke-gcsfuse/ephemeral-storage-limit": "0",
@@ -182,10 +182,14 @@ def pod_annotations(workload: model.Workload) -> dict[str, str]:
 
 def sidecar_amounts(workload: model.Workload, cloud: str) -> tuple[int, int] | None:
     """(millicores, bytes) the gcsfuse sidecar asks for in the workload's pods on a cloud,
-    or None where it has none."""
-    if not gcs(replace(workload, data=on_cloud(workload, cloud))):
+    or None where it has none: what GKE's webhook reads from the pods' annotations, as
+    the cluster model reads it (cluster/webhooks.py)."""
+    seen = replace(workload, data=on_cloud(workload, cloud))
+    sidecar = webhooks.gcsfuse_sidecar(pod_annotations(seen))
+    if sidecar is None:
         return None
-    return millicores(GCSFUSE_SIDECAR_CPU), memory_bytes(GCSFUSE_SIDECAR_MEMORY)
+    requests = sidecar["resources"]["requests"]
+    return millicores(requests.get("cpu", "0")), memory_bytes(requests.get("memory", "0"))
 
 
 def _gcsfuse_volume(workload: model.Workload, dataset: model.Dataset) -> dict[str, Any]:
