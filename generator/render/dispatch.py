@@ -169,7 +169,7 @@ def queue_of(config: model.Config, workload: model.Workload) -> str:
     return set_name(config, tuple(n for n in order if n in workload.dispatch.clusters))
 
 
-def admission_check_name(config: model.Config, name: str) -> str:
+def admission_check_name(name: str) -> str:
     return f"{name}-multikueue"
 
 
@@ -292,7 +292,7 @@ def render_manager_platform(config: model.Config) -> list[Manifest]:
 def _set_objects(config: model.Config, named: tuple[str, ...]) -> list[Manifest]:
     labels = platform_labels(config)
     name = set_name(config, named)
-    check = admission_check_name(config, name)
+    check = admission_check_name(name)
     resources = ["cpu", "memory", cloud_facts.GPU_RESOURCE]
     total = fleet_quota(config, named)
     namespaces = sorted({w.namespace for w in dispatched(config) if queue_of(config, w) == name})
