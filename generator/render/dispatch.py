@@ -85,7 +85,7 @@ from generator.quantities import cpu_quantity, memory_quantity
 from generator.render import datasets
 from generator.render.labels import platform_labels
 from generator.render.objects import Manifest, Unit, metadata
-from generator.render.queues import KUEUE_API, flavor_quotas
+from generator.render.queues import KUEUE_API, cluster_queue, flavor_quotas
 from generator.render.runtimes import add_to_pods, render_training_object
 from generator.render.training_runtimes import generates_runtime, render_training_runtime
 from generator.render.workloads import render_namespace_base
@@ -296,37 +296,12 @@ def _set_objects(config: model.Config, named: tuple[str, ...]) -> list[Manifest]
     resources = ["cpu", "memory", cloud_facts.GPU_RESOURCE]
     total = fleet_quota(config, named)
     namespaces = sorted({w.namespace for w in dispatched(config) if queue_of(config, w) == name})
+    queue = cluster_queue(
+        name, labels, namespaces, resources, [(manager_flavor_name(config), total)]
+    )
+    queue["spec"]["admissionChecksStrategy"] = {"admissionChecks": [{"name": check}]}
     return [
-        {
-            "apiVersion": KUEUE_API,
-            "kind": "ClusterQueue",
-            "metadata": metadata(name, labels),
-            "spec": {
-                "namespaceSelector": {
-                    "matchExpressions": [
-                        {
-                            "key": "kubernetes.io/metadata.name",
-                            "operator": "In",
-                            "values": namespaces,
-                        }
-                    ]
-                },
-                "resourceGroups": [
-                    {
-                        "coveredResources": resources,
-                        "flavors": [
-                            {
-                                "name": manager_flavor_name(config),
-                                "resources": [
-                                    {"name": r, "nominalQuota": total[r]} for r in resources
-                                ],
-                            }
-                        ],
-                    }
-                ],
-                "admissionChecksStrategy": {"admissionChecks": [{"name": check}]},
-            },
-        },
+        queue,
         {
             "apiVersion": KUEUE_API,
             "kind": "AdmissionCheck",

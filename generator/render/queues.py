@@ -25,6 +25,7 @@ The objects use `kueue.x-k8s.io/v1beta2`, the version Kueue v0.17.6 stores
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from generator import cloud_facts
@@ -91,41 +92,57 @@ def render_cluster_queue_objects(config: model.Config, cluster: model.Cluster) -
     running = {w.namespace for w in config.workloads_on(cluster)}
     namespaces = sorted(queued_namespaces(config) & running)
     objects.append(
-        {
-            "apiVersion": KUEUE_API,
-            "kind": "ClusterQueue",
-            "metadata": metadata(cluster_queue_name(config), labels),
-            "spec": {
-                "namespaceSelector": {
-                    "matchExpressions": [
-                        {
-                            "key": "kubernetes.io/metadata.name",
-                            "operator": "In",
-                            "values": namespaces,
-                        }
-                    ]
-                },
-                "resourceGroups": [
-                    {
-                        "coveredResources": resources,
-                        "flavors": [
-                            {
-                                "name": name,
-                                "resources": [
-                                    {"name": r, "nominalQuota": quota[r]} for r in resources
-                                ],
-                            }
-                            for name, _, quota in flavors
-                        ],
-                    }
-                ],
-            },
-        }
+        cluster_queue(
+            cluster_queue_name(config),
+            labels,
+            namespaces,
+            resources,
+            [(name, quota) for name, _, quota in flavors],
+        )
     )
     return objects
 
 
 Flavor = tuple[str, dict[str, Any], dict[str, Any]]  # name, ResourceFlavor spec, quota
+
+
+def cluster_queue(
+    name: str,
+    labels: dict[str, str],
+    namespaces: Sequence[str],
+    resources: Sequence[str],
+    flavors: Sequence[tuple[str, Mapping[str, Any]]],
+) -> Manifest:
+    """A ClusterQueue for the pods of `namespaces`, one resource group covering
+    `resources`, with each flavor's (name, quota by resource)."""
+    return {
+        "apiVersion": KUEUE_API,
+        "kind": "ClusterQueue",
+        "metadata": metadata(name, labels),
+        "spec": {
+            "namespaceSelector": {
+                "matchExpressions": [
+                    {
+                        "key": "kubernetes.io/metadata.name",
+                        "operator": "In",
+                        "values": list(namespaces),
+                    }
+                ]
+            },
+            "resourceGroups": [
+                {
+                    "coveredResources": list(resources),
+                    "flavors": [
+                        {
+                            "name": flavor,
+                            "resources": [{"name": r, "nominalQuota": quota[r]} for r in resources],
+                        }
+                        for flavor, quota in flavors
+                    ],
+                }
+            ],
+        },
+    }
 
 
 def covers_efa(config: model.Config, cluster: model.Cluster) -> bool:
